@@ -1,0 +1,171 @@
+"""The one jinja2 environment and the overflow rules every channel shares.
+
+Templates live at ``templates/<channel>/<lang>/<name>.j2``; a folder ``templates/`` in the data
+dir overrides any of them, so a county can reword a message without touching code. Adding a
+language is adding templates (and a ``labels/<lang>.yaml``), no code.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+
+PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+# Right-to-left scripts, for dir="rtl" on pages and for ordering bilingual text.
+RTL_LANGUAGES = {"ug", "ar", "fa"}
+HTML_LANG = {"zh": "zh-Hans", "mn": "mn-Mong", "ug": "ug-Arab", "bo": "bo", "ii": "ii", "ko": "ko"}
+
+
+def _override_dir() -> Path | None:
+    data_dir = os.environ.get("GONGKAI_DATA_DIR", "./var")
+    path = Path(data_dir) / "templates"
+    return path if path.is_dir() else None
+
+
+@lru_cache(maxsize=8)
+def environment(override: str | None = None, autoescape: bool = False) -> Environment:
+    loaders = []
+    if override:
+        loaders.append(FileSystemLoader(override))
+    loaders.append(FileSystemLoader(str(PACKAGE_TEMPLATES)))
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=autoescape,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.globals["label"] = label
+    return env
+
+
+def get_template(channel: str, lang: str, name: str, *, html: bool = False):  # type: ignore[no-untyped-def]
+    """The template for ``lang``, falling back to Chinese when a language has none."""
+    override = _override_dir()
+    env = environment(str(override) if override else None, html)
+    try:
+        return env.get_template(f"{channel}/{lang}/{name}.j2")
+    except TemplateNotFound:
+        return env.get_template(f"{channel}/zh/{name}.j2")
+
+
+def has_templates(channel: str, lang: str) -> bool:
+    override = _override_dir()
+    dirs = [PACKAGE_TEMPLATES] + ([override] if override else [])
+    return any((d / channel / lang).is_dir() for d in dirs)
+
+
+def render(channel: str, lang: str, name: str, *, html: bool = False, **context: Any) -> str:
+    return get_template(channel, lang, name, html=html).render(lang=lang, **context).strip()
+
+
+@lru_cache(maxsize=32)
+def _labels(lang: str) -> dict[str, str]:
+    path = PACKAGE_TEMPLATES / "labels" / f"{lang}.yaml"
+    override = _override_dir()
+    data: dict[str, str] = {}
+    if path.exists():
+        data.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    if override and (override / "labels" / f"{lang}.yaml").exists():
+        data.update(yaml.safe_load((override / "labels" / f"{lang}.yaml").read_text("utf-8")) or {})
+    return data
+
+
+def label(key: str, lang: str = "zh") -> str:
+    """A UI word in ``lang`` (issuer, document number, …); Chinese, then the key, as fallback."""
+    return _labels(lang).get(key) or _labels("zh").get(key) or key
+
+
+# --- overflow -----------------------------------------------------------------------------
+
+
+def utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def split_to_fit(
+    text: str,
+    limit: int,
+    *,
+    measure=utf8_len,  # type: ignore[no-untyped-def]
+    reserve: int = 0,
+) -> list[str]:
+    """Split at paragraph, then line, then sentence boundaries so each piece fits ``limit``.
+
+    Never cuts inside a character (we measure whole code points) and never splits on U+202F,
+    the narrow no-break space that joins Mongolian suffixes. ``reserve`` is room the caller
+    keeps for a header or footer on every piece.
+    """
+    budget = limit - reserve
+    if budget <= 0:
+        raise ValueError("the reserve leaves no room for text")
+    if measure(text) <= budget:
+        return [text]
+    pieces: list[str] = []
+    current = ""
+    for unit in _units(text, budget, measure):
+        candidate = unit if not current else current + unit
+        if measure(candidate) <= budget:
+            current = candidate
+        else:
+            if current.strip():
+                pieces.append(current.strip("\n"))
+            current = unit.lstrip("\n")
+    if current.strip():
+        pieces.append(current.strip("\n"))
+    return pieces
+
+
+_SENTENCE_ENDS = "。！？；!?;\n᠃᠉"
+
+
+def _units(text: str, budget: int, measure) -> list[str]:  # type: ignore[no-untyped-def]
+    """Paragraphs (with their trailing blank line); oversized ones broken further."""
+    out: list[str] = []
+    paragraphs = text.split("\n\n")
+    for i, para in enumerate(paragraphs):
+        para = para + ("\n\n" if i < len(paragraphs) - 1 else "")
+        if measure(para) <= budget:
+            out.append(para)
+            continue
+        sentence = ""
+        for ch in para:
+            sentence += ch
+            if ch in _SENTENCE_ENDS:
+                out.extend(_hard_cut(sentence, budget, measure))
+                sentence = ""
+        if sentence:
+            out.extend(_hard_cut(sentence, budget, measure))
+    return out
+
+
+def _hard_cut(text: str, budget: int, measure) -> list[str]:  # type: ignore[no-untyped-def]
+    """Last resort for a sentence longer than a whole message: cut between characters,
+    preferring an ordinary space, never U+202F."""
+    if measure(text) <= budget:
+        return [text]
+    pieces: list[str] = []
+    current = ""
+    last_space = -1
+    for ch in text:
+        if measure(current + ch) > budget:
+            if last_space > 0:
+                pieces.append(current[: last_space + 1])
+                current = current[last_space + 1 :]
+            else:
+                pieces.append(current)
+                current = ""
+            last_space = -1
+        current += ch
+        if ch == " ":
+            last_space = len(current) - 1
+    if current:
+        pieces.append(current)
+    return pieces

@@ -1,0 +1,51 @@
+"""Provider limits shared by every worker through Redis (the ``limits`` library).
+
+Two, five or twenty workers together must never exceed a robot's 20 messages a minute: the
+moving window lives in Redis and is hit atomically by a Lua script. A worker that finds a
+limit reached does not wait; it gets the number of seconds until a slot frees and defers the
+job, so other channels keep flowing.
+"""
+
+from __future__ import annotations
+
+import time
+
+from limits import parse
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from gongkai.channels.base import RateLimit
+
+
+class RateLimiter:
+    def __init__(self, redis_url: str, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._storage = RedisStorage(_limits_uri(redis_url)) if enabled else None
+        self._limiter = MovingWindowRateLimiter(self._storage) if self._storage else None
+
+    async def acquire(self, wanted: list[RateLimit]) -> float | None:
+        """Take one slot from every limit; None when taken, else seconds to wait.
+
+        Limits are hit in order; when a later one refuses, the earlier slots stay spent. That
+        errs on the side of sending less, never more.
+        """
+        if not self.enabled or not wanted or self._limiter is None:
+            return None
+        for item in wanted:
+            limit = parse(item.rate)
+            if not await self._limiter.hit(limit, "gongkai", item.key):
+                stats = await self._limiter.get_window_stats(limit, "gongkai", item.key)
+                return max(0.05, stats.reset_time - time.time())
+        return None
+
+    async def close(self) -> None:
+        # limits' storage owns its own connection pool; nothing else to release.
+        return None
+
+
+def _limits_uri(redis_url: str) -> str:
+    if redis_url.startswith("unix://"):
+        return "async+redis+unix://" + redis_url[len("unix://"):]
+    if redis_url.startswith(("redis://", "rediss://")):
+        return "async+" + redis_url
+    return redis_url

