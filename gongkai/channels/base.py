@@ -148,6 +148,9 @@ class Channel:
     # one delivery per item rather than per target (the web page, the official account)
     targetless: ClassVar[bool] = False
     can_recall: ClassVar[bool] = False
+    # reaches the item when the target's region is an ancestor of the item's region too (a
+    # county-wide official account carries a village's notice)
+    broadcast: ClassVar[bool] = False
 
     def render(self, item: ItemView, target: TargetView, public_url: str) -> Rendered:
         raise NotImplementedError
@@ -157,6 +160,11 @@ class Channel:
 
     async def send(self, part: dict[str, Any], ctx: SendContext) -> SentPart:
         raise NotImplementedError
+
+    async def poll(self, provider_message_id: str, ctx: SendContext) -> SentPart | None:
+        """For a part the provider accepted as pending: None while still pending, a final
+        SentPart once done; raise PermanentError when the provider rejected it."""
+        return None
 
     async def recall(self, provider_message_ids: list[str], ctx: SendContext) -> str:
         """Delete what was sent; return a short note for the log. Raise when impossible."""

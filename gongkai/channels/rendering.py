@@ -169,3 +169,19 @@ def _hard_cut(text: str, budget: int, measure) -> list[str]:  # type: ignore[no-
     if current:
         pieces.append(current)
     return pieces
+
+
+# --- Markdown -----------------------------------------------------------------------------
+
+_MD = None
+
+
+def render_markdown(text: str) -> str:
+    """Markdown to safe HTML: raw HTML is escaped, javascript: links are refused."""
+    global _MD
+    if _MD is None:
+        from markdown_it import MarkdownIt
+
+        _MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+        _MD.enable("table")
+    return _MD.render(text or "")

@@ -1,0 +1,207 @@
+"""The JSON API under ``/api/v1`` (routes in the contract)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from sqlmodel import select
+
+from gongkai.bot.auth import principal, require
+from gongkai.bot.keys import CALENDAR, HTTP, MAKER, POOL, SEALER, SETTINGS
+from gongkai.bot.openapi import openapi_document
+from gongkai.dispatch.ingest import ItemConflict, ingest_item
+from gongkai.dispatch.queue import enqueue_delivery
+from gongkai.dispatch.recall import recall_item
+from gongkai.domain.items import FieldError, ItemRefused, parse_item
+from gongkai.storage.models import AuditEntry, Delivery, DeliveryStatus, Item, Role
+from gongkai.storage.queries import (
+    DeliveryFilter,
+    attempts_for,
+    counts_by_channel,
+    deliveries_csv,
+    delivery_public,
+    item_public,
+    list_deliveries,
+    target_labels,
+)
+from gongkai.storage.types import utcnow
+
+routes = web.RouteTableDef()
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def _refused(errors: list[FieldError]) -> web.Response:
+    return _json(ItemRefused(errors).as_json(), status=422)
+
+
+@routes.post("/api/v1/items")
+@require(Role.publisher)
+async def post_item(request: web.Request) -> web.Response:
+    """Ingest one approved item; the same id again is idempotent."""
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _refused([FieldError(field="(body)", message="不是有效的 JSON / not valid JSON")])
+    app = request.app
+    who = await principal(request)
+    try:
+        item_in = parse_item(data)
+        async with app[MAKER]() as session:
+            result = await ingest_item(
+                session, app[SEALER], item_in, actor=who["name"] if who else "?",
+                public_url=app[SETTINGS].public_url, calendar=app[CALENDAR], pool=app[POOL],
+                tz=app[SETTINGS].tz,
+            )
+            counts = await counts_by_channel(session, result.item.id)
+    except ItemRefused as exc:
+        return _json(exc.as_json(), status=422)
+    except ItemConflict as exc:
+        return _json({"error": "conflict", "message": str(exc)}, status=409)
+    body = item_public(result.item, counts)
+    body["planned"] = [
+        {"id": d.id, "channel": d.channel, "region": d.region_code, "languages": d.languages,
+         "status": d.status, "notes": d.notes}
+        for d in result.deliveries
+    ]
+    body["warnings"] = result.warnings
+    return _json(body, status=201 if result.created else 200)
+
+
+@routes.get("/api/v1/items/{id}")
+@require(Role.viewer)
+async def get_item(request: web.Request) -> web.Response:
+    async with request.app[MAKER]() as session:
+        item = await session.get(Item, request.match_info["id"])
+        if item is None:
+            raise web.HTTPNotFound(text='{"error": "no such item"}', content_type="application/json")
+        return _json(item_public(item, await counts_by_channel(session, item.id)))
+
+
+@routes.get("/api/v1/items/{id}/deliveries")
+@require(Role.viewer)
+async def get_item_deliveries(request: web.Request) -> web.Response:
+    async with request.app[MAKER]() as session:
+        item = await session.get(Item, request.match_info["id"])
+        if item is None:
+            raise web.HTTPNotFound(text='{"error": "no such item"}', content_type="application/json")
+        rows = list((await session.exec(
+            select(Delivery).where(Delivery.item_id == item.id).order_by(Delivery.id)
+        )).all())
+        attempts = await attempts_for(session, [d.id for d in rows if d.id])
+        labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
+        return _json({
+            "item": item.id,
+            "deliveries": [
+                {**delivery_public(d, labels.get(d.target_id or -1), attempts.get(d.id or -1, [])),
+                 "payload": d.payload}
+                for d in rows
+            ],
+        })
+
+
+@routes.post("/api/v1/items/{id}/recall")
+@require(Role.publisher)
+async def post_recall(request: web.Request) -> web.Response:
+    app = request.app
+    who = await principal(request)
+    async with app[MAKER]() as session:
+        item = await session.get(Item, request.match_info["id"])
+        if item is None:
+            raise web.HTTPNotFound(text='{"error": "no such item"}', content_type="application/json")
+        report = await recall_item(session, app[SEALER], app[SETTINGS], app[HTTP], item,
+                                   who["name"] if who else "?", redis=app[POOL])
+    return _json({"item": item.id, "status": "recalled", **report.as_json()})
+
+
+def _filter_from_query(q: Any) -> DeliveryFilter:
+    def dt(name: str) -> datetime | None:
+        value = q.get(name)
+        if not value:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise web.HTTPUnprocessableEntity(
+                text=json.dumps({"error": f"{name}: not an ISO date"}), content_type="application/json"
+            ) from None
+        return parsed if parsed.tzinfo else parsed.astimezone()
+
+    try:
+        limit = min(int(q.get("limit", 100)), 10000)
+        after = int(q["after"]) if q.get("after") else None
+    except ValueError:
+        raise web.HTTPUnprocessableEntity(
+            text='{"error": "limit and after must be numbers"}', content_type="application/json"
+        ) from None
+    if q.get("status") and q["status"] not in DeliveryStatus.__members__:
+        raise web.HTTPUnprocessableEntity(
+            text=json.dumps({"error": f"status: one of {', '.join(DeliveryStatus.__members__)}"}),
+            content_type="application/json",
+        )
+    return DeliveryFilter(
+        item=q.get("item") or None, channel=q.get("channel") or None,
+        status=q.get("status") or None, region=q.get("region") or None,
+        since=dt("since"), until=dt("until"), limit=limit, after_id=after,
+    )
+
+
+@routes.get("/api/v1/deliveries")
+@require(Role.viewer)
+async def get_deliveries(request: web.Request) -> web.StreamResponse:
+    f = _filter_from_query(request.query)
+    as_csv = request.query.get("format") == "csv"
+    if as_csv and "limit" not in request.query:
+        f.limit = 10000
+    async with request.app[MAKER]() as session:
+        rows = await list_deliveries(session, f)
+        labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
+    data = [delivery_public(d, labels.get(d.target_id or -1)) for d in rows]
+    if as_csv:
+        return web.Response(
+            text=deliveries_csv(data), content_type="text/csv", charset="utf-8",
+            headers={"Content-Disposition": 'attachment; filename="deliveries.csv"'},
+        )
+    next_after = rows[-1].id if len(rows) == f.limit and rows else None
+    return _json({"deliveries": data, "next_after": next_after})
+
+
+@routes.post("/api/v1/deliveries/{id}/retry")
+@require(Role.admin)
+async def post_retry(request: web.Request) -> web.Response:
+    """Requeue a dead or failed delivery; delivered ones are never sent again."""
+    app = request.app
+    who = await principal(request)
+    try:
+        delivery_id = int(request.match_info["id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    async with app[MAKER]() as session:
+        d = await session.get(Delivery, delivery_id)
+        if d is None:
+            raise web.HTTPNotFound(text='{"error": "no such delivery"}', content_type="application/json")
+        item = await session.get(Item, d.item_id)
+        if d.status not in (DeliveryStatus.dead, DeliveryStatus.failed) or (
+            item is not None and item.status == "recalled"
+        ):
+            return _json({"error": f"delivery {d.id} is {d.status}; only dead or failed deliveries "
+                                   "of live items can be retried"}, status=409)
+        d.status = DeliveryStatus.queued
+        d.not_before = None
+        d.updated_at = utcnow()
+        session.add(d)
+        session.add(AuditEntry(actor=who["name"] if who else "?", action="retry",
+                               item_id=d.item_id, detail={"delivery": d.id}))
+        await session.commit()
+    await enqueue_delivery(app[POOL], delivery_id)
+    return _json({"id": delivery_id, "status": "queued"})
+
+
+@routes.get("/api/v1/openapi.json")
+async def get_openapi(request: web.Request) -> web.Response:
+    return _json(openapi_document(request.app[SETTINGS].public_url))

@@ -1,0 +1,416 @@
+"""Item bodies (Markdown) turned into what chat providers accept, and cut into messages.
+
+Two dialects: WeCom robot markdown (headings, bold, links, quotes, inline code, font colours;
+no tables, no italics) and Telegram's HTML parse mode (only ``b i u s a code pre blockquote
+tg-spoiler`` and the entities ``&lt; &gt; &amp; &quot;``). Both are produced as a list of
+*blocks* — self-contained pieces that never leave a tag open — so a long bilingual item can
+be cut between blocks without ever producing markup the provider rejects.
+
+Pure functions over strings: no aiohttp, no aiogram, so renderers stay fast to test.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import zip_longest
+from typing import Any
+from urllib.parse import quote
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from gongkai.channels.base import ItemView, TargetView
+from gongkai.channels.rendering import render, split_to_fit
+
+_MD = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+_TAG = re.compile(r"<[^>]*>")
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_AROUND_NEWLINE = re.compile(r"[ \t]*\n[ \t]*")
+_SAFE_SCHEMES = ("http://", "https://", "tg://", "mailto:")
+
+# Between the language versions of one bilingual message: script-neutral, visible everywhere.
+LANGUAGE_DIVIDER = "────────"
+
+Measure = Callable[[str], int]
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+def escape_html(text: str) -> str:
+    """Escape for Telegram: exactly the four entities it documents, nothing numeric."""
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+def utf16_len(text: str) -> int:
+    """Telegram counts text in UTF-16 code units; counting them never undercounts."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def html_to_plain(markup: str) -> str:
+    """The text a reader sees once Telegram has parsed the tags and entities."""
+    return html.unescape(_TAG.sub("", markup))
+
+
+def visible_length(markup: str) -> int:
+    """Length of ``markup`` as Telegram measures its 4096 limit (after entity parsing)."""
+    return utf16_len(html_to_plain(markup))
+
+
+# --- languages -------------------------------------------------------------------------------
+
+
+def plan_languages(item: ItemView, target: TargetView) -> tuple[list[str], list[str]]:
+    """The languages to write, in the target's order, and notes for missing translations.
+
+    A missing translation never blocks the message: Chinese takes its place (once).
+    """
+    langs: list[str] = []
+    notes: list[str] = []
+    for lang in target.languages or ("zh",):
+        chosen = lang if item.has_language(lang) else "zh"
+        if chosen != lang:
+            notes.append(f"translation missing: {lang}")
+        if chosen not in langs:
+            langs.append(chosen)
+    return langs, notes
+
+
+def item_fields(item: ItemView, lang: str) -> dict[str, Any]:
+    """Title, summary, body, issuer in ``lang``, each falling back to the Chinese original."""
+    return {
+        "title": item.text(lang, "title") or item.title,
+        "summary": item.text(lang, "summary") or ("" if lang != "zh" else item.summary),
+        "body": item.text(lang, "body") or ("" if lang != "zh" else item.body),
+        "issuer": item.text(lang, "issuer") or item.issuer or "",
+        "doc_number": item.doc_number or "",
+        "issued_at": item.issued_at,
+        "urgent": item.urgent,
+    }
+
+
+# --- overflow --------------------------------------------------------------------------------
+
+
+def fit_parts(
+    blocks: Sequence[str],
+    footer: str,
+    *,
+    limit: int,
+    measure: Measure,
+    oversized: Callable[[str, int], list[str]],
+    prefix: str = "",
+    sep: str = "\n\n",
+) -> list[str]:
+    """One message when everything fits, else numbered parts cut between blocks.
+
+    Every part starts with ``prefix`` (the urgent marker) and ends with ``footer`` (the links),
+    so a reader who sees only one part still knows it is urgent and can open the whole item.
+    Text measures are additive over blocks (tags have no visible length), so a running sum
+    is exact.
+    """
+    whole = sep.join([*blocks, footer])
+    if prefix:
+        whole = f"{prefix}\n{whole}"
+    if measure(whole) <= limit:
+        return [whole]
+    reserve = measure(prefix + _number(999, 999) + "\n") + measure(sep + footer)
+    budget = limit - reserve
+    if budget <= 0:
+        raise ValueError("the footer leaves no room for text")
+    pieces: list[list[str]] = []
+    size = 0
+    for block in blocks:
+        chunks = [block] if measure(block) <= budget else oversized(block, budget)
+        for chunk in chunks:
+            grown = size + measure(sep) + measure(chunk)
+            if pieces and grown <= budget:
+                pieces[-1].append(chunk)
+                size = grown
+            else:
+                pieces.append([chunk])
+                size = measure(chunk)
+    total = len(pieces)
+    return [
+        f"{prefix}{_number(i, total)}\n{sep.join(piece)}{sep}{footer}"
+        for i, piece in enumerate(pieces, start=1)
+    ]
+
+
+def _number(index: int, total: int) -> str:
+    return f"（{index}/{total}）"
+
+
+def split_plain_html(block: str, budget: int) -> list[str]:
+    """A Telegram block bigger than a message: give up its formatting, keep every word."""
+    return [escape_html(p) for p in split_to_fit(html_to_plain(block), budget, measure=utf16_len)]
+
+
+def split_markdown(block: str, budget: int) -> list[str]:
+    return split_to_fit(block, budget)
+
+
+# --- Markdown → blocks -----------------------------------------------------------------------
+
+
+class _Dialect:
+    """How one provider spells each Markdown construct."""
+
+    def text(self, s: str) -> str:
+        return s
+
+    def opener(self, tok: Token) -> tuple[str, str]:
+        return "", ""
+
+    def code(self, s: str) -> str:
+        return s
+
+    def image(self, alt: str, src: str) -> str:
+        return alt
+
+    def heading(self, level: int, inline: str) -> str:
+        return inline
+
+    def quote(self, inner: list[str]) -> str:
+        return "\n".join(inner)
+
+    def pre(self, content: str) -> str:
+        return content
+
+    def bullet(self, marker: str, text: str) -> str:
+        return f"{marker} {text}"
+
+    def rule(self) -> str:
+        return "———"
+
+
+class TelegramDialect(_Dialect):
+    def text(self, s: str) -> str:
+        return escape_html(s)
+
+    def opener(self, tok: Token) -> tuple[str, str]:
+        tags = {"strong_open": "b", "em_open": "i", "s_open": "s"}
+        if tok.type in tags:
+            return f"<{tags[tok.type]}>", f"</{tags[tok.type]}>"
+        href = str(tok.attrs.get("href", ""))
+        if tok.type == "link_open" and href.startswith(_SAFE_SCHEMES):
+            return f'<a href="{escape_html(href)}">', "</a>"
+        return "", ""
+
+    def code(self, s: str) -> str:
+        return f"<code>{escape_html(s)}</code>"
+
+    def image(self, alt: str, src: str) -> str:
+        if src.startswith(_SAFE_SCHEMES):
+            return f'<a href="{escape_html(src)}">{escape_html(alt or src)}</a>'
+        return escape_html(alt)
+
+    def heading(self, level: int, inline: str) -> str:
+        return f"<b>{inline}</b>"
+
+    def quote(self, inner: list[str]) -> str:
+        return "<blockquote>" + "\n".join(inner) + "</blockquote>"
+
+    def pre(self, content: str) -> str:
+        return f"<pre>{escape_html(content)}</pre>"
+
+    def bullet(self, marker: str, text: str) -> str:
+        return f"{'•' if marker == '-' else marker} {text}"
+
+
+class WeComDialect(_Dialect):
+    def opener(self, tok: Token) -> tuple[str, str]:
+        if tok.type == "strong_open":
+            return "**", "**"
+        href = str(tok.attrs.get("href", ""))
+        if tok.type == "link_open" and href.startswith(_SAFE_SCHEMES):
+            return "[", f"]({href})"
+        return "", ""  # WeCom shows *italics* and ~~strikes~~ literally: drop the marks
+
+    def code(self, s: str) -> str:
+        return f"`{s}`"
+
+    def image(self, alt: str, src: str) -> str:
+        return f"[{alt or src}]({src})" if src.startswith(_SAFE_SCHEMES) else alt
+
+    def heading(self, level: int, inline: str) -> str:
+        return "#" * min(level, 6) + " " + inline
+
+    def quote(self, inner: list[str]) -> str:
+        return "\n".join("> " + line for line in "\n".join(inner).split("\n"))
+
+
+def markdown_blocks(source: str, dialect: _Dialect) -> list[str]:
+    """Top-level blocks of ``source``, each closing every tag it opens (a safe cut point)."""
+    tokens = _MD.parse(source or "")
+    return [b for b in _blocks(tokens, 0, len(tokens), dialect) if b.strip()]
+
+
+def markdown_to_telegram_html(source: str) -> str:
+    return "\n\n".join(markdown_blocks(source, TelegramDialect()))
+
+
+def markdown_to_wecom(source: str) -> str:
+    return "\n\n".join(markdown_blocks(source, WeComDialect()))
+
+
+def _close_of(tokens: list[Token], start: int) -> int:
+    depth = 0
+    for i in range(start, len(tokens)):
+        depth += tokens[i].nesting
+        if depth == 0:
+            return i
+    return len(tokens) - 1
+
+
+def _blocks(tokens: list[Token], start: int, end: int, d: _Dialect) -> list[str]:
+    out: list[str] = []
+    i = start
+    while i < end:
+        tok = tokens[i]
+        close = _close_of(tokens, i) if tok.nesting == 1 else i
+        kind = tok.type
+        if kind in ("paragraph_open", "heading_open"):
+            inline = _inline(tokens[i + 1].children or [], d).strip()
+            out.append(d.heading(int(tok.tag[1:]), inline) if kind == "heading_open" else inline)
+        elif kind == "blockquote_open":
+            out.append(d.quote(_blocks(tokens, i + 1, close, d)))
+        elif kind in ("bullet_list_open", "ordered_list_open"):
+            out.append(_list(tokens, i, close, d))
+        elif kind == "table_open":
+            out.append(_table(tokens, i, close, d))
+        elif kind in ("fence", "code_block"):
+            out.append(d.pre(tok.content.rstrip("\n")))
+        elif kind == "hr":
+            out.append(d.rule())
+        elif kind == "html_block":
+            text = html.unescape(_TAG.sub("", _BR.sub("\n", tok.content))).strip()
+            if text:
+                out.append(d.text(text))
+        i = close + 1
+    return out
+
+
+def _list(tokens: list[Token], start: int, end: int, d: _Dialect) -> str:
+    ordered = tokens[start].type == "ordered_list_open"
+    number = int(tokens[start].attrs.get("start", 1) or 1)
+    lines: list[str] = []
+    i = start + 1
+    while i < end:
+        close = _close_of(tokens, i)
+        if tokens[i].type == "list_item_open":
+            inner = "\n".join(_blocks(tokens, i + 1, close, d)).replace("\n", "\n  ")
+            lines.append(d.bullet(f"{number}." if ordered else "-", inner))
+            number += 1
+        i = close + 1
+    return "\n".join(lines)
+
+
+def _table(tokens: list[Token], start: int, end: int, d: _Dialect) -> str:
+    """Tables flattened to one line per row, "header: cell", since neither dialect has tables."""
+    header: list[str] = []
+    rows: list[list[str]] = []
+    in_head = False
+    for tok in tokens[start:end]:
+        if tok.type in ("thead_open", "thead_close"):
+            in_head = tok.type == "thead_open"
+        elif tok.type == "tr_open" and not in_head:
+            rows.append([])
+        elif tok.type == "inline":
+            cell = _inline(tok.children or [], d).strip()
+            (header if in_head else rows[-1]).append(cell)
+    if not rows:
+        return d.bullet("-", " · ".join(header))
+    lines = []
+    for row in rows:
+        pairs = [f"{h}: {c}" if h else c for h, c in zip_longest(header, row, fillvalue="") if c]
+        lines.append(d.bullet("-", " · ".join(pairs)))
+    return "\n".join(lines)
+
+
+def _inline(children: list[Token], d: _Dialect) -> str:
+    out: list[str] = []
+    closers: list[str] = []
+    for tok in children:
+        kind = tok.type
+        if kind == "text":
+            out.append(d.text(tok.content))
+        elif kind in ("softbreak", "hardbreak"):
+            out.append("\n")
+        elif kind == "code_inline":
+            out.append(d.code(tok.content))
+        elif kind == "image":
+            alt = "".join(c.content for c in tok.children or [])
+            out.append(d.image(alt, str(tok.attrs.get("src", ""))))
+        elif kind == "html_inline":
+            out.append("\n" if _BR.fullmatch(tok.content.strip()) else "")
+        elif tok.nesting == 1:
+            opening, closing = d.opener(tok)
+            out.append(opening)
+            closers.append(closing)
+        elif tok.nesting == -1 and closers:
+            out.append(closers.pop())
+    out.extend(reversed(closers))
+    return _AROUND_NEWLINE.sub("\n", "".join(out))
+
+
+# --- composing one chat message in several languages -----------------------------------------
+
+_BODY = "\x00body\x00"  # where the template puts the body; replaced by the body's own blocks
+
+
+@dataclass
+class Composition:
+    """The pieces of a bilingual chat message before it is cut to the provider's limit."""
+
+    blocks: list[str]
+    footer: str  # the links, one per language, ending every part
+    prefix: str  # urgent markers, starting every part
+    langs: list[str]
+    notes: list[str]
+
+
+def compose(
+    item: ItemView,
+    target: TargetView,
+    public_url: str,
+    *,
+    channel: str,
+    ext: str,
+    dialect: _Dialect,
+    escape: Callable[[str], str],
+) -> Composition:
+    """Render each language's template in the target's order (Mongolian first for [mn, zh]).
+
+    Templates ``message.<ext>``, ``link.<ext>`` and ``urgent.<ext>`` per language decide the
+    wording; this code only orders, escapes and keeps block boundaries.
+    """
+    langs, notes = plan_languages(item, target)
+    page_url = f"{public_url.rstrip('/')}/p/{quote(item.id, safe='')}"
+    blocks: list[str] = []
+    links: list[str] = []
+    urgent: list[str] = []
+    for n, lang in enumerate(langs):
+        fields = item_fields(item, lang)
+        body = markdown_blocks(fields.pop("body"), dialect)
+        context = {k: escape(v) if isinstance(v, str) else v for k, v in fields.items()}
+        urls = {"page_url": escape(page_url), "lang_url": escape(f"{page_url}?lang={lang}")}
+        text = render(
+            channel, lang, f"message.{ext}", body=_BODY if body else "", **context, **urls
+        )
+        if n:
+            blocks.append(escape(LANGUAGE_DIVIDER))
+        for block in text.split("\n\n"):
+            if block.strip() == _BODY:
+                blocks.extend(body)
+            elif block.strip():
+                blocks.append(block.strip("\n").replace(_BODY, "\n".join(body)))
+        links.append(render(channel, lang, f"link.{ext}", **urls))
+        if item.urgent:
+            urgent.append(render(channel, lang, f"urgent.{ext}"))
+    return Composition(blocks, "\n".join(links), "".join(urgent), langs, notes)

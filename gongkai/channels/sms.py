@@ -1,0 +1,365 @@
+"""SMS through Aliyun Dysms or Tencent Cloud SMS: fill an approved template, batch the numbers.
+
+A channel cannot send free text by SMS: the county's template is approved in advance and we
+only fill its variables, each capped at a per-account length (providers.md: unconfirmed,
+~35 characters on Aliyun, ~12 on some Tencent accounts). One part is one provider request with
+the same variables for every number in it, so an accepted part is never sent twice: neither
+provider deduplicates for us.
+
+Account (``target.account``, from the directory): ``provider`` aliyun|tencent,
+``access_key_id``/``access_key_secret`` (Tencent: or ``secret_id``/``secret_key``),
+``sign_name``, ``template_code``, optional ``template_codes`` {lang: code},
+``template_text`` (the approved wording, e.g. ``您好，{title}已发布，详情：{link}``; Aliyun's
+``${title}`` works too) and ``template_texts`` {lang: text}, ``variable_max_len``,
+``sdk_app_id`` and ``tencent_region`` (Tencent), ``requests_per_second`` (default 20),
+``batch_size``, ``per_number_daily``. Tencent numbers its variables: ``{1}`` is the first
+variable named in ``template_text``, ``{2}`` the second, and so on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+import unicodedata
+import uuid
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+
+from gongkai.channels import rendering
+from gongkai.channels.base import (
+    Channel,
+    ItemView,
+    PermanentError,
+    RateLimit,
+    Rendered,
+    SendContext,
+    SentPart,
+    TargetView,
+    TransientError,
+)
+from gongkai.channels.sms_providers import (
+    ALIYUN,
+    DEFAULT_VARIABLE_MAX_LEN,
+    MAX_NUMBERS,
+    PROVIDERS,
+    TENCENT,
+    aliyun_send_params,
+    aliyun_verdict,
+    e164,
+    mainland_mobile,
+    mask,
+    percent_encode,
+    tencent_send_request,
+    tencent_verdict,
+)
+
+SINGLE_SEGMENT = 70  # characters, 【sign】 included
+MULTI_SEGMENT = 67  # per segment once a message is split (the rest carries the joining header)
+ELLIPSIS = "…"
+_VARIABLE = re.compile(r"\$?\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Whitespace we may fold; U+202F joins Mongolian suffixes and must survive.
+_FOLDABLE_SPACE = re.compile(r"[ \t\r\n\u3000]+")
+# Never left dangling at the end of a cut: Mongolian joiners and vowel separator, spaces.
+_NO_TRAILING = " \u202f\u180e\u200d"
+DEFAULT_TIMEOUT = 30.0
+
+
+# --- text --------------------------------------------------------------------------------------
+
+
+def sms_length(text: str) -> int:
+    """Characters as the providers bill them: UCS-2 code units (Mongolian is in the BMP)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def segments(chars: int) -> int:
+    return 1 if chars <= SINGLE_SEGMENT else math.ceil(chars / MULTI_SEGMENT)
+
+
+def _belongs_to_previous(ch: str) -> bool:
+    """Marks and selectors shape the character before them; a cut must not orphan them."""
+    return (
+        unicodedata.combining(ch) != 0
+        or unicodedata.category(ch) in ("Mn", "Me")
+        or "\u180b" <= ch <= "\u180d"
+        or ch == "\u180f"
+        or "\ufe00" <= ch <= "\ufe0f"
+        or ch == "\u200d"
+    )
+
+
+def shorten(text: str, limit: int) -> str:
+    """Fold whitespace and cut to ``limit`` characters with "…", never between a character
+    and its marks, never leaving a Mongolian suffix joiner (U+202F) hanging."""
+    text = _FOLDABLE_SPACE.sub(" ", text).strip()
+    if sms_length(text) <= limit:
+        return text
+    if limit <= 1:
+        return ELLIPSIS[:limit]
+    cut = limit - 1
+    while sms_length(text[:cut]) > cut:  # astral characters count twice
+        cut -= 1
+    while cut > 0 and _belongs_to_previous(text[cut]):
+        cut -= 1
+    return text[:cut].rstrip(_NO_TRAILING) + ELLIPSIS
+
+
+def template_variables(template_text: str) -> list[str]:
+    """Variable names in order of first appearance (Tencent's {1}, {2}, … order)."""
+    names: list[str] = []
+    for m in _VARIABLE.finditer(template_text):
+        if m.group(1) not in names:
+            names.append(m.group(1))
+    return names
+
+
+def fill(template_text: str, values: dict[str, str]) -> str:
+    return _VARIABLE.sub(lambda m: values.get(m.group(1), ""), template_text)
+
+
+# --- render ------------------------------------------------------------------------------------
+
+
+def _language(item: ItemView, target: TargetView, account: dict[str, Any], notes: list[str]) -> str:
+    """The first wanted language we can really send: it needs a translation and an approved
+    template of its own; Chinese otherwise (a missing language never blocks the message)."""
+    codes = account.get("template_codes") or {}
+    for lang in target.languages or ("zh",):
+        if lang == "zh":
+            return "zh"
+        if not item.has_language(lang):
+            notes.append(f"translation missing: {lang}")
+        elif not codes.get(lang):
+            notes.append(f"no {lang} template: Chinese sent")
+        else:
+            return lang
+    return "zh"
+
+
+def _template(account: dict[str, Any], lang: str, notes: list[str]) -> tuple[str, str]:
+    code = (account.get("template_codes") or {}).get(lang) or account.get("template_code")
+    text = (account.get("template_texts") or {}).get(lang)
+    if not text and lang == "zh":
+        text = account.get("template_text")
+    if not text:
+        text = rendering.render("sms", lang, "template")
+        notes.append(
+            f"sms account {account.get('name')}: no {lang} template_text, "
+            "preview and segment count use the default wording"
+        )
+    return str(code or ""), str(text)
+
+
+def _variable(
+    name: str,
+    item: ItemView,
+    target: TargetView,
+    lang: str,
+    public_url: str,
+    limit: int,
+    provider: str,
+    notes: list[str],
+) -> str:
+    if name == "link":
+        link = f"{public_url.rstrip('/')}/p/{quote(item.id, safe='')}"
+        if lang != "zh":
+            link += f"?lang={lang}"
+        if provider == TENCENT:
+            notes.append(
+                "tencent refuses URLs in template variables: put the site address in the "
+                "approved template and use {item_id}"
+            )
+        if len(link) > limit:
+            notes.append(
+                f"link is {len(link)} characters, over the variable limit of {limit}: "
+                "the provider will refuse it (shorten GONGKAI_PUBLIC_URL or raise variable_max_len)"
+            )
+        return link
+    if name == "item_id":
+        if len(item.id) > limit:
+            notes.append(f"item id is longer than the variable limit of {limit}")
+        return item.id
+    if name in ("title", "summary"):
+        value = item.text(lang, name) or (item.text(lang, "title") if name == "summary" else "")
+        return shorten(value or item.title, limit)
+    if name == "region":
+        return shorten(target.region_label(lang), limit)
+    if name in ("issuer", "doc_number"):
+        return shorten(getattr(item, name) or "", limit)
+    if name == "date":
+        d = item.issued_at
+        return f"{d.year}年{d.month}月{d.day}日" if lang == "zh" else d.isoformat()
+    notes.append(f"template variable {{{name}}} is not one Gongkai fills: sent empty")
+    return ""
+
+
+def _phones(raw: list[Any], notes: list[str]) -> list[str]:
+    """Valid, distinct 11-digit numbers; one illegal number would fail a whole Aliyun batch."""
+    seen: dict[str, None] = {}
+    valid = 0
+    for value in raw:
+        mobile = mainland_mobile(str(value))
+        if mobile is None:
+            notes.append(f"not a mainland mobile number, left out: {mask(str(value))}")
+            continue
+        valid += 1
+        seen.setdefault(mobile, None)
+    if len(seen) < valid:
+        notes.append(f"{valid - len(seen)} duplicate phone numbers: each number is sent once")
+    return list(seen)
+
+
+# --- the channel -------------------------------------------------------------------------------
+
+
+class SmsChannel(Channel):
+    name = "sms"
+    title = "短信"
+    quiet_hours_apply = True
+
+    def render(self, item: ItemView, target: TargetView, public_url: str) -> Rendered:
+        notes: list[str] = []
+        account = target.account
+        if not account:
+            return Rendered(parts=[], notes=["no sms account for this target"])
+        provider = str(account.get("provider") or "")
+        if provider not in PROVIDERS:
+            return Rendered(
+                parts=[],
+                notes=[f"sms account {account.get('name')}: unknown provider {provider!r}"],
+            )
+        phones = _phones(list(target.address.get("phones") or []), notes)
+        lang = _language(item, target, account, notes)
+        code, template_text = _template(account, lang, notes)
+        limit = int(account.get("variable_max_len") or DEFAULT_VARIABLE_MAX_LEN[provider])
+        names = template_variables(template_text)
+        values = {
+            n: _variable(n, item, target, lang, public_url, limit, provider, notes) for n in names
+        }
+        sign_name = str(account.get("sign_name") or "")
+        text = f"【{sign_name}】{fill(template_text, values)}"
+        chars = sms_length(text)
+        count = segments(chars)
+        params: dict[str, str] | list[str] = (
+            values if provider == ALIYUN else [values[n] for n in names]
+        )
+        wire = phones if provider == ALIYUN else [e164(p) for p in phones]
+        size = max(
+            1, min(int(account.get("batch_size") or MAX_NUMBERS[provider]), MAX_NUMBERS[provider])
+        )
+        parts = [
+            {
+                "provider": provider,
+                "phones": wire[i : i + size],
+                "template_code": code,
+                "params": params,
+                "sign_name": sign_name,
+                "lang": lang,
+            }
+            for i in range(0, len(wire), size)
+        ]
+        if not phones:
+            notes.append("no valid phone numbers: nothing to send")
+        meta = {
+            "provider": provider,
+            "lang": lang,
+            "text": text,
+            "chars": chars,
+            "segments": count,
+            "recipients": len(phones),
+            "cost_units": count * len(phones),
+            "requests": len(parts),
+        }
+        return Rendered(parts=parts, notes=notes, meta=meta)
+
+    def rate_limits(self, target: TargetView, part: dict[str, Any]) -> list[RateLimit]:
+        """One slot of the account's request rate, then one per number: the providers' own
+        per-number rules (Aliyun 50 a day per sign + template + number; Tencent the same
+        content at most once in 30 s), keyed by a hash so no number sits in Redis."""
+        account = target.account or {}
+        provider = str(part.get("provider") or account.get("provider") or "")
+        rps = account.get("requests_per_second") or 20
+        limits = [RateLimit(f"{rps}/second", f"sms:{provider}:account:{account.get('name')}")]
+        sign, template = part.get("sign_name", ""), part.get("template_code", "")
+        daily = account.get("per_number_daily")
+        content = json.dumps(part.get("params"), ensure_ascii=False, sort_keys=True)
+        for phone in part.get("phones", []):
+            mobile = mainland_mobile(phone) or phone
+            if provider == ALIYUN:
+                material = f"{sign}|{template}|{mobile}"
+                limits.append(RateLimit(f"{daily or 50}/day", f"sms:aliyun:{_digest(material)}"))
+                continue
+            material = f"{account.get('sdk_app_id')}|{sign}|{template}|{content}|{mobile}"
+            limits.append(RateLimit("1/30 seconds", f"sms:tencent:{_digest(material)}"))
+            if daily:
+                limits.append(RateLimit(f"{daily}/day", f"sms:tencent:day:{_digest(mobile)}"))
+        return limits
+
+    async def send(self, part: dict[str, Any], ctx: SendContext) -> SentPart:
+        account = ctx.target.account
+        if not account:
+            raise PermanentError("no sms account for this target")
+        provider = part.get("provider")
+        tag = f"{ctx.delivery_id}-{ctx.part_index}"
+        timeout = float(account.get("timeout_seconds") or DEFAULT_TIMEOUT)
+        if provider == ALIYUN:
+            params = aliyun_send_params(
+                account, part, out_id=tag, timestamp=time.time(), nonce=uuid.uuid4().hex
+            )
+            body = "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items())
+            status, data = await _exchange(
+                ctx.http,
+                ctx.settings.aliyun_sms_endpoint,
+                body.encode("ascii"),
+                {"Content-Type": "application/x-www-form-urlencoded"},
+                timeout,
+            )
+            return aliyun_verdict(status, data, list(part["phones"]))
+        if provider == TENCENT:
+            endpoint = ctx.settings.tencent_sms_endpoint
+            host = urlsplit(endpoint).netloc.lower()
+            headers, payload = tencent_send_request(
+                account, part, session_context=tag, host=host, timestamp=int(time.time())
+            )
+            status, data = await _exchange(ctx.http, endpoint, payload, headers, timeout)
+            return tencent_verdict(status, data, list(part["phones"]))
+        raise PermanentError(f"unknown sms provider {provider!r}")
+
+
+def _digest(material: str) -> str:
+    return hashlib.sha1(material.encode("utf-8")).hexdigest()[:16]
+
+
+async def _exchange(
+    http: aiohttp.ClientSession,
+    endpoint: str,
+    body: bytes,
+    headers: dict[str, str],
+    seconds: float,
+) -> tuple[int, dict[str, Any] | None]:
+    """One POST; network trouble is transient. A timeout is ambiguous (the provider may have
+    accepted), but losing a notice is worse than a rare duplicate, so it is retried too."""
+    url = endpoint.rstrip("/") + "/"
+    try:
+        async with http.post(
+            url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=seconds)
+        ) as resp:
+            raw = await resp.read()
+            status = resp.status
+    except TimeoutError as exc:
+        raise TransientError(f"sms provider timed out after {seconds:.0f}s") from exc
+    except aiohttp.ClientError as exc:
+        raise TransientError(f"sms provider unreachable: {type(exc).__name__}: {exc}") from exc
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        data = None
+    return status, data if isinstance(data, dict) else None
+
+
+CHANNEL = SmsChannel()

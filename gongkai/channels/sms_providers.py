@@ -1,0 +1,402 @@
+"""Aliyun Dysms and Tencent Cloud SMS: signing, request building, response verdicts.
+
+Pure functions over data (no I/O, no clock of their own) so the documented signature
+examples can be checked byte for byte, and so the loudspeaker channel can reuse them to reach
+a village committee by SMS. Facts: shared/spec/providers.md "SMS"; Aliyun RPC signature v1
+(help.aliyun.com/document_detail/28839, 56189); Tencent TC3-HMAC-SHA256
+(cloud.tencent.com/document/api/213/30654) and SendSms 2021-01-11 (382/55981).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from gongkai.channels.base import PermanentError, SentPart, TransientError
+
+ALIYUN = "aliyun"
+TENCENT = "tencent"
+PROVIDERS = (ALIYUN, TENCENT)
+
+ALIYUN_VERSION = "2017-05-25"
+ALIYUN_MAX_NUMBERS = 1000  # SendSms: PhoneNumbers, comma-separated
+TENCENT_VERSION = "2021-01-11"
+TENCENT_SERVICE = "sms"
+TENCENT_MAX_NUMBERS = 200  # SendSms: PhoneNumberSet
+TENCENT_CONTENT_TYPE = "application/json; charset=utf-8"
+
+MAX_NUMBERS = {ALIYUN: ALIYUN_MAX_NUMBERS, TENCENT: TENCENT_MAX_NUMBERS}
+# Unconfirmed limits (providers.md): a per-account setting, these are only the defaults.
+DEFAULT_VARIABLE_MAX_LEN = {ALIYUN: 35, TENCENT: 12}
+
+_MAINLAND_MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
+
+
+# --- phone numbers ---------------------------------------------------------------------------
+
+
+def mainland_mobile(value: str) -> str | None:
+    """The 11-digit mainland mobile number, accepting the +86 / 0086 / 86 prefixes both
+    providers accept; None when it is not one (one bad number fails a whole Aliyun batch)."""
+    digits = re.sub(r"[\s\-()]", "", str(value))
+    for prefix in ("+86", "0086"):
+        if digits.startswith(prefix):
+            digits = digits[len(prefix) :]
+            break
+    else:
+        if digits.startswith("86") and len(digits) == 13:
+            digits = digits[2:]
+    return digits if _MAINLAND_MOBILE.match(digits) else None
+
+
+def e164(mobile: str) -> str:
+    return "+86" + mobile
+
+
+def mask(phone: str) -> str:
+    """138****0000: how a number appears in logs, notes and the console."""
+    digits = phone[3:] if phone.startswith("+86") else phone
+    return digits[:3] + "****" + digits[-4:] if len(digits) >= 8 else "****"
+
+
+# --- Aliyun RPC signature v1 -------------------------------------------------------------------
+
+
+def percent_encode(value: str) -> str:
+    """RFC 3986 in UTF-8, keeping only A-Za-z0-9-_.~ (space → %20, * → %2A, ~ kept)."""
+    return quote(value, safe="~")
+
+
+def aliyun_string_to_sign(method: str, params: dict[str, str]) -> str:
+    """``METHOD&%2F&pct(canonical query)``; ``Signature`` itself is never signed."""
+    canonical = "&".join(
+        f"{percent_encode(k)}={percent_encode(v)}"
+        for k, v in sorted(params.items())
+        if k != "Signature"
+    )
+    return f"{method.upper()}&{percent_encode('/')}&{percent_encode(canonical)}"
+
+
+def aliyun_signature(method: str, params: dict[str, str], secret: str) -> str:
+    """base64(HMAC-SHA1(secret + "&", StringToSign))."""
+    digest = hmac.new(
+        (secret + "&").encode("utf-8"),
+        aliyun_string_to_sign(method, params).encode("utf-8"),
+        hashlib.sha1,
+    ).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def aliyun_timestamp(epoch: float) -> str:
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def aliyun_send_params(
+    account: dict[str, Any],
+    part: dict[str, Any],
+    *,
+    out_id: str,
+    timestamp: float,
+    nonce: str,
+    method: str = "POST",
+) -> dict[str, str]:
+    """The complete, signed SendSms parameter set for one part (all numbers, same params)."""
+    params = {
+        "AccessKeyId": str(account["access_key_id"]),
+        "Action": "SendSms",
+        "Format": "JSON",
+        "OutId": out_id,
+        "PhoneNumbers": ",".join(part["phones"]),
+        "RegionId": "cn-hangzhou",
+        "SignName": part["sign_name"],
+        "SignatureMethod": "HMAC-SHA1",
+        "SignatureNonce": nonce,
+        "SignatureVersion": "1.0",
+        "TemplateCode": part["template_code"],
+        "TemplateParam": json.dumps(part["params"], ensure_ascii=False, separators=(",", ":")),
+        "Timestamp": aliyun_timestamp(timestamp),
+        "Version": ALIYUN_VERSION,
+    }
+    params["Signature"] = aliyun_signature(method, params, str(account["access_key_secret"]))
+    return params
+
+
+# --- Tencent TC3-HMAC-SHA256 ------------------------------------------------------------------
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _hmac256(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
+
+
+def tc3_canonical_request(
+    method: str,
+    uri: str,
+    query: str,
+    headers: dict[str, str],
+    signed_headers: list[str],
+    payload: bytes,
+) -> str:
+    """Header names and values lower-cased and trimmed, in ``signed_headers`` order."""
+    lowered = {k.lower(): v.strip().lower() for k, v in headers.items()}
+    names = sorted(h.lower() for h in signed_headers)
+    canonical_headers = "".join(f"{n}:{lowered[n]}\n" for n in names)
+    return "\n".join(
+        [method.upper(), uri, query, canonical_headers, ";".join(names), _sha256_hex(payload)]
+    )
+
+
+def tc3_date(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+
+
+def tc3_string_to_sign(timestamp: int, service: str, canonical_request: str) -> str:
+    scope = f"{tc3_date(timestamp)}/{service}/tc3_request"
+    return "\n".join(
+        ["TC3-HMAC-SHA256", str(timestamp), scope, _sha256_hex(canonical_request.encode("utf-8"))]
+    )
+
+
+def tc3_signature(secret_key: str, timestamp: int, service: str, string_to_sign: str) -> str:
+    secret_date = _hmac256(("TC3" + secret_key).encode("utf-8"), tc3_date(timestamp))
+    secret_service = _hmac256(secret_date, service)
+    secret_signing = _hmac256(secret_service, "tc3_request")
+    return hmac.new(secret_signing, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def tc3_authorization(
+    secret_id: str,
+    secret_key: str,
+    *,
+    service: str,
+    timestamp: int,
+    host: str,
+    payload: bytes,
+    content_type: str = TENCENT_CONTENT_TYPE,
+) -> str:
+    """The ``Authorization`` header of a POST / JSON request signing content-type and host."""
+    signed = ["content-type", "host"]
+    canonical = tc3_canonical_request(
+        "POST", "/", "", {"content-type": content_type, "host": host}, signed, payload
+    )
+    signature = tc3_signature(
+        secret_key, timestamp, service, tc3_string_to_sign(timestamp, service, canonical)
+    )
+    scope = f"{tc3_date(timestamp)}/{service}/tc3_request"
+    return (
+        f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, "
+        f"SignedHeaders={';'.join(signed)}, Signature={signature}"
+    )
+
+
+def tencent_credentials(account: dict[str, Any]) -> tuple[str, str]:
+    secret_id = account.get("secret_id") or account.get("access_key_id")
+    secret_key = account.get("secret_key") or account.get("access_key_secret")
+    if not secret_id or not secret_key:
+        raise PermanentError(f"sms account {account.get('name')}: secret_id/secret_key missing")
+    return str(secret_id), str(secret_key)
+
+
+def tencent_region(account: dict[str, Any]) -> str:
+    """The API region. The directory also puts the account's county code under ``region``,
+    so only a Tencent-looking value there counts."""
+    explicit = account.get("tencent_region")
+    if explicit:
+        return str(explicit)
+    region = str(account.get("region") or "")
+    return region if region.startswith("ap-") else "ap-guangzhou"
+
+
+def tencent_send_request(
+    account: dict[str, Any],
+    part: dict[str, Any],
+    *,
+    session_context: str,
+    host: str,
+    timestamp: int,
+) -> tuple[dict[str, str], bytes]:
+    """Headers and the exact body bytes of one signed SendSms request."""
+    body = {
+        "PhoneNumberSet": list(part["phones"]),
+        "SmsSdkAppId": str(account["sdk_app_id"]),
+        "TemplateId": str(part["template_code"]),
+        "SignName": part["sign_name"],
+        "TemplateParamSet": list(part["params"]),
+        "SessionContext": session_context,
+    }
+    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    secret_id, secret_key = tencent_credentials(account)
+    headers = {
+        "Authorization": tc3_authorization(
+            secret_id,
+            secret_key,
+            service=TENCENT_SERVICE,
+            timestamp=timestamp,
+            host=host,
+            payload=payload,
+        ),
+        "Content-Type": TENCENT_CONTENT_TYPE,
+        "Host": host,
+        "X-TC-Action": "SendSms",
+        "X-TC-Version": TENCENT_VERSION,
+        "X-TC-Timestamp": str(timestamp),
+        "X-TC-Region": tencent_region(account),
+    }
+    return headers, payload
+
+
+# --- verdicts ---------------------------------------------------------------------------------
+
+# Aliyun answers business errors with HTTP 200 and a Code; these are worth another try.
+_ALIYUN_TRANSIENT: dict[str, float | None] = {
+    "Throttling": 1.0,
+    "Throttling.User": 1.0,
+    "Throttling.Api": 1.0,
+    "ServiceUnavailable": 5.0,
+    "InternalError": 5.0,
+    "isp.SYSTEM_ERROR": 5.0,
+    "SignatureNonceUsed": 1.0,  # our nonce is random; a retry gets a fresh one
+    "isv.DAY_LIMIT_CONTROL": 3600.0,  # the account's own daily cap, set in the console
+    "isv.MONTH_LIMIT_CONTROL": 3600.0,
+}
+
+_ALIYUN_PERMANENT_HINTS = {
+    "isv.AMOUNT_NOT_ENOUGH": "account out of credit",
+    "isv.OUT_OF_SERVICE": "account out of credit (service stopped)",
+    "isv.MOBILE_NUMBER_ILLEGAL": "a phone number was refused",
+    "isv.SMS_TEMPLATE_ILLEGAL": "template code unknown or not approved",
+    "isv.SMS_SIGNATURE_ILLEGAL": "sign name unknown or not approved",
+    "isv.TEMPLATE_MISSING_PARAMETERS": "the template needs a variable we did not fill",
+    "isv.PARAM_LENGTH_LIMIT": "a template variable is longer than the provider allows",
+    "InvalidAccessKeyId.NotFound": "access key id unknown",
+    "SignatureDoesNotMatch": "access key secret wrong",
+    "InvalidTimeStamp.Expired": "the server clock is off by more than 15 minutes",
+}
+
+
+def _business_limit_retry(message: str) -> float:
+    """isv.BUSINESS_LIMIT_CONTROL says which window was hit (分钟级/小时级/天级流控)."""
+    if "分钟" in message:
+        return 60.0
+    return 3600.0  # hour or (rolling 24 h) day window: retrying sooner is pointless
+
+
+def aliyun_verdict(status: int, data: dict[str, Any] | None, phones: list[str]) -> SentPart:
+    """SentPart for an accepted request, else raise. Aliyun's answer is all-or-nothing for
+    the request: per-number results only arrive later as receipts."""
+    if data is None or "Code" not in data:
+        if status >= 500 or status == 429:
+            raise TransientError(f"aliyun: HTTP {status}")
+        raise PermanentError(f"aliyun: unexpected answer (HTTP {status})")
+    code = str(data.get("Code"))
+    message = str(data.get("Message") or "")
+    request_id = data.get("RequestId")
+    if code == "OK":
+        return SentPart(
+            provider_message_id=data.get("BizId"),
+            extra={"provider": ALIYUN, "request_id": request_id, "accepted": len(phones)},
+        )
+    text = f"aliyun {code}: {message}".strip()
+    if code == "isv.BUSINESS_LIMIT_CONTROL":
+        raise TransientError(text, retry_after=_business_limit_retry(message))
+    if code in _ALIYUN_TRANSIENT or status >= 500:
+        raise TransientError(text, retry_after=_ALIYUN_TRANSIENT.get(code))
+    hint = _ALIYUN_PERMANENT_HINTS.get(code)
+    raise PermanentError(f"{text} ({hint})" if hint else text)
+
+
+# Tencent: request-level error codes (Response.Error) worth another try.
+_TENCENT_TRANSIENT_PREFIXES = ("RequestLimitExceeded", "InternalError", "ResourceUnavailable")
+_TENCENT_TRANSIENT = {
+    "InternalError.SendAndRecvFail": 5.0,
+    "InternalError.Timeout": 5.0,
+    "LimitExceeded.AppDailyLimit": 3600.0,
+    "LimitExceeded.AppMainlandChinaDailyLimit": 3600.0,
+    "LimitExceeded.DeliveryFrequencyLimit": 60.0,
+}
+_TENCENT_PERMANENT_REQUEST = ("InternalError.SigVerificationFail", "InternalError.OtherError")
+_TENCENT_HINTS = {
+    "AuthFailure.SignatureFailure": "secret key wrong",
+    "AuthFailure.SecretIdNotFound": "secret id unknown",
+    "AuthFailure.SignatureExpire": "the server clock is off by more than 5 minutes",
+    "FailedOperation.InsufficientBalanceInSmsPackage": "account out of credit",
+    "FailedOperation.SignatureIncorrectOrUnapproved": "sign name unknown or not approved",
+    "FailedOperation.TemplateIncorrectOrUnapproved": "template unknown or not approved",
+    "InvalidParameterValue.TemplateParameterLengthLimit": "a template variable is too long",
+    "InvalidParameterValue.ProhibitedUseUrlInTemplateParameter": "URLs are refused in variables",
+}
+# Per-number codes in SendStatusSet that clear by themselves (seconds until worth retrying).
+_TENCENT_NUMBER_TRANSIENT = {
+    "LimitExceeded.PhoneNumberThirtySecondLimit": 30.0,
+    "LimitExceeded.PhoneNumberOneHourLimit": 3600.0,
+    "LimitExceeded.PhoneNumberDailyLimit": 3600.0,
+    "LimitExceeded.PhoneNumberSameContentDailyLimit": 3600.0,
+    "InternalError.Timeout": 5.0,
+}
+
+
+def _tencent_request_error(error: dict[str, Any]) -> None:
+    code = str(error.get("Code"))
+    text = f"tencent {code}: {error.get('Message', '')}".strip()
+    if code in _TENCENT_TRANSIENT:
+        raise TransientError(text, retry_after=_TENCENT_TRANSIENT[code])
+    if code.startswith(_TENCENT_TRANSIENT_PREFIXES) and code not in _TENCENT_PERMANENT_REQUEST:
+        raise TransientError(text, retry_after=1.0 if code.startswith("Request") else 5.0)
+    hint = _TENCENT_HINTS.get(code)
+    raise PermanentError(f"{text} ({hint})" if hint else text)
+
+
+def tencent_verdict(status: int, data: dict[str, Any] | None, phones: list[str]) -> SentPart:
+    """One request, per-number results. Once any number is accepted the part counts as sent
+    (never retried: Tencent does not deduplicate); the refused ones go into ``extra``."""
+    response = data.get("Response") if isinstance(data, dict) else None
+    if not isinstance(response, dict):
+        if status >= 500 or status == 429:
+            raise TransientError(f"tencent: HTTP {status}")
+        raise PermanentError(f"tencent: unexpected answer (HTTP {status})")
+    if "Error" in response:
+        _tencent_request_error(response["Error"])
+    statuses = response.get("SendStatusSet") or []
+    index_of = {p: i for i, p in enumerate(phones)}
+    accepted, fee = 0, 0
+    failed: list[tuple[int, str, str, str]] = []  # index, masked, code, message
+    for s in statuses:
+        number = str(s.get("PhoneNumber", ""))
+        if s.get("Code") == "Ok":
+            accepted += 1
+            fee += int(s.get("Fee") or 0)
+        else:
+            failed.append(
+                (index_of.get(number, -1), mask(number), str(s.get("Code")), str(s.get("Message")))
+            )
+    request_id = response.get("RequestId")
+    if accepted == 0:
+        codes = sorted({f[2] for f in failed}) or ["no status returned"]
+        text = f"tencent refused every number: {', '.join(codes)}"
+        waits = [_TENCENT_NUMBER_TRANSIENT[c] for c in codes if c in _TENCENT_NUMBER_TRANSIENT]
+        if waits:  # nothing was accepted, so another try cannot send anything twice
+            raise TransientError(text, retry_after=max(waits))
+        raise PermanentError(text)
+    extra: dict[str, Any] = {
+        "provider": TENCENT,
+        "request_id": request_id,
+        "accepted": accepted,
+        "fee": fee,
+    }
+    if failed:
+        extra["failed"] = [f"{m} {c}" for _, m, c, _ in failed]
+        extra["failed_index"] = [i for i, *_ in failed]
+        extra["note"] = (
+            f"sms: {len(failed)} of {len(phones)} numbers refused by tencent "
+            f"({', '.join(sorted({c for _, _, c, _ in failed}))}); the others were sent"
+        )
+    return SentPart(provider_message_id=request_id, extra=extra)

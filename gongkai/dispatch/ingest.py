@@ -1,0 +1,138 @@
+"""One approved item in: validate, store, set its deadlines, plan its deliveries, enqueue them.
+
+Shared by ``POST /api/v1/items``, ``gongkai publish`` and the console's publish form, so all
+three refuse and accept exactly the same things.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from arq.connections import ArqRedis
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gongkai.channels import registry
+from gongkai.dispatch.planning import plan
+from gongkai.dispatch.queue import enqueue_delivery
+from gongkai.domain.items import FieldError, ItemIn, ItemRefused, check_publishable
+from gongkai.domain.workdays import (
+    INTERPRET_WITHIN_WORKDAYS,
+    PUBLISH_WITHIN_WORKDAYS,
+    WorkCalendar,
+)
+from gongkai.storage.crypto import Sealer
+from gongkai.storage.models import AuditEntry, Delivery, DeliveryStatus, Item, ItemStatus, Region
+from gongkai.storage.types import utcnow
+
+
+class ItemConflict(Exception):
+    """The id exists with different content: re-sending must not silently change a notice."""
+
+
+@dataclass
+class IngestResult:
+    item: Item
+    deliveries: list[Delivery]
+    created: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+async def ingest_item(
+    session: AsyncSession,
+    sealer: Sealer,
+    item_in: ItemIn,
+    *,
+    actor: str,
+    public_url: str,
+    calendar: WorkCalendar,
+    pool: ArqRedis | None,
+    tz: ZoneInfo,
+) -> IngestResult:
+    existing = await session.get(Item, item_in.id)
+    if existing is not None:
+        if existing.content_hash != item_in.content_hash():
+            raise ItemConflict(
+                f"item {item_in.id} was already ingested with different content; "
+                "use a new id for a corrected item (and recall the old one)"
+            )
+        deliveries = list(
+            (await session.exec(select(Delivery).where(Delivery.item_id == existing.id))).all()
+        )
+        return IngestResult(existing, deliveries, created=False)
+
+    check_publishable(item_in, list(registry.CHANNEL_NAMES))
+    errors: list[FieldError] = []
+    for i, code in enumerate(item_in.regions):
+        if await session.get(Region, code) is None:
+            errors.append(FieldError(field=f"regions[{i}]", message=f"区划 {code} 不在目录中 / unknown region"))
+    policy: Item | None = None
+    if item_in.interprets:
+        policy = await session.get(Item, item_in.interprets)
+        if policy is None:
+            errors.append(FieldError(field="interprets", message=f"找不到政策 {item_in.interprets} / unknown policy"))
+        elif policy.kind != "policy":
+            errors.append(FieldError(field="interprets", message=f"{item_in.interprets} 不是政策文件 / not a policy"))
+    for name in item_in.channels or []:
+        try:
+            registry.get(name)
+        except registry.UnknownChannel:
+            errors.append(FieldError(field="channels", message=f"渠道 {name} 尚未启用 / not available"))
+    if errors:
+        raise ItemRefused(errors)
+
+    now = utcnow()
+    scheduled = item_in.publish_at is not None and item_in.publish_at > now
+    warnings: list[str] = []
+    publish_due, w = calendar.add_workdays(item_in.issued_at, PUBLISH_WITHIN_WORKDAYS)
+    warnings += w
+    published_on = (item_in.publish_at or now).astimezone(tz).date()
+    interpretation_due: date | None = None
+    if item_in.kind == "policy":
+        interpretation_due, w = calendar.add_workdays(published_on, INTERPRET_WITHIN_WORKDAYS)
+        warnings += w
+    if published_on > publish_due:
+        warnings.append(
+            f"published {calendar.workdays_between(publish_due, published_on)} working day(s) "
+            f"after the 20-working-day deadline ({publish_due.isoformat()})"
+        )
+    if policy is not None and policy.interpretation_due and published_on > policy.interpretation_due:
+        warnings.append(
+            f"interpretation published after its policy's 3-working-day deadline "
+            f"({policy.interpretation_due.isoformat()})"
+        )
+
+    data = item_in.model_dump(mode="python")
+    item = Item(
+        **{k: v for k, v in data.items() if k not in ("catalog", "translations", "channels")},
+        catalog={k: v for k, v in item_in.catalog.model_dump().items() if v is not None},
+        translations={
+            lang: {k: v for k, v in tr.model_dump().items() if v}
+            for lang, tr in item_in.translations.items()
+        },
+        channels=list(item_in.channels or []),
+        status=ItemStatus.scheduled if scheduled else ItemStatus.publishing,
+        publish_due=publish_due,
+        interpretation_due=interpretation_due,
+        deadline_warnings=warnings,
+        published_at=None if scheduled else now,
+        created_at=now,
+        created_by=actor,
+        content_hash=item_in.content_hash(),
+    )
+    session.add(item)
+    await session.flush()
+    deliveries = await plan(
+        session, sealer, item, public_url,
+        DeliveryStatus.scheduled if scheduled else DeliveryStatus.queued,
+    )
+    session.add(AuditEntry(actor=actor, action="publish", item_id=item.id,
+                           detail={"deliveries": len(deliveries), "scheduled": scheduled}))
+    await session.commit()
+    if pool is not None:
+        for d in deliveries:
+            await enqueue_delivery(pool, d.id, at=item.publish_at if scheduled else None)  # type: ignore[arg-type]
+    return IngestResult(item, deliveries, created=True, warnings=warnings)
+

@@ -1,0 +1,181 @@
+"""Planning: an item becomes deliveries, each rendered once and stored exactly as it will be sent.
+
+Every target in the item's regions' subtrees × the item's channels; each target gets its
+region's languages (inherited down the tree). Rendering happens here, not in the worker, so the
+console can show what residents will see before anything is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gongkai.channels import registry
+from gongkai.channels.base import Channel, ItemView, Rendered, TargetView
+from gongkai.storage.crypto import Sealer
+from gongkai.storage.models import Account, Delivery, DeliveryStatus, Item, Region, Target
+from gongkai.storage.types import utcnow
+
+DEFAULT_LANGUAGES = ("zh",)
+
+
+def item_view(item: Item, interpretation_ids: tuple[str, ...] = ()) -> ItemView:
+    return ItemView(
+        id=item.id,
+        kind=item.kind,
+        title=item.title,
+        summary=item.summary,
+        body=item.public_body or "",
+        doc_number=item.doc_number,
+        issuer=item.issuer,
+        issued_at=item.issued_at,
+        published_at=item.published_at,
+        domain=item.domain,
+        urgent=item.urgent,
+        catalog=dict(item.catalog or {}),
+        translations={k: dict(v) for k, v in (item.translations or {}).items()},
+        interprets=item.interprets,
+        interpretation_ids=interpretation_ids,
+        regions=tuple(item.regions or ()),
+    )
+
+
+class Directory:
+    """Opens targets and accounts for rendering and sending; caches within one unit of work."""
+
+    def __init__(self, session: AsyncSession, sealer: Sealer) -> None:
+        self.session = session
+        self.sealer = sealer
+        self._regions: dict[str, Region | None] = {}
+        self._accounts: dict[tuple[str, str], dict[str, Any] | None] = {}
+
+    async def region(self, code: str | None) -> Region | None:
+        if code is None:
+            return None
+        if code not in self._regions:
+            self._regions[code] = await self.session.get(Region, code)
+        return self._regions[code]
+
+    async def languages(self, code: str | None) -> tuple[str, ...]:
+        """A region's wanted languages, inherited from the nearest ancestor that lists some."""
+        region = await self.region(code)
+        while region is not None:
+            if region.languages:
+                return tuple(region.languages)
+            region = await self.region(region.parent_code)
+        return DEFAULT_LANGUAGES
+
+    async def account(self, channel: str, name: str | None) -> dict[str, Any] | None:
+        if name is None:
+            return None
+        key = (channel, name)
+        if key not in self._accounts:
+            acc = (
+                await self.session.exec(
+                    select(Account).where(Account.channel == channel, Account.name == name)
+                )
+            ).first()
+            if acc is None and channel == "loudspeaker":  # a committee reached by SMS
+                acc = (
+                    await self.session.exec(
+                        select(Account).where(Account.channel == "sms", Account.name == name)
+                    )
+                ).first()
+            self._accounts[key] = None if acc is None else {
+                "name": acc.name,
+                "provider": acc.provider,
+                "region": acc.region_code,
+                **acc.config,
+                **(self.sealer.open(acc.secrets_sealed) if acc.secrets_sealed else {}),
+            }
+        return self._accounts[key]
+
+    async def target_view(self, target: Target | None, channel: str) -> TargetView:
+        if target is None:  # a targetless channel (the web page)
+            return TargetView(None, channel, None, "", {}, DEFAULT_LANGUAGES, {})
+        region = await self.region(target.region_code)
+        return TargetView(
+            id=target.id,
+            channel=target.channel,
+            region_code=target.region_code,
+            region_name=region.name if region else target.region_code,
+            region_names=dict(region.names) if region else {},
+            languages=await self.languages(target.region_code),
+            address=self.sealer.open(target.address_sealed) if target.address_sealed else {},
+            account=await self.account(target.channel, target.account_name),
+            account_name=target.account_name,
+            options=dict(target.options or {}),
+        )
+
+
+async def targets_for(
+    session: AsyncSession, channel: Channel, region_codes: list[str]
+) -> list[Target]:
+    regions = [r for r in [await session.get(Region, c) for c in region_codes] if r is not None]
+    if not regions:
+        return []
+    conditions = [Region.path.startswith(r.path) for r in regions]  # type: ignore[attr-defined]
+    if channel.broadcast:
+        ancestors = {code for r in regions for code in r.path.strip("/").split("/")}
+        conditions.append(Region.code.in_(ancestors))  # type: ignore[attr-defined]
+    stmt = (
+        select(Target)
+        .join(Region, Region.code == Target.region_code)
+        .where(Target.channel == channel.name, Target.active == True, or_(*conditions))  # noqa: E712
+        .order_by(Target.id)
+    )
+    return list((await session.exec(stmt)).all())
+
+
+@dataclass
+class PlannedDelivery:
+    delivery: Delivery
+    rendered: Rendered
+
+
+def dedup_key(item_id: str, channel: str, target_id: int | None) -> str:
+    return f"{item_id}|{channel}|{target_id if target_id is not None else '-'}"
+
+
+async def plan(
+    session: AsyncSession, sealer: Sealer, item: Item, public_url: str, status: DeliveryStatus
+) -> list[Delivery]:
+    """Create (but do not commit) the item's deliveries; skips any that already exist."""
+    directory = Directory(session, sealer)
+    view = item_view(item)
+    names = item.channels or registry.available()
+    out: list[Delivery] = []
+    for name in names:
+        channel = registry.get(name)
+        targets: list[Target | None] = (
+            [None] if channel.targetless else list(await targets_for(session, channel, item.regions))
+        )
+        for target in targets:
+            key = dedup_key(item.id, name, target.id if target else None)
+            if (await session.exec(select(Delivery.id).where(Delivery.dedup_key == key))).first():
+                continue
+            tv = await directory.target_view(target, name)
+            rendered = channel.render(view, tv, public_url)
+            now = utcnow()
+            delivery = Delivery(
+                item_id=item.id,
+                target_id=target.id if target else None,
+                channel=name,
+                region_code=target.region_code if target else None,
+                languages=list(tv.languages),
+                payload=rendered.as_payload(),
+                notes=list(rendered.notes),
+                status=status,
+                created_at=now,
+                updated_at=now,
+                dedup_key=key,
+                not_before=item.publish_at,
+            )
+            session.add(delivery)
+            out.append(delivery)
+    await session.flush()
+    return out

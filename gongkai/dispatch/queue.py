@@ -1,0 +1,47 @@
+"""Putting delivery ids on the arq queue. Jobs carry ids only; the row is the truth."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta
+
+from arq.connections import ArqRedis
+
+from gongkai.storage.types import utcnow
+
+QUEUE_NAME = "gongkai:queue"
+DELIVER_JOB = "deliver"
+POLL_JOB = "poll_pending"
+
+
+async def enqueue_delivery(
+    pool: ArqRedis, delivery_id: int, *, at: datetime | None = None, delay: float | None = None
+) -> None:
+    """Queue one delivery; a unique job id per call, because the row guards against doubles."""
+    kwargs: dict[str, object] = {"_queue_name": QUEUE_NAME, "_job_id": f"d{delivery_id}-{uuid.uuid4().hex[:12]}"}
+    if delay is not None and delay > 0:
+        kwargs["_defer_by"] = timedelta(seconds=delay)
+    elif at is not None and at > utcnow():
+        kwargs["_defer_until"] = at
+    await pool.enqueue_job(DELIVER_JOB, delivery_id, **kwargs)
+
+
+async def enqueue_poll(pool: ArqRedis, delivery_id: int, delay: float) -> None:
+    await pool.enqueue_job(
+        POLL_JOB, delivery_id, _queue_name=QUEUE_NAME, _defer_by=timedelta(seconds=delay),
+        _job_id=f"p{delivery_id}-{uuid.uuid4().hex[:12]}",
+    )
+
+
+def backoff_seconds(failures: int, base: float, cap: float, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter over the upper half, never earlier than retry-after."""
+    exp = min(cap, base * (2 ** max(0, failures - 1)))
+    delay = exp / 2 + random.uniform(0, exp / 2)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+async def queue_depth(pool: ArqRedis) -> int:
+    return int(await pool.zcard(QUEUE_NAME))

@@ -1,0 +1,72 @@
+"""The arq worker: one WorkerSettings, shared clients built once at start-up and put in ctx."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+from arq import func
+from arq.worker import Worker
+
+from gongkai.bot.settings import Settings
+from gongkai.dispatch.delivery import Deps, deliver, poll_pending
+from gongkai.dispatch.queue import DELIVER_JOB, POLL_JOB, QUEUE_NAME
+from gongkai.dispatch.ratelimit import RateLimiter
+from gongkai.dispatch.redis_server import arq_settings
+from gongkai.storage.crypto import Sealer
+from gongkai.storage.db import make_engine, make_sessionmaker
+
+log = logging.getLogger(__name__)
+
+
+async def deliver_job(ctx: dict[str, Any], delivery_id: int) -> str:
+    return await deliver(ctx["deps"], delivery_id)
+
+
+async def poll_job(ctx: dict[str, Any], delivery_id: int) -> str:
+    return await poll_pending(ctx["deps"], delivery_id)
+
+
+def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
+                 max_jobs: int = 50) -> Worker:
+    async def startup(ctx: dict[str, Any]) -> None:
+        engine = make_engine(settings.resolved_database_url)
+        ctx["engine"] = engine
+        ctx["deps"] = Deps(
+            settings=settings,
+            maker=make_sessionmaker(engine),
+            sealer=Sealer(settings.resolved_secret_key()),
+            http=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)),
+            pool=ctx["redis"],
+            limiter=RateLimiter(redis_url, enabled=settings.rate_limits_enabled),
+        )
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        deps: Deps | None = ctx.get("deps")
+        if deps is not None:
+            await deps.http.close()
+            await deps.limiter.close()
+        try:
+            from gongkai.channels.telegram import close_bots  # type: ignore[attr-defined]
+
+            await close_bots()
+        except (ImportError, AttributeError):
+            pass
+        if "engine" in ctx:
+            await ctx["engine"].dispose()
+
+    return Worker(
+        functions=[func(deliver_job, name=DELIVER_JOB), func(poll_job, name=POLL_JOB)],
+        queue_name=QUEUE_NAME,
+        redis_settings=arq_settings(redis_url),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        burst=burst,
+        max_jobs=max_jobs,
+        keep_result=60,
+        handle_signals=False,
+        job_timeout=300,
+        poll_delay=0.2,
+        health_check_interval=10,
+    )

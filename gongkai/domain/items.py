@@ -1,0 +1,209 @@
+"""The item file, its validation, and the rules that refuse what may not be published.
+
+Every refusal names its field so a publisher can fix the file without reading code; the same
+errors reach the API (422 JSON), the CLI (plain text, non-zero exit) and the console form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gongkai.domain.catalog import (
+    DISCLOSURE_LABELS,
+    DOMAIN_ALIASES,
+    DOMAINS,
+    OTHER_DOMAIN,
+    PUSHABLE_DISCLOSURE,
+)
+from gongkai.domain.pii import find_personal_numbers
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ItemRefused(Exception):
+    """The item may not be ingested; ``errors`` names each bad field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+    def as_json(self) -> dict[str, Any]:
+        return {"error": "invalid item", "errors": [e.model_dump() for e in self.errors]}
+
+
+class Catalog(BaseModel):
+    """标准目录要素 (seeds 000, 002, 004); all optional."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str | None = None
+    content: str | None = None
+    basis: str | None = None
+    time_limit: str | None = None
+    subject: str | None = None
+    channels: str | None = None
+    audience: str | None = None
+    method: str | None = None
+
+
+class Translation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = None
+    summary: str | None = None
+    body: str | None = None
+
+
+class ItemIn(BaseModel):
+    """The item file (YAML or JSON) and the JSON body of ``POST /api/v1/items``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    kind: Literal["policy", "interpretation", "notice"]
+    title: str = Field(min_length=1, max_length=300)
+    doc_number: str | None = None
+    issuer: str | None = None
+    issued_at: date
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    secrecy_reviewed: bool = False
+    disclosure: Literal["public", "public_redacted", "on_request", "not_public"]
+    domain: str
+    regions: list[str] = Field(min_length=1)
+    channels: list[str] | None = None
+    urgent: bool = False
+    publish_at: datetime | None = None
+    interprets: str | None = None
+    summary: str = ""
+    body: str = ""
+    redacted_body: str | None = None
+    catalog: Catalog = Field(default_factory=Catalog)
+    translations: dict[str, Translation] = Field(default_factory=dict)
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        value = DOMAIN_ALIASES.get(value, value)
+        if value not in DOMAINS and value != OTHER_DOMAIN:
+            raise ValueError(f"'{value}' 不是26个试点领域之一，也不是“其他” / not a pilot domain")
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if not (code.isdigit() and len(code) in (2, 4, 6, 9, 12)):
+                raise ValueError(f"'{code}' 不是区划代码 / not a division code (6, 9 or 12 digits)")
+        return value
+
+    @field_validator("translations")
+    @classmethod
+    def _languages(cls, value: dict[str, Translation]) -> dict[str, Translation]:
+        for lang in value:
+            if not (2 <= len(lang) <= 8 and lang.replace("-", "").isalpha()):
+                raise ValueError(f"'{lang}' 不是语言代码 / not a language code")
+        return value
+
+    @field_validator("approved_at", "publish_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("需要带时区的时间，例如 2026-11-20T09:30:00+08:00 / needs a UTC offset")
+        return value
+
+    def content_hash(self) -> str:
+        data = self.model_dump(mode="json")
+        return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def check_publishable(item: ItemIn, known_channels: list[str]) -> None:
+    """The rules no publisher may bypass (domain.md rules 3, 4 and the disclosure attribute)."""
+    errors: list[FieldError] = []
+
+    def refuse(field: str, message: str) -> None:
+        errors.append(FieldError(field=field, message=message))
+
+    if item.disclosure not in PUSHABLE_DISCLOSURE:
+        refuse(
+            "disclosure",
+            f"“{DISCLOSURE_LABELS[item.disclosure]}”的文件不能主动推送 / "
+            f"{item.disclosure} items are never pushed",
+        )
+    if item.disclosure == "public_redacted" and not (item.redacted_body or "").strip():
+        refuse("redacted_body", "删减后公开的文件必须提供删减后的正文 / a redacted item needs its redacted text")
+    if not (item.approved_by or "").strip():
+        refuse("approved_by", "未记录审核人，不能发布 / approval is required")
+    if item.approved_at is None:
+        refuse("approved_at", "未记录审核时间 / approval time is required")
+    if not item.secrecy_reviewed:
+        refuse("secrecy_reviewed", "未经保密审查，不能发布 / the secrecy review is required")
+    if item.kind == "interpretation" and not item.interprets:
+        refuse("interprets", "政策解读必须指明所解读的政策 / an interpretation names its policy")
+    if item.kind != "interpretation" and item.interprets:
+        refuse("interprets", "只有政策解读可以填写 interprets / only interpretations interpret")
+    if not (item.body.strip() or item.summary.strip()):
+        refuse("body", "正文和摘要不能都为空 / body and summary are both empty")
+    for channel in item.channels or []:
+        if channel not in known_channels:
+            refuse("channels", f"未知渠道 '{channel}' / unknown channel; known: {', '.join(known_channels)}")
+
+    texts: list[tuple[str, str]] = [
+        ("title", item.title),
+        ("summary", item.summary),
+        ("body" if item.disclosure == "public" else "redacted_body",
+         item.body if item.disclosure == "public" else (item.redacted_body or "")),
+    ]
+    for lang, tr in item.translations.items():
+        for name in ("title", "summary", "body"):
+            texts.append((f"translations.{lang}.{name}", getattr(tr, name) or ""))
+    for field, text in texts:
+        for finding in find_personal_numbers(text):
+            what = "身份证号" if finding.kind == "id_card" else "手机号"
+            refuse(
+                field,
+                f"含未脱敏的{what} {finding.masked}（第{finding.position + 1}个字符处）/ "
+                f"unmasked {finding.kind.replace('_', ' ')} number",
+            )
+    if errors:
+        raise ItemRefused(errors)
+
+
+def parse_item(data: Any) -> ItemIn:
+    """Validate raw data (a dict from YAML or JSON) into an item, or raise ItemRefused."""
+    if not isinstance(data, dict):
+        raise ItemRefused([FieldError(field="(file)", message="应为一个映射 / expected a mapping")])
+    try:
+        return ItemIn.model_validate(data)
+    except ValidationError as exc:
+        raise ItemRefused(_pydantic_errors(exc)) from None
+
+
+def load_item_file(text: str) -> ItemIn:
+    try:
+        data = yaml.safe_load(text)  # JSON is YAML too
+    except yaml.YAMLError as exc:
+        raise ItemRefused([FieldError(field="(file)", message=f"无法解析 / cannot parse: {exc}")])
+    return parse_item(data)
+
+
+def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
+    out = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(item)"
+        msg = err["msg"]
+        if err["type"] == "missing":
+            msg = "必填 / required"
+        elif err["type"] == "extra_forbidden":
+            msg = "未知字段 / unknown field"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        out.append(FieldError(field=field, message=msg))
+    return out

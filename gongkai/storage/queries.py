@@ -1,0 +1,154 @@
+"""Read queries shared by the API, the CLI and the console, so they show the same numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gongkai.storage.models import Attempt, Delivery, Item, Region, Target
+
+
+@dataclass
+class DeliveryFilter:
+    item: str | None = None
+    channel: str | None = None
+    status: str | None = None
+    region: str | None = None  # the region and its subtree
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+    after_id: int | None = None  # keyset pagination: fast over 100,000 rows
+
+
+async def list_deliveries(session: AsyncSession, f: DeliveryFilter) -> list[Delivery]:
+    stmt = select(Delivery)
+    if f.item:
+        stmt = stmt.where(Delivery.item_id == f.item)
+    if f.channel:
+        stmt = stmt.where(Delivery.channel == f.channel)
+    if f.status:
+        stmt = stmt.where(Delivery.status == f.status)
+    if f.region:
+        region = await session.get(Region, f.region)
+        prefix = region.path if region else f"/{f.region}/"
+        sub = select(Region.code).where(col(Region.path).startswith(prefix))
+        stmt = stmt.where(col(Delivery.region_code).in_(sub))
+    if f.since:
+        stmt = stmt.where(Delivery.created_at >= f.since)
+    if f.until:
+        stmt = stmt.where(Delivery.created_at < f.until)
+    if f.after_id:
+        stmt = stmt.where(col(Delivery.id) < f.after_id)
+    stmt = stmt.order_by(col(Delivery.id).desc()).limit(f.limit)
+    return list((await session.exec(stmt)).all())
+
+
+async def counts_by_channel(session: AsyncSession, item_id: str) -> dict[str, dict[str, int]]:
+    rows = await session.exec(
+        select(Delivery.channel, Delivery.status, func.count())
+        .where(Delivery.item_id == item_id)
+        .group_by(Delivery.channel, Delivery.status)
+    )
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for channel, status, n in rows.all():
+        out[channel][status] = n
+    return dict(out)
+
+
+async def attempts_for(session: AsyncSession, delivery_ids: list[int]) -> dict[int, list[Attempt]]:
+    if not delivery_ids:
+        return {}
+    rows = await session.exec(
+        select(Attempt).where(col(Attempt.delivery_id).in_(delivery_ids)).order_by(Attempt.id)
+    )
+    out: dict[int, list[Attempt]] = defaultdict(list)
+    for a in rows.all():
+        out[a.delivery_id].append(a)
+    return out
+
+
+async def target_labels(session: AsyncSession, target_ids: set[int]) -> dict[int, str]:
+    if not target_ids:
+        return {}
+    rows = await session.exec(select(Target).where(col(Target.id).in_(target_ids)))
+    return {t.id: t.address_masked for t in rows.all() if t.id is not None}
+
+
+def delivery_public(d: Delivery, target_label: str | None = None,
+                    attempts: list[Attempt] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": d.id,
+        "item": d.item_id,
+        "channel": d.channel,
+        "region": d.region_code,
+        "target": target_label,
+        "languages": d.languages,
+        "status": d.status,
+        "attempts": d.attempts,
+        "parts": len(d.payload.get("parts", [])),
+        "parts_done": d.parts_done,
+        "provider_message_ids": d.provider_message_ids,
+        "last_error": d.last_error,
+        "notes": d.notes,
+        "created_at": d.created_at.isoformat(),
+        "updated_at": d.updated_at.isoformat(),
+        "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
+    }
+    if attempts is not None:
+        data["attempt_log"] = [
+            {
+                "number": a.number, "part": a.part_index, "outcome": a.outcome,
+                "at": a.started_at.isoformat(),
+                "provider_message_id": a.provider_message_id, "error": a.error,
+                "retry_after": a.retry_after,
+            }
+            for a in attempts
+        ]
+    return data
+
+
+CSV_FIELDS = ["id", "item", "channel", "region", "target", "languages", "status", "attempts",
+              "last_error", "created_at", "delivered_at"]
+
+
+def deliveries_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({**r, "languages": "+".join(r.get("languages") or [])})
+    return buf.getvalue()
+
+
+def item_public(item: Item, counts: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "title": item.title,
+        "doc_number": item.doc_number,
+        "issuer": item.issuer,
+        "issued_at": item.issued_at.isoformat(),
+        "domain": item.domain,
+        "regions": item.regions,
+        "channels": item.channels,
+        "urgent": item.urgent,
+        "disclosure": item.disclosure,
+        "interprets": item.interprets,
+        "status": item.status,
+        "publish_at": item.publish_at.isoformat() if item.publish_at else None,
+        "published_at": item.published_at.isoformat() if item.published_at else None,
+        "recalled_at": item.recalled_at.isoformat() if item.recalled_at else None,
+        "publish_due": item.publish_due.isoformat() if item.publish_due else None,
+        "interpretation_due": item.interpretation_due.isoformat() if item.interpretation_due else None,
+        "deadline_warnings": item.deadline_warnings,
+        "languages": ["zh", *sorted(item.translations or {})],
+        "deliveries": counts if counts is not None else None,
+    }
