@@ -16,7 +16,7 @@ from gongkai.dispatch.ingest import ItemConflict, ingest_item
 from gongkai.dispatch.queue import enqueue_delivery
 from gongkai.dispatch.recall import recall_item
 from gongkai.domain.items import FieldError, ItemRefused, parse_item
-from gongkai.storage.models import AuditEntry, Delivery, DeliveryStatus, Item, Role
+from gongkai.storage.models import Attempt, AuditEntry, Delivery, DeliveryStatus, Item, Role
 from gongkai.storage.queries import (
     DeliveryFilter,
     attempts_for,
@@ -195,6 +195,8 @@ async def post_retry(request: web.Request) -> web.Response:
         d.not_before = None
         d.updated_at = utcnow()
         session.add(d)
+        session.add(Attempt(delivery_id=d.id, number=d.attempts, outcome="requeued",  # type: ignore[arg-type]
+                            error=f"requeued by {who['name'] if who else '?'}"))
         session.add(AuditEntry(actor=who["name"] if who else "?", action="retry",
                                item_id=d.item_id, detail={"delivery": d.id}))
         await session.commit()

@@ -16,7 +16,7 @@ from gongkai.storage.models import ROLE_RANK, ApiToken, Role
 
 TOKEN_PREFIX = "gk_"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PRINCIPAL = "gongkai.principal"
+PRINCIPAL = web.RequestKey("principal", dict)
 
 
 def hash_token(token: str) -> str:

@@ -15,19 +15,17 @@ How a question is answered (`FaqIndex.ask`):
 
 from __future__ import annotations
 
-import math
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from gongkai.bot.faq_format import FaqEntryData, FaqFormatError, dump_faq_yaml, parse_faq_yaml
-from gongkai.bot.faq_match import WordMatcher
+from gongkai.bot.faq_tables import FaqTables, build_tables
 from gongkai.bot.faq_text import (
     GENERIC_WORDS,
-    clean_text,
     normalize_question,
     parse_choice,
-    segment,
 )
 
 __all__ = [
@@ -46,7 +44,6 @@ __all__ = [
 FALLBACK_TEXT = "抱歉，暂时没有找到相关答案。您可以拨打政务服务热线 {hotline}，或回复“转人工”。"
 CHOOSE_HEAD = "您是不是想问："
 CHOOSE_TAIL = "请回复数字。"
-GENERIC_FACTOR = 0.3
 ONLY_GENERIC_FACTOR = 0.5
 MAX_CHOICES = 3
 
@@ -61,10 +58,6 @@ class FaqAnswer:
     answer: str
     score: float
     candidates: list[tuple[str, str, float]] = field(default_factory=list)
-
-
-def _canon(word: str) -> str:
-    return "".join(clean_text(word).split())
 
 
 def baseline_match(entries: Iterable[FaqEntryData], text: str) -> FaqEntryData | None:
@@ -96,8 +89,19 @@ def _prefix_parent(code: str) -> str | None:
     return None
 
 
+class Ranked(NamedTuple):
+    index: int  # position in FaqIndex.entries
+    score: float
+    specificity: int  # higher = region nearer the asker; 0 general; -1 regional, asker unknown
+    matched: frozenset[str]  # the entry's words found in the question
+
+
 class FaqIndex:
-    """An FAQ prepared for answering; build once per FAQ version, then ask many times."""
+    """An FAQ prepared for answering; build once per FAQ version, then ask many times.
+
+    Construction only stores the data; the tables (and jieba's dictionary, ~1 s the first time
+    in a process) are built on the first question or by `warm_up()`.
+    """
 
     def __init__(
         self,
@@ -110,59 +114,28 @@ class FaqIndex:
         margin: float = 0.1,
     ) -> None:
         self.entries = list(entries)
+        self.synonyms = {head: list(words) for head, words in synonyms.items()}
         self.hotline = hotline
         self.threshold = threshold
         self.margin = margin
         self._by_id = {e.id: i for i, e in enumerate(self.entries)}
         self._parents = region_parents
+        self._tables: FaqTables | None = None
+        self._lock = threading.Lock()
 
-        head_of: dict[str, str] = {}
-        for head, variants in synonyms.items():
-            h = _canon(head)
-            for word in (head, *variants):
-                if _canon(word):
-                    head_of[_canon(word)] = h
-        surface = dict(head_of)
-        self._keys: list[frozenset[str]] = []
-        for entry in self.entries:
-            words = [_canon(k) for k in entry.keywords] or self._question_words(entry.question)
-            keys = frozenset(head_of.get(w, w) for w in words if w)
-            self._keys.append(keys)
-            for w in words:
-                if w:
-                    surface.setdefault(w, head_of.get(w, w))
+    def warm_up(self) -> None:
+        """Build the tables now rather than on the first resident's question."""
+        self._prepared()
 
-        df: dict[str, int] = {}
-        for keys in self._keys:
-            for k in keys:
-                df[k] = df.get(k, 0) + 1
-        n = max(len(self.entries), 1)
-        self._weight = {
-            k: math.log(1 + n / c) * (GENERIC_FACTOR if k in GENERIC_WORDS else 1.0)
-            for k, c in df.items()
-        }
-        self._postings: dict[str, list[int]] = {}
-        self._top2: list[float] = []
-        for i, keys in enumerate(self._keys):
-            for k in keys:
-                self._postings.setdefault(k, []).append(i)
-            strongest = sorted((self._weight[k] for k in keys), reverse=True)[:2]
-            self._top2.append(sum(strongest) or 1.0)
-        self._matcher = WordMatcher(surface)
-
-    @staticmethod
-    def _question_words(question: str) -> list[str]:
-        """An entry written without keywords is matched on the words of its question."""
-        words = [w for w in segment(_canon(question)) if len(w) > 1]
-        return words or [_canon(question)]
+    def _prepared(self) -> FaqTables:
+        with self._lock:
+            if self._tables is None:
+                self._tables = build_tables(self.entries, self.synonyms)
+            return self._tables
 
     def get(self, entry_id: str) -> FaqEntryData | None:
         i = self._by_id.get(entry_id)
         return None if i is None else self.entries[i]
-
-    def warm_up(self) -> None:
-        """Load the segmenter now rather than on the first resident's question."""
-        self._matcher.tokenizer()
 
     # --- regions --------------------------------------------------------------------------------
 
@@ -189,19 +162,20 @@ class FaqIndex:
 
     # --- answering ------------------------------------------------------------------------------
 
-    def score(self, text: str, region_code: str | None = None) -> list[tuple[int, float, int]]:
-        """(entry index, score, specificity) for eligible entries, best first, topics folded."""
-        found = self._matcher.find(text)
+    def score(self, text: str, region_code: str | None = None) -> list[Ranked]:
+        """Eligible entries sharing a word with `text`, best first, region variants folded."""
+        tables = self._prepared()
+        found = tables.matcher.find(text)
         if not found:
             return []
-        weight = self._weight
+        weight = tables.weight
         total = sum(weight.get(k, 0.0) * q for k, q in found.items()) or 1.0
         acc: dict[int, float] = {}
         distinctive: set[int] = set()
         for k, q in found.items():
             w = weight.get(k, 0.0) * q
-            for i in self._postings.get(k, ()):
-                acc[i] = acc.get(i, 0.0) + w
+            for i, factor in tables.postings.get(k, ()):
+                acc[i] = acc.get(i, 0.0) + w * factor
                 if k not in GENERIC_WORDS:
                     distinctive.add(i)
         depth = None
@@ -213,34 +187,49 @@ class FaqIndex:
             spec = self._specificity(self.entries[i], depth)
             if spec is None:
                 continue
-            s = 0.5 * (m / total) + 0.5 * min(1.0, m / self._top2[i])
+            s = 0.5 * (m / total) + 0.5 * min(1.0, m / tables.strongest[i])
             if i not in distinctive:
                 s *= ONLY_GENERIC_FACTOR
             scored.append((i, round(s, 4), spec))
         scored.sort(key=lambda t: (-t[1], -t[2], t[0]))
-        return self._fold_regions(scored)
+        ranked = [
+            Ranked(i, s, spec, frozenset(k for k in found if k in tables.words[i]))
+            for i, s, spec in scored[:50]
+        ]
+        return self._fold_regions(ranked)
 
-    def _fold_regions(self, scored: list[tuple[int, float, int]]) -> list[tuple[int, float, int]]:
+    def _fold_regions(self, ranked: list[Ranked]) -> list[Ranked]:
         """Entries on one topic (mostly the same words, close scores) collapse into the one for
         the most specific region, so a county's own 低保标准 replaces the general one."""
-        kept: list[tuple[int, float, int]] = []
-        for i, s, spec in scored[:50]:
-            for n, (j, t, other) in enumerate(kept):
-                a, b = self._keys[i], self._keys[j]
-                if t - s <= self.margin and len(a & b) >= 0.6 * len(a | b):
-                    if spec > other:
-                        kept[n] = (i, t, spec)
+        kept: list[Ranked] = []
+        words = self._prepared().words
+        for r in ranked:
+            for n, k in enumerate(kept):
+                a, b = words[r.index].keys(), words[k.index].keys()
+                if k.score - r.score <= self.margin and len(a & b) >= 0.6 * len(a | b):
+                    if r.specificity > k.specificity:
+                        kept[n] = r._replace(score=k.score)
                     break
             else:
-                kept.append((i, s, spec))
+                kept.append(r)
         return kept
+
+    def _options(self, ranked: list[Ranked]) -> list[Ranked]:
+        """The entries worth offering: close to the best, and not merely a subset of another.
+
+        If one close entry matched every word another matched and more (申请+低保 vs 低保), the
+        resident said what distinguishes it, so it is the answer rather than a choice.
+        """
+        top = ranked[0].score
+        close = [r for r in ranked if r.score >= max(top - self.margin, self.threshold)]
+        return [r for r in close if not any(r.matched < o.matched for o in close)]
 
     def _text(self, entry: FaqEntryData, lang: str) -> str:
         return entry.answers.get(lang, entry.answer) if lang != "zh" else entry.answer
 
-    def _label(self, i: int) -> str:
-        entry = self.entries[i]
-        return entry.question or "、".join(entry.keywords)
+    def _candidate(self, r: Ranked) -> tuple[str, str, float]:
+        entry = self.entries[r.index]
+        return entry.id, entry.question or "、".join(entry.keywords), r.score
 
     def ask(
         self,
@@ -251,18 +240,22 @@ class FaqIndex:
     ) -> FaqAnswer:
         """Answer a resident's question as the bot would."""
         ranked = self.score(text, region_code)
-        cands = [(self.entries[i].id, self._label(i), s) for i, s, _ in ranked[:MAX_CHOICES]]
-        if not ranked or ranked[0][1] < self.threshold:
+        if not ranked or ranked[0].score < self.threshold:
+            cands = [self._candidate(r) for r in ranked[:MAX_CHOICES]]
             fallback = FALLBACK_TEXT.format(hotline=hotline or self.hotline)
-            return FaqAnswer("fallback", None, fallback, ranked[0][1] if ranked else 0.0, cands)
-        best, top, _ = ranked[0]
-        close = [c for c in cands if c[2] >= max(top - self.margin, self.threshold)]
-        if len(close) > 1:
-            lines = [f"{n}. {q}" for n, (_, q, _) in enumerate(close, 1)]
+            top = ranked[0].score if ranked else 0.0
+            return FaqAnswer("fallback", None, fallback, top, cands)
+        options = self._options(ranked)[:MAX_CHOICES]
+        if len(options) > 1:
+            cands = [self._candidate(r) for r in options]
+            lines = [f"{n}. {q}" for n, (_, q, _) in enumerate(cands, 1)]
             body = "\n".join([CHOOSE_HEAD, *lines, CHOOSE_TAIL])
-            return FaqAnswer("choose", None, body, top, close)
-        entry = self.entries[best]
-        return FaqAnswer("answer", entry.id, self._text(entry, lang), top, cands)
+            return FaqAnswer("choose", None, body, ranked[0].score, cands)
+        best = options[0]
+        rest = [r for r in ranked if r is not best][: MAX_CHOICES - 1]
+        entry = self.entries[best.index]
+        cands = [self._candidate(r) for r in [best, *rest]]
+        return FaqAnswer("answer", entry.id, self._text(entry, lang), best.score, cands)
 
     def pick(
         self, candidates: list[tuple[str, str, float]], reply_text: str, lang: str = "zh"

@@ -6,19 +6,18 @@ homophone slip (低宝 for 低保) because sound alone is weaker evidence than s
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 
 import jieba
 from pypinyin import lazy_pinyin
 
-from gongkai.bot.faq_text import base_frequency, clean_text, fuzzy_syllable, new_tokenizer, readings
+from gongkai.bot.faq_text import base_frequency, fuzzy_syllable, match_form, readings
 
-__all__ = ["WordMatcher"]
+__all__ = ["KEYWORD_FREQ", "WordMatcher"]
 
 PINYIN_QUALITY = 0.9
 FUZZY_QUALITY = 0.75
-_KEYWORD_FREQ = 50_000  # high enough that jieba keeps an FAQ keyword in one piece
+KEYWORD_FREQ = 50_000  # high enough that jieba keeps an FAQ keyword in one piece
 
 
 def _is_han(word: str) -> bool:
@@ -28,7 +27,7 @@ def _is_han(word: str) -> bool:
 class WordMatcher:
     """Knows every surface form of every keyword and finds them in a question."""
 
-    def __init__(self, surface: dict[str, str]) -> None:
+    def __init__(self, surface: dict[str, str], tokenizer: jieba.Tokenizer) -> None:
         # surface form (cleaned) → canonical head word
         self.surface = surface
         self.max_len = max((len(w) for w in surface), default=0)
@@ -43,30 +42,23 @@ class WordMatcher:
             self._exact[(len(word), syls[0])].append((word, syls))
             self._fuzzy[(len(word), fuzzy[0])].append((word, fuzzy))
             self.pinyin_lengths.add(len(word))
-        self._tokenizer: jieba.Tokenizer | None = None
-        self._lock = threading.Lock()
-
-    def tokenizer(self) -> jieba.Tokenizer:
-        """Built on the first question, not at import or index build: jieba takes ~1 s to load."""
-        with self._lock:
-            if self._tokenizer is None:
-                self._tokenizer = new_tokenizer(dict.fromkeys(self.surface, _KEYWORD_FREQ))
-            return self._tokenizer
+        self.tokenizer = tokenizer
 
     def find(self, text: str) -> dict[str, float]:
         """Canonical words present in `text`, each with the best quality it was found with."""
         found: dict[str, float] = {}
-        tok = self.tokenizer()
-        for seg in clean_text(text).split():
+        tok = self.tokenizer
+        for seg in match_form(text).split():
             covered = self._literal(seg, tok, found)
             self._by_sound(seg, covered, found)
         return found
 
     def _literal(self, seg: str, tok: jieba.Tokenizer, found: dict[str, float]) -> list[bool]:
-        """Substring matches that agree with word segmentation.
+        """Substring matches that agree with word segmentation, longest first.
 
         A keyword found inside one segmented word (低保 in 低保户) or spanning whole words counts;
         one that straddles a word boundary (户口 in 住户|口粮) is a coincidence of characters.
+        A match inside a longer one (过期 in 过期食品) is dropped: the longer word is what was said.
         """
         token_of: list[int] = []
         starts: list[int] = []
@@ -76,18 +68,21 @@ class WordMatcher:
             token_of.extend([n] * len(word))
             pos += len(word)
         boundaries = {*starts, pos}
-        covered = [False] * len(seg)
+        spans: list[tuple[int, int, str]] = []
         for i in range(len(seg)):
             for j in range(i + 1, min(len(seg), i + self.max_len) + 1):
                 head = self.surface.get(seg[i:j])
                 if head is None:
                     continue
-                same_token = token_of[i] == token_of[j - 1]
-                if not same_token and not (i in boundaries and j in boundaries):
-                    continue
-                found[head] = 1.0
-                for k in range(i, j):
-                    covered[k] = True
+                if token_of[i] == token_of[j - 1] or (i in boundaries and j in boundaries):
+                    spans.append((i, j, head))
+        covered = [False] * len(seg)
+        for i, j, head in spans:
+            if any(a <= i and j <= b and (a, b) != (i, j) for a, b, _ in spans):
+                continue
+            found[head] = 1.0
+            for k in range(i, j):
+                covered[k] = True
         return covered
 
     def _by_sound(self, seg: str, covered: list[bool], found: dict[str, float]) -> None:

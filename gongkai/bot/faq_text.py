@@ -19,6 +19,7 @@ __all__ = [
     "GENERIC_WORDS",
     "clean_text",
     "fuzzy_syllable",
+    "match_form",
     "new_tokenizer",
     "normalize_question",
     "parse_choice",
@@ -47,6 +48,33 @@ def clean_text(text: str) -> str:
     """NFKC (full-width → half-width), lowercase, every non-word character becomes a space."""
     text = unicodedata.normalize("NFKC", text).lower()
     return "".join(ch if _keep(ch) else " " for ch in text)
+
+
+_CN_NUM = {"零": 0, **{k: v for k, v in zip("一二三四五六七八九", range(1, 10), strict=True)}}
+_AGE = re.compile(r"([一二三四五六七八九十百零]+)(周?岁)")
+
+
+def _cn_number(text: str) -> int | None:
+    """Small Chinese numerals as used for ages: 八十 80, 九十二 92, 一百 100, 一百零五 105."""
+    total, current = 0, 0
+    for ch in text:
+        if ch == "百":
+            total, current = total + (current or 1) * 100, 0
+        elif ch == "十":
+            total, current = total + (current or 1) * 10, 0
+        elif ch in _CN_NUM:
+            current = current * 10 + _CN_NUM[ch] if ch != "零" else current
+        else:
+            return None
+    return total + current
+
+
+def match_form(text: str) -> str:
+    """`clean_text` plus ages in digits ("九十岁" → "90岁"), the form keywords are matched in."""
+    text = clean_text(text)
+    if "岁" in text:
+        text = _AGE.sub(lambda m: f"{_cn_number(m.group(1))}{m.group(2)}", text)
+    return text
 
 
 def normalize_question(text: str) -> str:

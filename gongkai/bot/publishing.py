@@ -18,7 +18,7 @@ from gongkai.channels import registry
 from gongkai.channels.base import TargetView
 from gongkai.channels.rendering import utf8_len
 from gongkai.dispatch.ingest import ItemConflict, ingest_item
-from gongkai.dispatch.planning import Directory, item_view, targets_for
+from gongkai.dispatch.planning import Directory, item_view, seal_parts, targets_for
 from gongkai.dispatch.queue import QUEUE_NAME
 from gongkai.dispatch.redis_server import arq_settings
 from gongkai.dispatch.worker import build_worker
@@ -147,7 +147,8 @@ async def render_preview(s: Settings, item_in: ItemIn, channel_name: str, lang: 
     finally:
         await engine.dispose()
     parts = []
-    for part in rendered.parts:
+    for part in seal_parts(rendered.parts, Sealer(s.resolved_secret_key())):
+        part.pop("sealed", None)
         text = _part_text(part)
         parts.append({**part, "text": text, "bytes": utf8_len(text), "chars": len(text)})
     return {"channel": channel_name, "target": label, "languages": list(target_view.languages),

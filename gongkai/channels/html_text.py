@@ -126,7 +126,10 @@ def fit_parts(
     pieces: list[list[str]] = []
     size = 0
     for block in blocks:
-        chunks = [block] if measure(block) <= budget else oversized(block, budget)
+        if measure(block) <= budget:
+            chunks = [block]
+        else:  # strip ordinary blanks left at the cut, never U+202F (str.strip would)
+            chunks = [c.strip(" \t\n") for c in oversized(block, budget)]
         for chunk in chunks:
             grown = size + measure(sep) + measure(chunk)
             if pieces and grown <= budget:

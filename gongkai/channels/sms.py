@@ -152,6 +152,10 @@ def _template(account: dict[str, Any], lang: str, notes: list[str]) -> tuple[str
             f"sms account {account.get('name')}: no {lang} template_text, "
             "preview and segment count use the default wording"
         )
+    if not code:
+        notes.append(
+            f"sms account {account.get('name')}: no template_code, the provider will refuse"
+        )
     return str(code or ""), str(text)
 
 
@@ -305,6 +309,10 @@ class SmsChannel(Channel):
         if not account:
             raise PermanentError("no sms account for this target")
         provider = part.get("provider")
+        needed = ("access_key_id", "access_key_secret") if provider == ALIYUN else ("sdk_app_id",)
+        missing = [k for k in needed if not account.get(k)]
+        if missing:
+            raise PermanentError(f"sms account {account.get('name')}: {', '.join(missing)} missing")
         tag = f"{ctx.delivery_id}-{ctx.part_index}"
         timeout = float(account.get("timeout_seconds") or DEFAULT_TIMEOUT)
         if provider == ALIYUN:

@@ -317,8 +317,6 @@ def aliyun_verdict(status: int, data: dict[str, Any] | None, phones: list[str]) 
 # Tencent: request-level error codes (Response.Error) worth another try.
 _TENCENT_TRANSIENT_PREFIXES = ("RequestLimitExceeded", "InternalError", "ResourceUnavailable")
 _TENCENT_TRANSIENT = {
-    "InternalError.SendAndRecvFail": 5.0,
-    "InternalError.Timeout": 5.0,
     "LimitExceeded.AppDailyLimit": 3600.0,
     "LimitExceeded.AppMainlandChinaDailyLimit": 3600.0,
     "LimitExceeded.DeliveryFrequencyLimit": 60.0,

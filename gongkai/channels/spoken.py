@@ -20,6 +20,7 @@ __all__ = [
     "estimate_read_seconds",
     "number_words",
     "phone_digits",
+    "spoken_phone",
     "spoken_sentences",
     "strip_markdown",
     "to_spoken",
@@ -50,7 +51,7 @@ RANGE_SEP = r"\s*[-~—–至到]\s*"
 def number_words(number: str) -> str:
     """An amount as words: 1200.50 → 一千二百点五, 2000 → 两千, 0.5 → 零点五."""
     whole, _, frac = number.partition(".")
-    words = cn2an.an2cn(str(int(whole))) if whole else "零"
+    words = _cardinal(whole) if whole else "零"
     for big in ("千", "万", "亿"):
         if words.startswith("二" + big):
             words = "两" + words[1:]
@@ -65,11 +66,19 @@ def phone_digits(digits: str) -> str:
     return "".join(_PHONE_DIGITS.get(d, "") for d in digits)
 
 
+def spoken_phone(number: str) -> str:
+    """A telephone number as dialled: 0477-8612345 → 零四七七—八六幺二三四五."""
+    groups = [g for g in re.split(r"\D+", number.translate(_FULL_WIDTH)) if g]
+    return "—".join(phone_digits(g) for g in groups)
+
+
 def _year(digits: str) -> str:
     return "".join(_YEAR_DIGITS[d] for d in digits)
 
 
 def _cardinal(n: str) -> str:
+    if len(n.lstrip("0")) > 12:  # no one says 千亿 in a notice: this is a code, read it out
+        return "".join(_PLAIN_DIGITS[d] for d in n)
     return cn2an.an2cn(str(int(n)))
 
 
@@ -96,7 +105,7 @@ def _masks(text: str) -> str:
     text = re.sub(
         rf"\d*{MASK}+([\dXx]+)", lambda m: "尾号" + "".join(tail[c] for c in m[1]), text
     )
-    text = re.sub(rf"(?<=[\u4e00-\u9fff]){MASK}", "某", text)
+    text = re.sub(rf"(?<=[\u4e00-\u9fff]){MASK}+", lambda m: "某" * len(m[0]), text)
     return text.replace(MASK, "")
 
 
@@ -148,6 +157,9 @@ def _phones(text: str) -> str:
 
 
 def _dates_and_times(text: str) -> str:
+    # ranges of dates: 12月1日—12月5日, 2026-12-01至2026-12-05
+    text = re.sub(r"(?<=[日月年号])[ \t]*[-—–~]+[ \t]*(?=\d)", "到", text)
+    text = re.sub(r"(?<=\d)[ \t]*[—–~]+[ \t]*(?=\d{4}[-/.]\d)", "到", text)
     # document numbers: 伊政办发〔2026〕41号 → 伊政办发二〇二六年第四十一号
     text = _sub(
         r"[〔\[［(（【]\s*(\d{4})\s*[〕\]］)）】]\s*第?\s*(\d+)\s*号",
@@ -346,9 +358,9 @@ def spoken_sentences(text: str, lang: str = "zh") -> list[str]:
             for s in re.findall(r"[^。！？；]+[。！？；]*", line):
                 s = s.strip()
                 if s:
-                    sentences.append(s if s[-1] in "。！？；" else s + "。")
+                    sentences.append(s if s[-1] in "。！？；：" else s + "。")
         return sentences
-    cleaned = strip_markdown(text, url_words="")
+    cleaned = strip_markdown(text, url_words="", lang=lang)
     found = re.findall(r"[^᠃᠉!?؟\n]+[᠃᠉!?؟]*", cleaned)
     return [s.strip(" \t") for s in found if s.strip(" \t")]
 

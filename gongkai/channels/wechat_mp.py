@@ -30,7 +30,7 @@ from gongkai.channels.base import (
     TargetView,
     TransientError,
 )
-from gongkai.channels.wechat_api import WechatApi, WechatPermanentError
+from gongkai.channels.wechat_api import MASS_DUPLICATE, WechatApi, WechatPermanentError
 from gongkai.channels.wechat_article import build_article, cut, default_cover, page_url
 
 PUBLISH_FAILURES = {
@@ -303,11 +303,17 @@ class WechatMpChannel(Channel):
                 await ctx.redis.srem(quota_key, clientmsgid)
             raise
         await self._forget_draft(api, ctx)
+        duplicate = int(answer.get("errcode") or 0) == MASS_DUPLICATE
+        if duplicate:  # sent by an earlier attempt: the draft made for this one is an orphan
+            try:
+                await api.delete_draft(media_id)
+            except (PermanentError, TransientError):
+                pass
         return SentPart(
             provider_message_id=f"mass:{answer['msg_id']}",
             extra={
                 "msg_data_id": answer.get("msg_data_id"),
-                "duplicate": bool(answer.get("errcode")),
+                "duplicate": duplicate,
             },
         )
 

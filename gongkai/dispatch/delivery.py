@@ -23,7 +23,7 @@ from gongkai.bot.settings import Settings
 from gongkai.channels import registry
 from gongkai.channels.base import PermanentError, SendContext, SentPart, TransientError
 from gongkai.dispatch import metrics
-from gongkai.dispatch.planning import Directory
+from gongkai.dispatch.planning import Directory, open_part
 from gongkai.dispatch.queue import backoff_seconds, enqueue_delivery, enqueue_poll
 from gongkai.dispatch.quiet import quiet_until
 from gongkai.dispatch.ratelimit import RateLimiter
@@ -118,7 +118,7 @@ async def deliver(deps: Deps, delivery_id: int) -> str:
         state: dict[str, Any] = {}
         pending = False
         for index in range(d.parts_done, len(parts)):
-            part = parts[index]
+            part = open_part(parts[index], deps.sealer)
             wait = await deps.limiter.acquire(channel.rate_limits(tv, part))
             if wait is not None:
                 # Not an attempt: hand the slot back to the queue and let other channels flow.
@@ -217,10 +217,14 @@ async def _failed(
     attempt.retry_after = retry_after
     session.add(attempt)
     await session.flush()
+    # An admin's retry starts the count afresh: count failures since the last requeue.
+    since = (await session.exec(
+        select(func.max(Attempt.id)).where(Attempt.delivery_id == d.id, Attempt.outcome == "requeued")
+    )).one() or 0
     failures = (
         await session.exec(
             select(func.count()).select_from(Attempt).where(
-                Attempt.delivery_id == d.id, Attempt.outcome == "transient"
+                Attempt.delivery_id == d.id, Attempt.outcome == "transient", Attempt.id > since
             )
         )
     ).one()

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
 from gongkai.channels.base import Channel, ItemView, Rendered, TargetView
-from gongkai.storage.crypto import Sealer
+from gongkai.storage.crypto import Sealer, mask_phone
 from gongkai.storage.models import Account, Delivery, DeliveryStatus, Item, Region, Target
 from gongkai.storage.types import utcnow
 
@@ -137,6 +137,33 @@ class PlannedDelivery:
     rendered: Rendered
 
 
+SEALED_PART_KEYS = ("phones",)
+
+
+def seal_parts(parts: list[dict[str, Any]], sealer: Sealer) -> list[dict[str, Any]]:
+    """Phone numbers never rest in the payload in clear: sealed, with a masked copy for display."""
+    out = []
+    for part in parts:
+        secret = {k: part[k] for k in SEALED_PART_KEYS if k in part}
+        if not secret:
+            out.append(part)
+            continue
+        shown = {k: v for k, v in part.items() if k not in secret}
+        shown["sealed"] = sealer.seal(secret)
+        if "phones" in secret:
+            shown["phones_masked"] = [mask_phone(str(p)) for p in secret["phones"]]
+        out.append(shown)
+    return out
+
+
+def open_part(part: dict[str, Any], sealer: Sealer) -> dict[str, Any]:
+    if "sealed" not in part:
+        return part
+    opened = {k: v for k, v in part.items() if k not in ("sealed", "phones_masked")}
+    opened.update(sealer.open(part["sealed"]))
+    return opened
+
+
 def dedup_key(item_id: str, channel: str, target_id: int | None) -> str:
     return f"{item_id}|{channel}|{target_id if target_id is not None else '-'}"
 
@@ -167,7 +194,7 @@ async def plan(
                 channel=name,
                 region_code=target.region_code if target else None,
                 languages=list(tv.languages),
-                payload=rendered.as_payload(),
+                payload={"parts": seal_parts(rendered.parts, sealer), "meta": rendered.meta},
                 notes=list(rendered.notes),
                 status=status,
                 created_at=now,

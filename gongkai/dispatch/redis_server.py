@@ -25,7 +25,7 @@ class EmbeddedRedis:
 
     def close(self) -> None:
         try:
-            self._server.shutdown(save=True, now=True)
+            self._server.shutdown(save=True)
         except Exception:  # already gone
             log.debug("embedded redis shutdown", exc_info=True)
 

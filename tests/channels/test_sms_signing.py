@@ -154,13 +154,19 @@ def test_tencent_request_verifies_with_the_fakes_independent_signer() -> None:
     account = {"secret_id": "AKIDx", "secret_key": "k", "sdk_app_id": "1400000001"}
     part = dict(PART, provider="tencent", phones=["+8613800000000"], params=["a", "b"])
     headers, body = tencent_send_request(
-        account, part, session_context="7-0", host="sms.tencentcloudapi.com", timestamp=1_700_000_000
+        account,
+        part,
+        session_context="7-0",
+        host="sms.tencentcloudapi.com",
+        timestamp=1_700_000_000,
     )
     assert json.loads(body)["PhoneNumberSet"] == ["+8613800000000"]
     assert headers["X-TC-Action"] == "SendSms" and headers["X-TC-Version"] == "2021-01-11"
     assert headers["X-TC-Region"] == "ap-guangzhou"
-    m = re.search(r"Credential=AKIDx/2023-11-14/sms/tc3_request, .*Signature=([0-9a-f]{64})$",
-                  headers["Authorization"])
+    m = re.search(
+        r"Credential=AKIDx/2023-11-14/sms/tc3_request, .*Signature=([0-9a-f]{64})$",
+        headers["Authorization"],
+    )
     assert m is not None
     arrived = CIMultiDict(headers)
     signed = ["content-type", "host"]

@@ -140,9 +140,13 @@ async def _handle(request: web.Request) -> web.Response:
         if not params.get(name):
             return _error(state, 400, f"Missing{name}", f"{name} is mandatory for this action.")
     if params["AccessKeyId"] != state.access_key_id:
-        return _error(state, 404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+        return _error(
+            state, 404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."
+        )
     if params["SignatureMethod"] != "HMAC-SHA1" or params["SignatureVersion"] != "1.0":
-        return _error(state, 400, "InvalidSignatureMethod", "Specified signature method is not valid.")
+        return _error(
+            state, 400, "InvalidSignatureMethod", "Specified signature method is not valid."
+        )
     try:
         stamp = datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
@@ -154,10 +158,15 @@ async def _handle(request: web.Request) -> web.Response:
     expected = expected_signature(request.method, params, state.access_key_secret)
     if not hmac.compare_digest(expected, params["Signature"]):
         return _error(
-            state, 400, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation."
+            state,
+            400,
+            "SignatureDoesNotMatch",
+            "Specified signature is not matched with our calculation.",
         )
     if params["SignatureNonce"] in state.nonces:
-        return _error(state, 400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+        return _error(
+            state, 400, "SignatureNonceUsed", "Specified signature nonce was used already."
+        )
     state.nonces.add(params["SignatureNonce"])
     if params["Action"] != "SendSms":
         return _error(state, 400, "InvalidAction.NotFound", "Specified api is not found.")
@@ -204,7 +213,10 @@ def _send_sms(state: AliyunState, params: dict[str, str]) -> web.Response:
         (over if len(sent) >= state.per_number_daily_limit else allowed).append(phone)
     if not allowed:
         return _error(
-            state, 200, "isv.BUSINESS_LIMIT_CONTROL", f"触发天级流控Permits:{state.per_number_daily_limit}"
+            state,
+            200,
+            "isv.BUSINESS_LIMIT_CONTROL",
+            f"触发天级流控Permits:{state.per_number_daily_limit}",
         )
     cost = _segments(text) * len(allowed)
     if state.balance is not None:
@@ -219,8 +231,13 @@ def _send_sms(state: AliyunState, params: dict[str, str]) -> web.Response:
         )
     for phone in over:
         state.receipts.append(
-            {"PhoneNum": phone, "BizId": biz_id, "SendStatus": 2,
-             "ErrCode": "isv.BUSINESS_LIMIT_CONTROL", "OutId": params.get("OutId")}
+            {
+                "PhoneNum": phone,
+                "BizId": biz_id,
+                "SendStatus": 2,
+                "ErrCode": "isv.BUSINESS_LIMIT_CONTROL",
+                "OutId": params.get("OutId"),
+            }
         )
     return web.json_response(
         {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": str(uuid.uuid4()).upper()}

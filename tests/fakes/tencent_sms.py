@@ -94,7 +94,9 @@ def expected_signature(
     secret_key: str, request_headers: Any, signed: list[str], body: bytes, stamp: int, service: str
 ) -> str:
     """Recompute TC3 from what arrived: header values lower-cased and trimmed."""
-    canonical_headers = "".join(f"{h}:{request_headers.get(h, '').strip().lower()}\n" for h in signed)
+    canonical_headers = "".join(
+        f"{h}:{request_headers.get(h, '').strip().lower()}\n" for h in signed
+    )
     canonical = "\n".join(
         ["POST", "/", "", canonical_headers, ";".join(signed), hashlib.sha256(body).hexdigest()]
     )
@@ -122,7 +124,9 @@ async def _handle(request: web.Request) -> web.Response:
     try:
         stamp = int(request.headers.get("X-TC-Timestamp", ""))
     except ValueError:
-        return _error("MissingParameter", "The request is missing a required parameter `Timestamp`.")
+        return _error(
+            "MissingParameter", "The request is missing a required parameter `Timestamp`."
+        )
     if abs(stamp - state.now()) > 300:
         return _error("AuthFailure.SignatureExpire", "Signature expired.")
     if auth["id"] != state.secret_id:
@@ -141,7 +145,8 @@ async def _handle(request: web.Request) -> web.Response:
     if not hmac.compare_digest(expected, auth["sig"]):
         return _error(
             "AuthFailure.SignatureFailure",
-            "The provided credentials could not be validated. Please check your signature is correct.",
+            "The provided credentials could not be validated. "
+            "Please check your signature is correct.",
         )
     if request.headers.get("X-TC-Action") != "SendSms":
         return _error("InvalidAction", "The action is not found.")
@@ -181,9 +186,14 @@ def _send_sms(state: TencentState, data: dict[str, Any]) -> web.Response:
         )
     for p in params:
         if state.variable_max_len is not None and len(p) > state.variable_max_len:
-            return _error("InvalidParameterValue.TemplateParameterLengthLimit", "单个模板变量字符数超过12个")
+            return _error(
+                "InvalidParameterValue.TemplateParameterLengthLimit", "单个模板变量字符数超过12个"
+            )
         if state.forbid_urls and _URL.search(p):
-            return _error("InvalidParameterValue.ProhibitedUseUrlInTemplateParameter", "禁止在模板变量中使用 URL")
+            return _error(
+                "InvalidParameterValue.ProhibitedUseUrlInTemplateParameter",
+                "禁止在模板变量中使用 URL",
+            )
     text = f"【{sign}】" + _SLOT.sub(lambda m: params[int(m.group(1)) - 1], template)
     n = len(text.encode("utf-16-le")) // 2
     fee = 1 if n <= 70 else math.ceil(n / 67)
@@ -198,33 +208,59 @@ def _send_sms(state: TencentState, data: dict[str, Any]) -> web.Response:
 
 
 def _one_number(
-    state: TencentState, data: dict[str, Any], raw: str, text: str, params: list[str],
-    fee: int, now: float,
+    state: TencentState,
+    data: dict[str, Any],
+    raw: str,
+    text: str,
+    params: list[str],
+    fee: int,
+    now: float,
 ) -> dict[str, Any]:
-    base = {"SerialNo": "", "PhoneNumber": raw, "Fee": 0, "SessionContext": data.get("SessionContext", ""),
-            "IsoCode": "CN"}
+    base = {
+        "SerialNo": "",
+        "PhoneNumber": raw,
+        "Fee": 0,
+        "SessionContext": data.get("SessionContext", ""),
+        "IsoCode": "CN",
+    }
     m = _PHONE.match(raw)
     if m is None:
-        return {**base, "Code": "InvalidParameterValue.IncorrectPhoneNumber", "Message": "手机号格式错误",
-                "IsoCode": "DEF"}
+        return {
+            **base,
+            "Code": "InvalidParameterValue.IncorrectPhoneNumber",
+            "Message": "手机号格式错误",
+            "IsoCode": "DEF",
+        }
     mobile = m.group(1)
     last = state.last_content.get((mobile, text))
     if last is not None and now - last < state.same_content_window:
-        return {**base, "Code": "LimitExceeded.PhoneNumberThirtySecondLimit",
-                "Message": "单个手机号30秒内下发短信条数超过设定的上限"}
+        return {
+            **base,
+            "Code": "LimitExceeded.PhoneNumberThirtySecondLimit",
+            "Message": "单个手机号30秒内下发短信条数超过设定的上限",
+        }
     today = [t for t in state.daily[mobile] if now - t < DAY]
     state.daily[mobile] = today
     if len(today) >= state.daily_limit_per_number:
-        return {**base, "Code": "LimitExceeded.PhoneNumberDailyLimit",
-                "Message": "单个手机号日下发短信条数超过设定的上限"}
+        return {
+            **base,
+            "Code": "LimitExceeded.PhoneNumberDailyLimit",
+            "Message": "单个手机号日下发短信条数超过设定的上限",
+        }
     if state.balance is not None:
         state.balance -= fee
     serial = f"2645:{next(state._serials):020d}"
     state.last_content[(mobile, text)] = now
     today.append(now)
     state.messages.append(
-        SentMessage(raw, text, str(data.get("TemplateId")), params, serial,
-                    str(data.get("SessionContext", "")))
+        SentMessage(
+            raw,
+            text,
+            str(data.get("TemplateId")),
+            params,
+            serial,
+            str(data.get("SessionContext", "")),
+        )
     )
     return {**base, "SerialNo": serial, "Fee": fee, "Code": "Ok", "Message": "send success"}
 

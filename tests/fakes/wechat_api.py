@@ -3,223 +3,28 @@
 It speaks the real paths, bodies and errcodes and enforces what bites in production: token
 expiry and replacement, the daily token budget, size limits of a draft, permanent-material
 thumbs, the daily publish cap, the mass-send quota and ``clientmsgid`` deduplication, the
-customer-service window. Time is the fake's own clock (``state.advance``), so expiry needs no
-waiting. Test hooks: ``fail_next`` injects an errcode, ``finish_publish`` settles a job,
-``publish_event_xml`` gives the PUBLISHJOBFINISH push WeChat would send.
+customer-service window. Its memory and test hooks are in ``wechat_state.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import re
 import secrets
-import time
-from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.wechat_state import DEFAULT_AUTOREPLY, FakeWechatState, PublishJob, Token
+
+__all__ = ["DEFAULT_AUTOREPLY", "FakeWechatState", "PublishJob", "Token", "make_app"]
 
 TITLE_MAX, AUTHOR_MAX, DIGEST_MAX = 32, 16, 128
 CONTENT_MAX_CHARS, CONTENT_MAX_BYTES = 20_000, 1_000_000
 # Script tags, and javascript: URLs or on* handlers inside a tag (not in escaped text).
 _JS = re.compile(r"<\s*script|<[^>]*(?:javascript\s*:|\son[a-z]+\s*=)", re.IGNORECASE)
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8", b"GIF87a", b"GIF89a", b"BM")
-PUBLISH_REASONS = {2: "原创校验失败", 3: "常规失败", 4: "平台审核不通过", 5: "已删除", 6: "已封禁"}
-
-DEFAULT_AUTOREPLY: dict[str, Any] = {
-    "is_add_friend_reply_open": 1,
-    "is_autoreply_open": 1,
-    "add_friend_autoreply_info": {"type": "text", "content": "感谢关注！回复“低保”了解申请办法。"},
-    "message_default_autoreply_info": {
-        "type": "text",
-        "content": "您的留言已收到，我们将尽快答复。",
-    },
-    "keyword_autoreply_info": {
-        "list": [
-            {
-                "rule_name": "低保申请",
-                "create_time": 1700000000,
-                "reply_mode": "reply_all",
-                "keyword_list_info": [
-                    {"type": "text", "match_mode": "contain", "content": "低保"},
-                    {"type": "text", "match_mode": "contain", "content": "最低生活保障"},
-                ],
-                "reply_list_info": [
-                    {
-                        "type": "text",
-                        "content": "持户口簿、身份证到户籍所在地苏木乡镇人民政府"
-                        "（街道办事处）提出书面申请。",
-                    }
-                ],
-            },
-            {
-                "rule_name": "办公时间",
-                "create_time": 1700000100,
-                "reply_mode": "random_one",
-                "keyword_list_info": [
-                    {"type": "text", "match_mode": "equal", "content": "办公时间"}
-                ],
-                "reply_list_info": [
-                    {"type": "text", "content": "工作日上午8:30-12:00，下午14:30-18:00。"}
-                ],
-            },
-            {
-                "rule_name": "政策图文",
-                "create_time": 1700000200,
-                "reply_mode": "reply_all",
-                "keyword_list_info": [{"type": "text", "match_mode": "contain", "content": "政策"}],
-                "reply_list_info": [
-                    {"type": "img", "content": "MEDIA_ID_OF_A_POSTER"},
-                    {
-                        "type": "news",
-                        "news_info": {
-                            "list": [
-                                {
-                                    "title": "政策解读",
-                                    "author": "政务公开办",
-                                    "digest": "",
-                                    "show_cover": 1,
-                                    "cover_url": "https://mmbiz.qpic.cn/fake/cover",
-                                    "content_url": "https://mp.weixin.qq.com/s/fake",
-                                    "source_url": "",
-                                }
-                            ]
-                        },
-                    },
-                ],
-            },
-        ]
-    },
-}
-
-
-@dataclass
-class Token:
-    value: str
-    app_id: str
-    kind: str  # "token" or "stable": WeChat keeps the two apart
-    expires_at: float
-    revoked: bool = False
-
-
-@dataclass
-class PublishJob:
-    publish_id: str
-    app_id: str
-    media_id: str
-    articles: list[dict[str, Any]]
-    final_status: int
-    polls_left: int
-    status: int = 1  # publishing
-    article_id: str | None = None
-    article_url: str | None = None
-
-
-@dataclass
-class FakeWechatState:
-    accounts: dict[str, str]
-    token_ttl: int = 7200
-    daily_token_limit: int = 2000
-    per_minute_cap: int | None = None
-    mass_quota: int = 1  # successful mass sends a day (verified subscription account)
-    publish_outcome: int = 0  # publish_status a submitted job ends in
-    publish_polls: int = 1  # freepublish/get answers "publishing" this many times first
-    daily_caps: dict[str, int] = field(
-        default_factory=lambda: {"cgi-bin/draft/add": 1000, "cgi-bin/freepublish/submit": 100}
-    )
-    template_ids: set[str] | None = None  # None: any template id is accepted
-    unsubscribed: set[str] = field(default_factory=set)
-    closed_windows: set[str] = field(default_factory=set)
-    autoreply: dict[str, Any] = field(
-        default_factory=lambda: json.loads(json.dumps(DEFAULT_AUTOREPLY))
-    )
-    offset: float = 0.0
-    token_calls: int = 0
-    tokens: dict[str, Token] = field(default_factory=dict)
-    current: dict[tuple[str, str], str] = field(default_factory=dict)
-    materials: dict[str, dict[str, Any]] = field(default_factory=dict)
-    body_images: list[str] = field(default_factory=list)
-    drafts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    jobs: dict[str, PublishJob] = field(default_factory=dict)
-    articles: dict[str, dict[str, Any]] = field(default_factory=dict)
-    mass_sends: dict[str, dict[str, Any]] = field(default_factory=dict)  # msg_id → record
-    templates_sent: list[dict[str, Any]] = field(default_factory=list)
-    custom_messages: list[dict[str, Any]] = field(default_factory=list)
-    custom_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    calls: list[tuple[str, Any]] = field(default_factory=list)
-    failures: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    counters: dict[tuple[Any, ...], int] = field(default_factory=lambda: defaultdict(int))
-    _ids: Any = field(default_factory=lambda: itertools.count(100000001))
-
-    # --- test hooks -----------------------------------------------------------------------
-    def now(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-    def revoke(self, token: str) -> None:
-        self.tokens[token].revoked = True
-
-    def fail_next(self, path: str, errcode: int, times: int = 1) -> None:
-        """The next ``times`` calls of ``path`` (e.g. ``cgi-bin/draft/add``) answer errcode."""
-        self.failures[path.lstrip("/")].extend([errcode] * times)
-
-    def calls_to(self, path: str) -> list[Any]:
-        return [body for p, body in self.calls if p == path.lstrip("/")]
-
-    def open_window(self, openid: str) -> None:
-        self.closed_windows.discard(openid)
-        self.custom_counts[openid] = 0
-
-    def finish_publish(self, publish_id: str, status: int | None = None) -> PublishJob:
-        job = self.jobs[str(publish_id)]
-        job.status = job.final_status if status is None else status
-        if job.status == 0 and job.article_id is None:
-            job.article_id = f"art_{secrets.token_hex(8)}"
-            job.article_url = f"https://mp.weixin.qq.com/s/{secrets.token_urlsafe(12)}"
-            self.articles[job.article_id] = {
-                "app_id": job.app_id,
-                "publish_id": job.publish_id,
-                "articles": job.articles,
-                "url": job.article_url,
-                "deleted": False,
-            }
-        return job
-
-    def publish_event_xml(self, publish_id: str, to_user: str = "gh_fake") -> str:
-        """The PUBLISHJOBFINISH push (shape as WeChat really sends it)."""
-        job = self.jobs[str(publish_id)]
-        if job.status == 1:
-            job = self.finish_publish(publish_id)
-        inner = (
-            f"<publish_id>{job.publish_id}</publish_id>"
-            f"<publish_status>{job.status}</publish_status>"
-        )
-        if job.status == 0:
-            inner += (
-                f"<article_id><![CDATA[{job.article_id}]]></article_id><article_detail>"
-                f"<count>1</count><item><idx>1</idx><article_url><![CDATA[{job.article_url}]]>"
-                "</article_url></item></article_detail>"
-            )
-        elif job.status in (2, 3, 4):
-            inner += "<fail_idx>1</fail_idx>"
-        return (
-            f"<xml><ToUserName><![CDATA[{to_user}]]></ToUserName>"
-            "<FromUserName><![CDATA[oFakeSystem]]></FromUserName>"
-            f"<CreateTime>{int(self.now())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-            f"<Event><![CDATA[PUBLISHJOBFINISH]]></Event><PublishEventInfo>{inner}"
-            "</PublishEventInfo></xml>"
-        )
-
-    def next_id(self) -> str:
-        return str(next(self._ids))
-
-    def day(self) -> int:
-        return int((self.now() + 8 * 3600) // 86400)  # WeChat's day is Beijing time
 
 
 def _err(code: int, msg: str, **extra: Any) -> web.Response:

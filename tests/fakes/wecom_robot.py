@@ -205,4 +205,3 @@ def _validate_upload(kind: str, filename: str, data: bytes) -> None:
         return
     if len(data) > VOICE_LIMIT or not data.startswith(AMR_MAGIC):
         raise _Reject(40005, "invalid file type, hint: [fake] voice must be AMR ≤ 2MB")
-
