@@ -3,18 +3,23 @@
 How a question is answered (`FaqIndex.ask`):
 1. find the FAQ's words in it: literally (checked against jieba's segmentation), through
    synonyms (a synonym counts as its head word), or by toneless pinyin for homophone slips;
-2. score each entry sharing a word: words weigh by rarity across the FAQ (IDF), generic words
-   (投诉, 申请, 怎么 …) weigh a third; the score mixes how much of the question the entry
-   explains with how much of the entry's two strongest words the question contains;
+2. score each entry that has one of its distinctive words in the question: words weigh by
+   rarity across the FAQ (IDF), generic words (投诉, 申请, 怎么 …) weigh a third and never
+   select an entry on their own; the score mixes how much of the question the entry explains
+   with how much of the entry's strongest word the question carries;
 3. drop entries for regions that are not the asker's or an ancestor of it, and fold entries on
    the same topic into the most specific region's one (village over township over county over
-   general). Without a region code every entry is eligible, and a general entry is preferred;
-4. answer the best one, or offer a numbered choice when several are close, or fall back to
-   the hotline when nothing scores above the threshold.
+   general). Without a region code every entry is eligible and a general entry is preferred:
+   a resident who never told us where they live still gets the local answer when it is the
+   only one;
+4. answer the best one, or offer a numbered choice when several are close and none matched
+   strictly more of the question's words than the others, or fall back to the hotline when
+   nothing scores above the threshold.
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,7 +49,7 @@ __all__ = [
 FALLBACK_TEXT = "抱歉，暂时没有找到相关答案。您可以拨打政务服务热线 {hotline}，或回复“转人工”。"
 CHOOSE_HEAD = "您是不是想问："
 CHOOSE_TAIL = "请回复数字。"
-ONLY_GENERIC_FACTOR = 0.5
+_CONSIDERED = 50  # entries kept after scoring; the rest cannot be offered anyway
 MAX_CHOICES = 3
 
 
@@ -119,6 +124,7 @@ class FaqIndex:
         self.threshold = threshold
         self.margin = margin
         self._by_id = {e.id: i for i, e in enumerate(self.entries)}
+        self._regions = [tuple(e.regions) for e in self.entries]
         self._parents = region_parents
         self._tables: FaqTables | None = None
         self._lock = threading.Lock()
@@ -140,7 +146,8 @@ class FaqIndex:
     # --- regions --------------------------------------------------------------------------------
 
     def _chain(self, region_code: str) -> list[str]:
-        """The asker's region and its ancestors, nearest first."""
+        """The asker's region and its ancestors, nearest first: from `region_parents` where it
+        knows the code, else from the division code's own structure (see `_prefix_parent`)."""
         chain: list[str] = []
         code: str | None = region_code
         while code and code not in chain:
@@ -151,50 +158,63 @@ class FaqIndex:
                 code = _prefix_parent(code)
         return chain
 
-    def _specificity(self, entry: FaqEntryData, depth: dict[str, int] | None) -> int | None:
+    @staticmethod
+    def _specificity(regions: tuple[str, ...], depth: dict[str, int] | None) -> int | None:
         """Higher is nearer the asker; None means the entry is for somewhere else."""
-        if not entry.regions:
+        if not regions:
             return 0
         if depth is None:
             return -1  # no region known: regional entries stay eligible but yield to general
-        best = [depth[r] for r in entry.regions if r in depth]
+        best = [depth[r] for r in regions if r in depth]
         return max(best) if best else None
 
     # --- answering ------------------------------------------------------------------------------
 
     def score(self, text: str, region_code: str | None = None) -> list[Ranked]:
-        """Eligible entries sharing a word with `text`, best first, region variants folded."""
+        """Eligible entries sharing a word with `text`, best first, region variants folded.
+
+        Only entries with one of their distinctive words in the question are scored: a generic
+        word alone (申请) would otherwise make thousands of entries candidates.
+        """
         tables = self._prepared()
         found = tables.matcher.find(text)
         if not found:
             return []
-        weight = tables.weight
-        total = sum(weight.get(k, 0.0) * q for k, q in found.items()) or 1.0
+        weight, postings, generic_only = tables.weight, tables.postings, tables.generic_only
+        mass = {k: weight.get(k, 0.0) * q for k, q in found.items()}
+        total = sum(mass.values()) or 1.0
+        generic = [k for k in found if k in GENERIC_WORDS]
         acc: dict[int, float] = {}
-        distinctive: set[int] = set()
-        for k, q in found.items():
-            w = weight.get(k, 0.0) * q
-            for i, factor in tables.postings.get(k, ()):
-                acc[i] = acc.get(i, 0.0) + w * factor
-                if k not in GENERIC_WORDS:
-                    distinctive.add(i)
+        for k, w in mass.items():
+            for i, factor in postings.get(k, ()):
+                if k not in GENERIC_WORDS or i in generic_only:
+                    acc[i] = acc.get(i, 0.0) + w * factor
+        for k in generic:  # generic words only add to entries already selected
+            w, plist = mass[k], postings.get(k, ())
+            if len(plist) <= len(acc):
+                for i, factor in plist:
+                    if i in acc and i not in generic_only:
+                        acc[i] += w * factor
+            else:
+                for i in acc:
+                    factor = tables.words[i].get(k)
+                    if factor and i not in generic_only:
+                        acc[i] += w * factor
         depth = None
         if region_code:
             chain = self._chain(region_code)
             depth = {code: len(chain) - n for n, code in enumerate(chain)}
-        scored: list[tuple[int, float, int]] = []
+        scored: list[tuple[float, int, int]] = []
+        strongest, regions = tables.strongest, self._regions
         for i, m in acc.items():
-            spec = self._specificity(self.entries[i], depth)
-            if spec is None:
-                continue
-            s = 0.5 * (m / total) + 0.5 * min(1.0, m / tables.strongest[i])
-            if i not in distinctive:
-                s *= ONLY_GENERIC_FACTOR
-            scored.append((i, round(s, 4), spec))
-        scored.sort(key=lambda t: (-t[1], -t[2], t[0]))
+            spec = self._specificity(regions[i], depth)
+            if spec is not None:
+                s = 0.5 * (m / total) + 0.5 * min(1.0, m / strongest[i])
+                scored.append((s, spec, -i))
+        best = heapq.nlargest(_CONSIDERED, scored)
         ranked = [
-            Ranked(i, s, spec, frozenset(k for k in found if k in tables.words[i]))
-            for i, s, spec in scored[:50]
+            Ranked(-i, round(s, 4), spec, frozenset(k for k in found if k in tables.words[-i]))
+            for s, spec, i in best
         ]
         return self._fold_regions(ranked)
 

@@ -6,10 +6,9 @@ homophone slip (低宝 for 低保) because sound alone is weaker evidence than s
 
 from __future__ import annotations
 
-from collections import defaultdict
+from itertools import islice, product
 
 import jieba
-from pypinyin import lazy_pinyin
 
 from gongkai.bot.faq_text import base_frequency, fuzzy_syllable, match_form, readings
 
@@ -18,66 +17,68 @@ __all__ = ["KEYWORD_FREQ", "WordMatcher"]
 PINYIN_QUALITY = 0.9
 FUZZY_QUALITY = 0.75
 KEYWORD_FREQ = 50_000  # high enough that jieba keeps an FAQ keyword in one piece
+_MAX_SPELLINGS = 8  # polyphone combinations indexed / tried per word
 
 
-def _is_han(word: str) -> bool:
-    return all(readings(ch) for ch in word)
+def _spellings(reads: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Every way to read a run of characters (bounded: 行长 has four, most words one)."""
+    return list(islice(product(*reads), _MAX_SPELLINGS))
 
 
 class WordMatcher:
     """Knows every surface form of every keyword and finds them in a question."""
 
     def __init__(self, surface: dict[str, str], tokenizer: jieba.Tokenizer) -> None:
-        # surface form (cleaned) → canonical head word
-        self.surface = surface
+        self.surface = surface  # surface form (match_form, no spaces) → canonical head word
+        self.tokenizer = tokenizer
         self.max_len = max((len(w) for w in surface), default=0)
-        self._exact: dict[tuple[int, str], list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
-        self._fuzzy: dict[tuple[int, str], list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
+        # toneless syllables → words that sound like that; fuzzy: with zh/z, n/l … merged
+        self._exact: dict[tuple[str, ...], list[str]] = {}
+        self._fuzzy: dict[tuple[str, ...], list[str]] = {}
         self.pinyin_lengths: set[int] = set()
         for word in surface:
-            if len(word) < 2 or not _is_han(word):
+            reads = [readings(ch) for ch in word]
+            if len(word) < 2 or not all(reads):
                 continue
-            syls = tuple(lazy_pinyin(word))
-            fuzzy = tuple(fuzzy_syllable(s) for s in syls)
-            self._exact[(len(word), syls[0])].append((word, syls))
-            self._fuzzy[(len(word), fuzzy[0])].append((word, fuzzy))
+            for syls in _spellings(reads):
+                self._exact.setdefault(syls, []).append(word)
+                fuzzy = tuple(fuzzy_syllable(s) for s in syls)
+                self._fuzzy.setdefault(fuzzy, []).append(word)
             self.pinyin_lengths.add(len(word))
-        self.tokenizer = tokenizer
 
     def find(self, text: str) -> dict[str, float]:
         """Canonical words present in `text`, each with the best quality it was found with."""
         found: dict[str, float] = {}
-        tok = self.tokenizer
         for seg in match_form(text).split():
-            covered = self._literal(seg, tok, found)
-            self._by_sound(seg, covered, found)
+            covered = self._literal(seg, found)
+            if self.pinyin_lengths:
+                self._by_sound(seg, covered, found)
         return found
 
-    def _literal(self, seg: str, tok: jieba.Tokenizer, found: dict[str, float]) -> list[bool]:
+    def _literal(self, seg: str, found: dict[str, float]) -> list[bool]:
         """Substring matches that agree with word segmentation, longest first.
 
         A keyword found inside one segmented word (低保 in 低保户) or spanning whole words counts;
         one that straddles a word boundary (户口 in 住户|口粮) is a coincidence of characters.
         A match inside a longer one (过期 in 过期食品) is dropped: the longer word is what was said.
         """
-        token_of: list[int] = []
-        starts: list[int] = []
-        pos = 0
-        for n, word in enumerate(tok.lcut(seg)):
-            starts.append(pos)
-            token_of.extend([n] * len(word))
-            pos += len(word)
-        boundaries = {*starts, pos}
         spans: list[tuple[int, int, str]] = []
         for i in range(len(seg)):
             for j in range(i + 1, min(len(seg), i + self.max_len) + 1):
                 head = self.surface.get(seg[i:j])
-                if head is None:
-                    continue
-                if token_of[i] == token_of[j - 1] or (i in boundaries and j in boundaries):
+                if head is not None:
                     spans.append((i, j, head))
         covered = [False] * len(seg)
+        if not spans:
+            return covered
+        token_of: list[int] = []
+        boundaries = {0}
+        for n, word in enumerate(self.tokenizer.lcut(seg, HMM=False)):
+            token_of.extend([n] * len(word))
+            boundaries.add(len(token_of))
         for i, j, head in spans:
+            if token_of[i] != token_of[j - 1] and not (i in boundaries and j in boundaries):
+                continue
             if any(a <= i and j <= b and (a, b) != (i, j) for a, b, _ in spans):
                 continue
             found[head] = 1.0
@@ -92,37 +93,33 @@ class WordMatcher:
         sound match needs the n-gram to be rarer than the keyword in general Chinese text.
         """
         reads = [readings(ch) for ch in seg]
+        fuzzy = [tuple({fuzzy_syllable(r): None for r in rs}) for rs in reads]
         for length in self.pinyin_lengths:
             for i in range(len(seg) - length + 1):
                 if all(covered[i : i + length]) or not all(reads[i : i + length]):
                     continue
                 gram = seg[i : i + length]
-                hit = self._sound_hit(gram, reads[i : i + length])
-                if hit is None:
+                for table, spell, quality in (
+                    (self._exact, reads, PINYIN_QUALITY),
+                    (self._fuzzy, fuzzy, FUZZY_QUALITY),
+                ):
+                    word = self._sound_hit(gram, table, _spellings(spell[i : i + length]))
+                    if word is not None:
+                        head = self.surface[word]
+                        if found.get(head, 0.0) < quality:
+                            found[head] = quality
+                        break
+
+    def _sound_hit(
+        self, gram: str, table: dict[tuple[str, ...], list[str]], spellings: list[tuple[str, ...]]
+    ) -> str | None:
+        for syls in spellings:
+            for word in table.get(syls, ()):
+                if word == gram:
                     continue
-                word, quality = hit
-                head = self.surface[word]
-                if found.get(head, 0.0) < quality:
-                    found[head] = quality
-
-    def _sound_hit(self, gram: str, reads: list[tuple[str, ...]]) -> tuple[str, float] | None:
-        length = len(gram)
-        for table, quality, norm in (
-            (self._exact, PINYIN_QUALITY, None),
-            (self._fuzzy, FUZZY_QUALITY, fuzzy_syllable),
-        ):
-            opts = reads if norm is None else [{norm(r) for r in rs} for rs in reads]
-            for first in opts[0]:
-                for word, syls in table.get((length, first), ()):
-                    if word == gram or not all(syls[k] in opts[k] for k in range(1, length)):
-                        continue
-                    if length <= 2 and not any(a == b for a, b in zip(word, gram, strict=True)):
-                        continue  # two-character whole-word swaps are other words, not slips
-                    if self._plausible_slip(gram, word):
-                        return word, quality
+                if len(gram) <= 2 and not any(a == b for a, b in zip(word, gram, strict=True)):
+                    continue  # two-character whole-word swaps are other words, not slips
+                gram_freq = base_frequency(gram)
+                if gram_freq == 0 or gram_freq * 2 < base_frequency(word):
+                    return word
         return None
-
-    @staticmethod
-    def _plausible_slip(gram: str, word: str) -> bool:
-        gram_freq = base_frequency(gram)
-        return gram_freq == 0 or gram_freq * 2 < base_frequency(word)

@@ -39,6 +39,9 @@ class FaqTables:
     postings: dict[str, list[tuple[int, float]]]  # word → (entry index, factor)
     words: list[dict[str, float]]  # per entry: canonical word → factor
     strongest: list[float]  # per entry: its largest weight × factor
+    # Entries whose every word is generic ("投诉电话是多少？"): a generic word may select them.
+    # Every other entry needs one of its distinctive words in the question to be considered.
+    generic_only: set[int]
 
 
 def build_tables(entries: list[FaqEntryData], synonyms: Mapping[str, Iterable[str]]) -> FaqTables:
@@ -59,7 +62,7 @@ def build_tables(entries: list[FaqEntryData], synonyms: Mapping[str, Iterable[st
     for entry, keywords in zip(entries, keyword_lists, strict=True):
         factors: dict[str, float] = {}
         q_factor = QUESTION_WORD_FACTOR if keywords else 1.0
-        for w in tokenizer.lcut(canon(entry.question)):
+        for w in tokenizer.lcut(canon(entry.question), HMM=False):
             if len(w) > 1 and w not in _FUNCTION_WORDS:
                 head = head_of.get(w, w)
                 factors[head] = q_factor
@@ -83,4 +86,6 @@ def build_tables(entries: list[FaqEntryData], synonyms: Mapping[str, Iterable[st
         for k, f in factors.items():
             postings.setdefault(k, []).append((i, f))
         strongest.append(max((weight[k] * f for k, f in factors.items()), default=1.0))
-    return FaqTables(WordMatcher(surface, tokenizer), weight, postings, per_entry, strongest)
+    generic_only = {i for i, f in enumerate(per_entry) if f and all(k in GENERIC_WORDS for k in f)}
+    matcher = WordMatcher(surface, tokenizer)
+    return FaqTables(matcher, weight, postings, per_entry, strongest, generic_only)

@@ -23,6 +23,7 @@ __all__ = [
     "new_tokenizer",
     "normalize_question",
     "parse_choice",
+    "preload",
     "readings",
     "segment",
 ]
@@ -103,6 +104,11 @@ def _base_tokenizer() -> jieba.Tokenizer:
             tok.initialize()
             _base = tok
         return _base
+
+
+def preload() -> None:
+    """Load jieba's dictionary now (e.g. at service start-up) instead of on the first question."""
+    _base_tokenizer()
 
 
 def new_tokenizer(words: dict[str, int]) -> jieba.Tokenizer:

@@ -94,9 +94,16 @@ async def _wait(s: Settings, maker: Any, pool: Any, redis_url: str, item_id: str
                 await asyncio.sleep(0.3)
         async with maker() as session:
             counts = await counts_by_channel(session, item_id)
-        table = Table("channel", *[st.value for st in DeliveryStatus], title="summary")
+        table = Table("channel", "delivered", "dead", "cancelled", "waiting", "reach",
+                      title="summary")
         for channel, by_status in sorted(counts.items()):
-            table.add_row(channel, *[str(by_status.get(st.value, "")) for st in DeliveryStatus])
+            total = sum(by_status.values())
+            delivered = by_status.get(DeliveryStatus.delivered, 0)
+            waiting = total - delivered - by_status.get(DeliveryStatus.dead, 0) - by_status.get(
+                DeliveryStatus.cancelled, 0)
+            table.add_row(channel, str(delivered), str(by_status.get(DeliveryStatus.dead, 0)),
+                          str(by_status.get(DeliveryStatus.cancelled, 0)), str(waiting),
+                          f"{delivered / total:.0%}" if total else "-")
         out.print(table)
     finally:
         if local_worker is not None:

@@ -1,4 +1,4 @@
-"""Item bodies (Markdown) turned into what chat providers accept, and cut into messages.
+"""Item bodies (Markdown) turned into the markup chat providers accept.
 
 Two dialects: WeCom robot markdown (headings, bold, links, quotes, inline code, font colours;
 no tables, no italics) and Telegram's HTML parse mode (only ``b i u s a code pre blockquote
@@ -13,17 +13,12 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from itertools import zip_longest
-from typing import Any
-from urllib.parse import quote
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from gongkai.channels.base import ItemView, TargetView
-from gongkai.channels.rendering import render, split_to_fit
+from gongkai.channels.rendering import split_to_fit
 
 _MD = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 _TAG = re.compile(r"<[^>]*>")
@@ -33,9 +28,6 @@ _SAFE_SCHEMES = ("http://", "https://", "tg://", "mailto:")
 
 # Between the language versions of one bilingual message: script-neutral, visible everywhere.
 LANGUAGE_DIVIDER = "────────"
-
-Measure = Callable[[str], int]
-
 
 # --- measuring -------------------------------------------------------------------------------
 
@@ -62,91 +54,7 @@ def visible_length(markup: str) -> int:
     return utf16_len(html_to_plain(markup))
 
 
-# --- languages -------------------------------------------------------------------------------
-
-
-def plan_languages(item: ItemView, target: TargetView) -> tuple[list[str], list[str]]:
-    """The languages to write, in the target's order, and notes for missing translations.
-
-    A missing translation never blocks the message: Chinese takes its place (once).
-    """
-    langs: list[str] = []
-    notes: list[str] = []
-    for lang in target.languages or ("zh",):
-        chosen = lang if item.has_language(lang) else "zh"
-        if chosen != lang:
-            notes.append(f"translation missing: {lang}")
-        if chosen not in langs:
-            langs.append(chosen)
-    return langs, notes
-
-
-def item_fields(item: ItemView, lang: str) -> dict[str, Any]:
-    """Title, summary, body, issuer in ``lang``, each falling back to the Chinese original."""
-    return {
-        "title": item.text(lang, "title") or item.title,
-        "summary": item.text(lang, "summary") or ("" if lang != "zh" else item.summary),
-        "body": item.text(lang, "body") or ("" if lang != "zh" else item.body),
-        "issuer": item.text(lang, "issuer") or item.issuer or "",
-        "doc_number": item.doc_number or "",
-        "issued_at": item.issued_at,
-        "urgent": item.urgent,
-    }
-
-
-# --- overflow --------------------------------------------------------------------------------
-
-
-def fit_parts(
-    blocks: Sequence[str],
-    footer: str,
-    *,
-    limit: int,
-    measure: Measure,
-    oversized: Callable[[str, int], list[str]],
-    prefix: str = "",
-    sep: str = "\n\n",
-) -> list[str]:
-    """One message when everything fits, else numbered parts cut between blocks.
-
-    Every part starts with ``prefix`` (the urgent marker) and ends with ``footer`` (the links),
-    so a reader who sees only one part still knows it is urgent and can open the whole item.
-    Text measures are additive over blocks (tags have no visible length), so a running sum
-    is exact.
-    """
-    whole = sep.join([*blocks, footer])
-    if prefix:
-        whole = f"{prefix}\n{whole}"
-    if measure(whole) <= limit:
-        return [whole]
-    reserve = measure(prefix + _number(999, 999) + "\n") + measure(sep + footer)
-    budget = limit - reserve
-    if budget <= 0:
-        raise ValueError("the footer leaves no room for text")
-    pieces: list[list[str]] = []
-    size = 0
-    for block in blocks:
-        if measure(block) <= budget:
-            chunks = [block]
-        else:  # strip ordinary blanks left at the cut, never U+202F (str.strip would)
-            chunks = [c.strip(" \t\n") for c in oversized(block, budget)]
-        for chunk in chunks:
-            grown = size + measure(sep) + measure(chunk)
-            if pieces and grown <= budget:
-                pieces[-1].append(chunk)
-                size = grown
-            else:
-                pieces.append([chunk])
-                size = measure(chunk)
-    total = len(pieces)
-    return [
-        f"{prefix}{_number(i, total)}\n{sep.join(piece)}{sep}{footer}"
-        for i, piece in enumerate(pieces, start=1)
-    ]
-
-
-def _number(index: int, total: int) -> str:
-    return f"（{index}/{total}）"
+# --- overflow fallbacks ----------------------------------------------------------------------
 
 
 def split_plain_html(block: str, budget: int) -> list[str]:
@@ -161,7 +69,7 @@ def split_markdown(block: str, budget: int) -> list[str]:
 # --- Markdown → blocks -----------------------------------------------------------------------
 
 
-class _Dialect:
+class Dialect:
     """How one provider spells each Markdown construct."""
 
     def text(self, s: str) -> str:
@@ -192,7 +100,7 @@ class _Dialect:
         return "———"
 
 
-class TelegramDialect(_Dialect):
+class TelegramDialect(Dialect):
     def text(self, s: str) -> str:
         return escape_html(s)
 
@@ -226,7 +134,7 @@ class TelegramDialect(_Dialect):
         return f"{'•' if marker == '-' else marker} {text}"
 
 
-class WeComDialect(_Dialect):
+class WeComDialect(Dialect):
     def opener(self, tok: Token) -> tuple[str, str]:
         if tok.type == "strong_open":
             return "**", "**"
@@ -248,7 +156,7 @@ class WeComDialect(_Dialect):
         return "\n".join("> " + line for line in "\n".join(inner).split("\n"))
 
 
-def markdown_blocks(source: str, dialect: _Dialect) -> list[str]:
+def markdown_blocks(source: str, dialect: Dialect) -> list[str]:
     """Top-level blocks of ``source``, each closing every tag it opens (a safe cut point)."""
     tokens = _MD.parse(source or "")
     return [b for b in _blocks(tokens, 0, len(tokens), dialect) if b.strip()]
@@ -271,7 +179,7 @@ def _close_of(tokens: list[Token], start: int) -> int:
     return len(tokens) - 1
 
 
-def _blocks(tokens: list[Token], start: int, end: int, d: _Dialect) -> list[str]:
+def _blocks(tokens: list[Token], start: int, end: int, d: Dialect) -> list[str]:
     out: list[str] = []
     i = start
     while i < end:
@@ -299,7 +207,7 @@ def _blocks(tokens: list[Token], start: int, end: int, d: _Dialect) -> list[str]
     return out
 
 
-def _list(tokens: list[Token], start: int, end: int, d: _Dialect) -> str:
+def _list(tokens: list[Token], start: int, end: int, d: Dialect) -> str:
     ordered = tokens[start].type == "ordered_list_open"
     number = int(tokens[start].attrs.get("start", 1) or 1)
     lines: list[str] = []
@@ -314,7 +222,7 @@ def _list(tokens: list[Token], start: int, end: int, d: _Dialect) -> str:
     return "\n".join(lines)
 
 
-def _table(tokens: list[Token], start: int, end: int, d: _Dialect) -> str:
+def _table(tokens: list[Token], start: int, end: int, d: Dialect) -> str:
     """Tables flattened to one line per row, "header: cell", since neither dialect has tables."""
     header: list[str] = []
     rows: list[list[str]] = []
@@ -336,7 +244,7 @@ def _table(tokens: list[Token], start: int, end: int, d: _Dialect) -> str:
     return "\n".join(lines)
 
 
-def _inline(children: list[Token], d: _Dialect) -> str:
+def _inline(children: list[Token], d: Dialect) -> str:
     out: list[str] = []
     closers: list[str] = []
     for tok in children:
@@ -360,60 +268,3 @@ def _inline(children: list[Token], d: _Dialect) -> str:
             out.append(closers.pop())
     out.extend(reversed(closers))
     return _AROUND_NEWLINE.sub("\n", "".join(out))
-
-
-# --- composing one chat message in several languages -----------------------------------------
-
-_BODY = "\x00body\x00"  # where the template puts the body; replaced by the body's own blocks
-
-
-@dataclass
-class Composition:
-    """The pieces of a bilingual chat message before it is cut to the provider's limit."""
-
-    blocks: list[str]
-    footer: str  # the links, one per language, ending every part
-    prefix: str  # urgent markers, starting every part
-    langs: list[str]
-    notes: list[str]
-
-
-def compose(
-    item: ItemView,
-    target: TargetView,
-    public_url: str,
-    *,
-    channel: str,
-    ext: str,
-    dialect: _Dialect,
-    escape: Callable[[str], str],
-) -> Composition:
-    """Render each language's template in the target's order (Mongolian first for [mn, zh]).
-
-    Templates ``message.<ext>``, ``link.<ext>`` and ``urgent.<ext>`` per language decide the
-    wording; this code only orders, escapes and keeps block boundaries.
-    """
-    langs, notes = plan_languages(item, target)
-    page_url = f"{public_url.rstrip('/')}/p/{quote(item.id, safe='')}"
-    blocks: list[str] = []
-    links: list[str] = []
-    urgent: list[str] = []
-    for n, lang in enumerate(langs):
-        fields = item_fields(item, lang)
-        body = markdown_blocks(fields.pop("body"), dialect)
-        context = {k: escape(v) if isinstance(v, str) else v for k, v in fields.items()}
-        urls = {"page_url": escape(page_url), "lang_url": escape(f"{page_url}?lang={lang}")}
-        text = render(
-            channel, lang, f"message.{ext}", body=_BODY if body else "", **context, **urls
-        )
-        if n:
-            blocks.append(escape(LANGUAGE_DIVIDER))
-        for block in text.split("\n\n"):
-            if block.strip() == _BODY:
-                blocks.extend(body)
-            elif block.strip():
-                blocks.append(block.strip("\n").replace(_BODY, "\n".join(body)))
-        links.append(render(channel, lang, f"link.{ext}", **urls))
-        if item.urgent:
-            urgent.append(render(channel, lang, f"urgent.{ext}"))
-    return Composition(blocks, "\n".join(links), "".join(urgent), langs, notes)

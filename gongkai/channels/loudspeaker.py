@@ -9,6 +9,7 @@ is shared with the village_group channel by using the same rate-limit key.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -130,7 +131,8 @@ def duration_words(seconds: int) -> str:
     minutes, rest = divmod(seconds, 60)
     if not minutes:
         return f"{number_words(str(rest))}秒"
-    return f"{number_words(str(minutes))}分" + (f"{number_words(str(rest))}秒" if rest else "钟")
+    said = "两" if minutes == 2 else number_words(str(minutes))
+    return f"{said}分" + (f"{number_words(str(rest))}秒" if rest else "钟")
 
 
 def _clock(seconds: int) -> str:
@@ -153,7 +155,12 @@ class LoudspeakerChannel(Channel):
         languages = list(dict.fromkeys([*(target.languages or ()), "zh"]))
         audio_format = str(target.options.get("audio_format") or "wav")
         robot = bool(target.address.get("robot_key"))
-        engine = engine_from_spec(_engine_spec(target), audio_format) if robot else None
+        engine = None
+        if robot:
+            try:
+                engine = engine_from_spec(_engine_spec(target), audio_format)
+            except (ImportError, AttributeError, TypeError, ValueError) as exc:
+                notes.append(f"speech engine unavailable, script sent without audio: {exc}")
         for lang in languages:
             try:
                 script = render_script_text(item, lang, hotline=target.options.get("hotline"))
@@ -161,10 +168,10 @@ class LoudspeakerChannel(Channel):
                 notes.append(str(exc))
                 continue
             seconds[lang] = estimate_read_seconds(script, lang)
-            if engine is None:
+            if not robot:
                 continue
-            has_audio = engine.supports(lang)
-            if not has_audio:
+            has_audio = engine is not None and engine.supports(lang)
+            if engine is not None and not has_audio:
                 notes.append(f"audio unavailable: {lang}")
             parts += self._messages(item, target, lang, script, seconds[lang], has_audio)
             if has_audio:
@@ -172,9 +179,9 @@ class LoudspeakerChannel(Channel):
                     {
                         "kind": "audio",
                         "lang": lang,
-                        "format": engine.extension,
+                        "format": audio_format,
                         "text": script,
-                        "filename": f"{_file_stem(item.id)}-{lang}.{engine.extension}",
+                        "filename": f"{_file_stem(item.id)}-{lang}.{audio_format}",
                     }
                 )
         if target.address.get("phones"):
@@ -266,13 +273,14 @@ class LoudspeakerChannel(Channel):
             return SentPart(extra={"skipped": f"audio unavailable: {part['lang']}: {exc}"})
         except (OSError, RuntimeError) as exc:
             raise PermanentError(f"speech synthesis failed: {exc}") from exc
+        audio = await asyncio.to_thread(path.read_bytes)
+        base = ctx.settings.wecom_api_base
         media_id = await upload_media(
-            ctx.http, ctx.settings.wecom_api_base, key, path.read_bytes(), part["filename"],
-            engine.media_type,
+            ctx.http, base, key, audio, part["filename"], engine.media_type
         )
         payload = {"msgtype": "file", "file": {"media_id": media_id}}
-        sent = await post_to_robot(ctx.http, ctx.settings.wecom_api_base, key, payload)
-        sent.extra.update(media_id=media_id, audio_bytes=path.stat().st_size)
+        sent = await post_to_robot(ctx.http, base, key, payload)
+        sent.extra.update(media_id=media_id, audio_bytes=len(audio))
         return sent
 
 

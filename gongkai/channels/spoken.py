@@ -102,9 +102,7 @@ def _date(y: str, mo: str, d: str | None) -> str | None:
 def _masks(text: str) -> str:
     """138****0000 → 尾号零零零零, 王** → 王某某: say what is left, not the stars."""
     tail = {**_PHONE_DIGITS, "X": "叉", "x": "叉"}
-    text = re.sub(
-        rf"\d*{MASK}+([\dXx]+)", lambda m: "尾号" + "".join(tail[c] for c in m[1]), text
-    )
+    text = re.sub(rf"\d*{MASK}+([\dXx]+)", lambda m: "尾号" + "".join(tail[c] for c in m[1]), text)
     text = re.sub(rf"(?<=[\u4e00-\u9fff]){MASK}+", lambda m: "某" * len(m[0]), text)
     return text.replace(MASK, "")
 
@@ -347,9 +345,6 @@ def _cut_long(line: str, limit: int = MAX_SENTENCE) -> str:
     return "".join(out)
 
 
-_ENDS = {"zh": "。！？；", "default": "᠃᠉!?.。؟\n"}
-
-
 def spoken_sentences(text: str, lang: str = "zh") -> list[str]:
     """The script as a list of sentences, each closed by its end mark."""
     if lang == "zh":
@@ -360,7 +355,7 @@ def spoken_sentences(text: str, lang: str = "zh") -> list[str]:
                 if s:
                     sentences.append(s if s[-1] in "。！？；：" else s + "。")
         return sentences
-    cleaned = strip_markdown(text, url_words="", lang=lang)
+    cleaned = re.sub(r"[ \t]{2,}", " ", strip_markdown(text, url_words="", lang=lang))
     found = re.findall(r"[^᠃᠉!?؟\n]+[᠃᠉!?؟]*", cleaned)
     return [s.strip(" \t") for s in found if s.strip(" \t")]
 

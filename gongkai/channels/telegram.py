@@ -40,11 +40,10 @@ from gongkai.channels.base import (
     TargetView,
     TransientError,
 )
+from gongkai.channels.chat_parts import compose, fit_parts
 from gongkai.channels.html_text import (
     TelegramDialect,
-    compose,
     escape_html,
-    fit_parts,
     split_plain_html,
     visible_length,
 )

@@ -136,16 +136,28 @@ async def audio_for(
     The cache file is ``<item_id>.<lang>.<ext>``; a sidecar holds the hash of the text it was
     made from, so a corrected item gets new audio instead of the old words.
     """
-    cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"{_safe_name(item_id)}.{lang}.{engine.extension}"
-    stamp = path.with_name(path.name + ".sha1")
     digest = hashlib.sha1(f"{engine.name}\n{script_text}".encode()).hexdigest()
-    if path.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+    if await asyncio.to_thread(_is_cached, path, digest):
         return path
     audio = await engine.synthesize(script_text, lang)
-    _write_atomically(path, audio)
-    _write_atomically(stamp, digest.encode())
+    await asyncio.to_thread(_store, path, audio, digest)
     return path
+
+
+def _stamp(path: Path) -> Path:
+    return path.with_name(path.name + ".sha1")
+
+
+def _is_cached(path: Path, digest: str) -> bool:
+    stamp = _stamp(path)
+    return path.exists() and stamp.exists() and stamp.read_text().strip() == digest
+
+
+def _store(path: Path, audio: bytes, digest: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, audio)
+    _write_atomically(_stamp(path), digest.encode())
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

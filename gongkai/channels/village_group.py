@@ -25,7 +25,8 @@ from gongkai.channels.base import (
     TargetView,
     TransientError,
 )
-from gongkai.channels.html_text import WeComDialect, compose, fit_parts, split_markdown
+from gongkai.channels.chat_parts import compose, fit_parts
+from gongkai.channels.html_text import WeComDialect, split_markdown
 from gongkai.channels.rendering import render, utf8_len
 
 MARKDOWN_LIMIT = 4096  # bytes of UTF-8, per WeCom's documentation
@@ -75,8 +76,15 @@ class VillageGroupChannel(Channel):
         mentioned = [str(m) for m in target.options.get("mentioned_list") or []]
         if mentioned:
             # Only the text type can @mention; one short extra message does it.
-            title = item.text(comp.langs[0], "title") or item.title
-            content = render(self.name, comp.langs[0], "mention.txt", title=title)
+            lang = comp.langs[0]
+            content = render(
+                self.name,
+                lang,
+                "mention.txt",
+                title=item.text(lang, "title") or item.title,
+                page_url=comp.page_url,
+                lang_url=f"{comp.page_url}?lang={lang}",
+            )
             parts.append(
                 {
                     "msgtype": "text",

@@ -110,6 +110,11 @@ def _app_id(target: TargetView) -> str:
     return str((target.account or {}).get("app_id") or "unconfigured")
 
 
+def _int_option(account: dict[str, Any], name: str, default: int) -> int:
+    value = account.get(name)
+    return default if value in (None, "") else int(value)  # 0 is a real setting: no mass sends
+
+
 def _cover_choice(target: TargetView, notes: list[str]) -> str:
     path = (target.account or {}).get("cover_image")
     if not path:
@@ -322,7 +327,7 @@ class WechatMpChannel(Channel):
         now = datetime.now(ctx.settings.tz)
         if account.get("account_type") == "service":
             period = now.strftime("%Y-%m")
-            limit = int(account.get("mass_send_monthly_quota") or 4)
+            limit = _int_option(account, "mass_send_monthly_quota", 4)
             return (
                 f"gongkai:wechat:quota:{account['app_id']}:{period}",
                 limit,
@@ -330,7 +335,7 @@ class WechatMpChannel(Channel):
                 "this month",
             )
         period = now.strftime("%Y-%m-%d")
-        limit = int(account.get("mass_send_daily_quota") or 1)
+        limit = _int_option(account, "mass_send_daily_quota", 1)
         return f"gongkai:wechat:quota:{account['app_id']}:{period}", limit, 2 * 86400, "today"
 
     async def recall(self, provider_message_ids: list[str], ctx: SendContext) -> str:

@@ -158,8 +158,8 @@ def check_publishable(item: ItemIn, known_channels: list[str]) -> None:
     texts: list[tuple[str, str]] = [
         ("title", item.title),
         ("summary", item.summary),
-        ("body" if item.disclosure == "public" else "redacted_body",
-         item.body if item.disclosure == "public" else (item.redacted_body or "")),
+        ("redacted_body", item.redacted_body or "")
+        if item.disclosure == "public_redacted" else ("body", item.body),
     ]
     for lang, tr in item.translations.items():
         for name in ("title", "summary", "body"):

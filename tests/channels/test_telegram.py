@@ -124,7 +124,8 @@ async def test_awkward_markdown_renders_to_html_telegram_accepts(
         "```python\nif a < b:\n\n    pass\n```\n\n"
         "<table><tr><td>html 块</td></tr></table>\n\n---"
     )
-    rendered = CHANNEL.render(make_item(body=body, translations={}), make_target(), PUBLIC)
+    item = make_item(body=body, summary="第一段 <x>\n\n第二段", translations={})
+    rendered = CHANNEL.render(item, make_target(), PUBLIC)
     base, state = fake
     for part in rendered.parts:
         await CHANNEL.send(part, ctx_for(http, base, make_target()))
@@ -133,7 +134,7 @@ async def test_awkward_markdown_renders_to_html_telegram_accepts(
     # Markdown's own rules: entities decode, raw HTML tags are dropped, their text stays
     assert "a < b && c > d \"quoted\" 'single' \xa0 ©" in text
     assert "标题 alert(1)" in text and "类别: 城市 · 标准: 860&元" in text
-    assert "if a < b:\n\n    pass" in text
+    assert "if a < b:\n\n    pass" in text and "第一段 <x>\n第二段" in text
     raw = state.messages[0].raw
     assert '<a href="https://mz.example.cn/?a=1&amp;b=%222%22">链接</a>' in raw
     assert (
@@ -275,3 +276,30 @@ def test_urgent_marker_leads_the_message() -> None:
     item = ItemView(**{**make_item().__dict__, "urgent": True})
     rendered = CHANNEL.render(item, make_target(languages=("zh",)), PUBLIC)
     assert shown(rendered.parts[0]).startswith("【紧急】")
+
+
+async def test_fake_serves_webhooks_and_long_polling_to_aiogram(
+    fake: tuple[str, telegram_api.TelegramState],
+) -> None:
+    """The inbound bot will be built on these; the fake answers them as Telegram does."""
+    from aiogram.exceptions import TelegramConflictError
+
+    from gongkai.channels.telegram import get_bot
+
+    base, state = fake
+    bot = get_bot(base, TOKEN)
+    assert (await bot.get_me()).id == 123456
+    await bot.set_webhook("https://gk.example.cn/telegram/ordos", secret_token="hook-secret")
+    assert state.webhooks[TOKEN]["secret_token"] == "hook-secret"
+    with pytest.raises(TelegramConflictError):
+        await bot.get_updates()
+    await bot.delete_webhook()
+    chat = {"id": PRIVATE, "type": "private", "first_name": "巴特尔"}
+    first = state.push_update(
+        TOKEN, {"message": {"message_id": 1, "date": 0, "chat": chat, "text": "怎么申请低保？"}}
+    )
+    updates = await bot.get_updates(offset=0, timeout=5)
+    assert [(u.update_id, u.message.text) for u in updates if u.message] == [
+        (first, "怎么申请低保？")
+    ]
+    assert await bot.get_updates(offset=first + 1, timeout=0) == []

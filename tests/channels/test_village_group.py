@@ -199,6 +199,7 @@ async def test_mentions_go_in_a_text_message_after_the_notice(http: aiohttp.Clie
     assert [m.msgtype for m in state.messages] == ["markdown", "text"]
     assert state.messages[1].body["text"]["mentioned_list"] == ["@all"]
     assert ZH_TITLE in state.messages[1].content
+    assert state.messages[1].content.endswith(f"{PUBLIC}/p/ejhl-2026-0113")
 
 
 async def test_invalid_robot_key_deactivates_the_target(http: aiohttp.ClientSession) -> None:
