@@ -317,3 +317,7 @@ def main() -> None:
             if exc.name != extra:
                 raise
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -186,9 +186,8 @@ class FaqIndex:
         generic = [k for k in found if k in GENERIC_WORDS]
         acc: dict[int, float] = {}
         for k, w in mass.items():
-            for i, factor in postings.get(k, ()):
-                if k not in GENERIC_WORDS or i in generic_only:
-                    acc[i] = acc.get(i, 0.0) + w * factor
+            for i, factor in tables.seeds.get(k, ()):
+                acc[i] = acc.get(i, 0.0) + w * factor
         for k in generic:  # generic words only add to entries already selected
             w, plist = mass[k], postings.get(k, ())
             if len(plist) <= len(acc):
@@ -207,9 +206,10 @@ class FaqIndex:
         scored: list[tuple[float, int, int]] = []
         strongest, regions = tables.strongest, self._regions
         for i, m in acc.items():
-            spec = self._specificity(regions[i], depth)
+            spec = self._specificity(regions[i], depth) if regions[i] else 0
             if spec is not None:
-                s = 0.5 * (m / total) + 0.5 * min(1.0, m / strongest[i])
+                carried = m / strongest[i]
+                s = 0.5 * (m / total) + 0.5 * (carried if carried < 1.0 else 1.0)
                 scored.append((s, spec, -i))
         best = heapq.nlargest(_CONSIDERED, scored)
         ranked = [

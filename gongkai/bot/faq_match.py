@@ -7,10 +7,12 @@ homophone slip (低宝 for 低保) because sound alone is weaker evidence than s
 from __future__ import annotations
 
 from itertools import islice, product
-
-import jieba
+from typing import TYPE_CHECKING
 
 from gongkai.bot.faq_text import base_frequency, fuzzy_syllable, match_form, readings
+
+if TYPE_CHECKING:
+    import jieba
 
 __all__ = ["KEYWORD_FREQ", "WordMatcher"]
 

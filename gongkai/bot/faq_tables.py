@@ -42,6 +42,7 @@ class FaqTables:
     # Entries whose every word is generic ("投诉电话是多少？"): a generic word may select them.
     # Every other entry needs one of its distinctive words in the question to be considered.
     generic_only: set[int]
+    seeds: dict[str, list[tuple[int, float]]]  # word → entries it may select (see above)
 
 
 def build_tables(entries: list[FaqEntryData], synonyms: Mapping[str, Iterable[str]]) -> FaqTables:
@@ -69,6 +70,10 @@ def build_tables(entries: list[FaqEntryData], synonyms: Mapping[str, Iterable[st
                 surface.setdefault(w, head)
         for w in keywords:
             factors[head_of.get(w, w)] = 1.0
+        if not factors and canon(entry.question):  # "在吗？": nothing but the question itself
+            whole = canon(entry.question)
+            factors[head_of.get(whole, whole)] = 1.0
+            surface.setdefault(whole, head_of.get(whole, whole))
         per_entry.append(factors)
 
     df: dict[str, int] = {}
@@ -87,5 +92,9 @@ def build_tables(entries: list[FaqEntryData], synonyms: Mapping[str, Iterable[st
             postings.setdefault(k, []).append((i, f))
         strongest.append(max((weight[k] * f for k, f in factors.items()), default=1.0))
     generic_only = {i for i, f in enumerate(per_entry) if f and all(k in GENERIC_WORDS for k in f)}
+    seeds = {
+        k: [p for p in plist if p[0] in generic_only] if k in GENERIC_WORDS else plist
+        for k, plist in postings.items()
+    }
     matcher = WordMatcher(surface, tokenizer)
-    return FaqTables(matcher, weight, postings, per_entry, strongest, generic_only)
+    return FaqTables(matcher, weight, postings, per_entry, strongest, generic_only, seeds)

@@ -11,9 +11,10 @@ import re
 import threading
 import unicodedata
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import jieba
-from pypinyin import Style, pinyin
+if TYPE_CHECKING:  # jieba and pypinyin take ~0.5 s to import; only the first question pays it
+    import jieba
 
 __all__ = [
     "GENERIC_WORDS",
@@ -25,7 +26,6 @@ __all__ = [
     "parse_choice",
     "preload",
     "readings",
-    "segment",
 ]
 
 # Words that appear in questions about almost anything. They still count, but little: otherwise
@@ -97,6 +97,8 @@ _base: jieba.Tokenizer | None = None
 def _base_tokenizer() -> jieba.Tokenizer:
     """jieba's dictionary takes about a second to load; load it once per process, on first use."""
     global _base
+    import jieba
+
     with _base_lock:
         if _base is None:
             jieba.setLogLevel(logging.WARNING)  # jieba logs its loading progress to stderr
@@ -117,6 +119,8 @@ def new_tokenizer(words: dict[str, int]) -> jieba.Tokenizer:
     Copying the loaded frequency table costs ~10 ms, so an index rebuilt after every FAQ import
     does not pay jieba's full load again.
     """
+    import jieba
+
     base = _base_tokenizer()
     tok = jieba.Tokenizer()
     tok.FREQ = dict(base.FREQ)
@@ -125,11 +129,6 @@ def new_tokenizer(words: dict[str, int]) -> jieba.Tokenizer:
     for word, freq in words.items():
         tok.add_word(word, freq=max(freq, tok.FREQ.get(word, 0)))
     return tok
-
-
-def segment(text: str) -> list[str]:
-    """Words of `text` by jieba's general dictionary alone."""
-    return _base_tokenizer().lcut(text)
 
 
 def base_frequency(word: str) -> int:
@@ -145,6 +144,8 @@ def readings(ch: str) -> tuple[str, ...]:
     """Toneless pinyin readings of one character (all of a polyphone's); empty for non-Han."""
     if not ("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"):
         return ()
+    from pypinyin import Style, pinyin
+
     got = pinyin(ch, style=Style.NORMAL, heteronym=True, errors="ignore")
     return tuple(dict.fromkeys(got[0])) if got else ()
 

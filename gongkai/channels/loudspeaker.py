@@ -15,6 +15,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -48,6 +49,11 @@ CONTINUED = "（续）\n"
 _CONTINUED = {"mn": "(ᠦᠷᠭᠦᠯᠵᠢᠯᠡᠯ)\n"}
 
 
+_ADDRESSEES = re.compile(
+    r"各[^。！？；：，、]{0,40}(?:政府|部门|单位|委员会|办事处|机关)(?:、[^。！？；：，]{1,30})*："
+)
+
+
 class ScriptUnavailable(LookupError):
     """No script in this language: the translation or the templates are missing."""
 
@@ -68,8 +74,9 @@ def _body(item: ItemView, lang: str, title: str) -> tuple[list[str], bool]:
     body = item.text(lang, "body") or ""
     summary = item.text(lang, "summary") or ""
     sentences = spoken_sentences(body, lang)
-    # a body often opens with its own title as a heading: it was just announced
-    while sentences and _strip_end(sentences[0]) == title:
+    # a body often opens with its own title as a heading (it was just announced) and with
+    # the addressees of an official letter (各苏木镇人民政府：), which villagers need not hear
+    while sentences and (_strip_end(sentences[0]) == title or _ADDRESSEES.fullmatch(sentences[0])):
         sentences.pop(0)
     if sentences and estimate_read_seconds("\n".join(sentences), lang) <= READ_BUDGET_SECONDS:
         return sentences, False
@@ -234,22 +241,20 @@ class LoudspeakerChannel(Channel):
             return []
         rendered = sms.render(item, target, public_url)
         notes += [f"sms: {n}" for n in rendered.notes]
-        script_url = f"{public_url.rstrip('/')}/p/{item.id}/script"
-        return [
-            {"kind": "sms_link", "lang": p.get("lang", "zh"), "url": script_url, "sms": p}
-            for p in rendered.parts
-        ]
+        script_url = f"{public_url.rstrip('/')}/p/{quote(item.id, safe='')}/script"
+        # flat, so the planner seals "phones" as it does for the sms channel's own parts
+        return [{**p, "kind": "sms_link", "url": script_url} for p in rendered.parts]
 
     def rate_limits(self, target: TargetView, part: dict[str, Any]) -> list[RateLimit]:
         if part.get("kind") == "sms_link":
-            return registry.get("sms").rate_limits(target, part["sms"])
+            return registry.get("sms").rate_limits(target, _sms_part(part))
         key = target.address.get("robot_key")
         return [RateLimit(ROBOT_RATE, robot_limit_key(str(key)))] if key else []
 
     async def send(self, part: dict[str, Any], ctx: SendContext) -> SentPart:
         kind = part.get("kind")
         if kind == "sms_link":
-            sent = await registry.get("sms").send(part["sms"], ctx)
+            sent = await registry.get("sms").send(_sms_part(part), ctx)
             sent.extra.setdefault("script_url", part.get("url"))
             return sent
         key = ctx.target.address.get("robot_key")
@@ -282,6 +287,10 @@ class LoudspeakerChannel(Channel):
         sent = await post_to_robot(ctx.http, base, key, payload)
         sent.extra.update(media_id=media_id, audio_bytes=len(audio))
         return sent
+
+
+def _sms_part(part: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in part.items() if k not in ("kind", "url")}
 
 
 def _file_stem(item_id: str) -> str:

