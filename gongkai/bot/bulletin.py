@@ -23,6 +23,7 @@ from markupsafe import Markup
 from gongkai.bot.keys import MAKER, SEALER, SETTINGS
 from gongkai.bot.public import VERTICAL_LANGUAGES, is_visible
 from gongkai.channels.rendering import HTML_LANG, RTL_LANGUAGES, render, render_markdown
+from gongkai.channels.web import page_url
 from gongkai.dispatch.planning import Directory
 from gongkai.storage.models import Item, ItemStatus, Region
 
@@ -50,11 +51,6 @@ def sheet_order(available: list[str], wanted: list[str] | tuple[str, ...] | None
     first = [lang for lang in FIRST_LANGUAGES if lang in available]
     rest = [lang for lang in available if lang not in first and lang != "zh"]
     return [*first, *rest, "zh"]
-
-
-def page_url(public_url: str, item_id: str, lang: str) -> str:
-    base = f"{public_url.rstrip('/')}/p/{item_id}"
-    return base if lang == "zh" else f"{base}?lang={lang}"
 
 
 def qr_svg(data: str) -> Markup:

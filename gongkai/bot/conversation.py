@@ -32,24 +32,55 @@ from gongkai.bot.villages import display_name, find_regions
 from gongkai.storage.models import Follower, Question, Region
 from gongkai.storage.types import utcnow
 
-__all__ = ["MAX_CHARS", "Context", "Reply", "command", "follower_for", "followers_for",
-           "respond", "welcome"]
+__all__ = [
+    "MAX_CHARS",
+    "Context",
+    "Reply",
+    "command",
+    "follower_for",
+    "followers_for",
+    "respond",
+    "welcome",
+]
 
 MAX_CHARS = 500  # longer is not a question but a letter: refused politely, not stored
 _COMMANDS = (  # longest prefix first
-    ("取消订阅", "unsubscribe"), ("退订", "unsubscribe"), ("订阅", "subscribe"),
+    ("取消订阅", "unsubscribe"),
+    ("退订", "unsubscribe"),
+    ("订阅", "subscribe"),
     ("绑定", "bind"),
 )
 _WORDS = {
-    "我的订阅": "subscriptions", "订阅列表": "subscriptions", "查看订阅": "subscriptions",
-    "最新": "latest", "最新信息": "latest", "最新通知": "latest", "最新公开": "latest",
-    "帮助": "help", "help": "help", "菜单": "help", "功能": "help", "?": "help", "？": "help",
-    "转人工": "human", "人工": "human", "人工服务": "human",
+    "我的订阅": "subscriptions",
+    "订阅列表": "subscriptions",
+    "查看订阅": "subscriptions",
+    "最新": "latest",
+    "最新信息": "latest",
+    "最新通知": "latest",
+    "最新公开": "latest",
+    "帮助": "help",
+    "help": "help",
+    "菜单": "help",
+    "功能": "help",
+    "?": "help",
+    "？": "help",
+    "转人工": "human",
+    "人工": "human",
+    "人工服务": "human",
 }
 LANGUAGE_WORDS = {
-    "蒙古文": "mn", "蒙文": "mn", "蒙语": "mn", "蒙古语": "mn", "ᠮᠣᠩᠭᠣᠯ": "mn",
-    "ᠮᠣᠩᠭᠣᠯᠪᠢᠴᠢᠭ": "mn", "mongol": "mn",
-    "汉文": "zh", "中文": "zh", "汉语": "zh", "汉字": "zh", "ᠬᠢᠲᠠᠳ": "zh",
+    "蒙古文": "mn",
+    "蒙文": "mn",
+    "蒙语": "mn",
+    "蒙古语": "mn",
+    "ᠮᠣᠩᠭᠣᠯ": "mn",
+    "ᠮᠣᠩᠭᠣᠯᠪᠢᠴᠢᠭ": "mn",
+    "mongol": "mn",
+    "汉文": "zh",
+    "中文": "zh",
+    "汉语": "zh",
+    "汉字": "zh",
+    "ᠬᠢᠲᠠᠳ": "zh",
 }
 _MONGOLIAN_MARKS = dict.fromkeys(map(ord, "\u180b\u180c\u180d\u180e\u180f\u200c\u200d\u202f "))
 
@@ -106,7 +137,7 @@ def parse_command(text: str) -> tuple[str, str] | None:
         return _WORDS[t.lower()], ""
     for prefix, name in _COMMANDS:
         if t.startswith(prefix):
-            return name, t[len(prefix):].strip(" ：:，,")
+            return name, t[len(prefix) :].strip(" ：:，,")
     return None
 
 
@@ -173,8 +204,9 @@ async def _resolve(ctx: Context, follower: Follower, text: str) -> Reply | None:
     if kind == "bind":
         return await _bind_to(ctx, follower, str(options[n - 1][0]))
     if kind == "domain":
-        return await _subscription(ctx, follower, pending.get("action", "subscribe"),
-                                   str(options[n - 1]))
+        return await _subscription(
+            ctx, follower, pending.get("action", "subscribe"), str(options[n - 1])
+        )
     return None
 
 
@@ -190,7 +222,8 @@ async def command(
         shown = [say(lang, "all_domains") if d == ALL else d for d in domains]
         reply = Reply(
             say(lang, "subscriptions", domains="、".join(shown))
-            if shown else say(lang, "no_subscriptions")
+            if shown
+            else say(lang, "no_subscriptions")
         )
     elif name == "bind":
         reply = await _bind_words(ctx, follower, arg)
@@ -215,8 +248,9 @@ async def command(
 
 async def _as_question(ctx: Context, follower: Follower, text: str) -> Reply | None:
     """A command word that found nothing may still be a question ("绑定一卡通怎么弄")."""
-    got = ctx.index.ask(text, follower.region_code or ctx.account_region, follower.language,
-                        hotline=ctx.hotline)
+    got = ctx.index.ask(
+        text, follower.region_code or ctx.account_region, follower.language, hotline=ctx.hotline
+    )
     return await _ask(ctx, follower, text) if got.kind == "answer" else None
 
 
@@ -261,7 +295,7 @@ async def _bind_words(ctx: Context, follower: Follower, arg: str) -> Reply:
 
 
 async def _label(session: AsyncSession, region: Region, lang: str) -> str:
-    """"巴图塔嘎查（乌兰木伦镇）": the parent tells two villages of one name apart."""
+    """ "巴图塔嘎查（乌兰木伦镇）": the parent tells two villages of one name apart."""
     name = (region.names or {}).get(lang) or region.name
     if region.parent_code:
         return f"{name}（{await display_name(session, region.parent_code, lang)}）"
@@ -278,15 +312,27 @@ async def _ask(ctx: Context, follower: Follower, text: str) -> Reply:
     region = follower.region_code or ctx.account_region
     got = ctx.index.ask(text, region, follower.language, hotline=ctx.hotline)
     question = Question(
-        platform=ctx.platform, follower_id=follower.id, region_code=region,
-        language=follower.language, text=text, normalized=normalize_question(text),
-        answered=got.kind == "answer", faq_id=got.id, score=got.score,
+        platform=ctx.platform,
+        follower_id=follower.id,
+        region_code=region,
+        language=follower.language,
+        text=text,
+        normalized=normalize_question(text),
+        answered=got.kind == "answer",
+        faq_id=got.id,
+        score=got.score,
     )
     ctx.session.add(question)
     if got.kind == "choose":
         await ctx.session.flush()
-        _set_pending(follower, {"kind": "choose", "question_id": question.id,
-                                "options": [list(c) for c in got.candidates]})
+        _set_pending(
+            follower,
+            {
+                "kind": "choose",
+                "question_id": question.id,
+                "options": [list(c) for c in got.candidates],
+            },
+        )
     return Reply(got.answer, got.kind, got.id)
 
 

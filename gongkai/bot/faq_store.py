@@ -11,6 +11,8 @@ the entry count and the newest ``updated_at``.
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -199,3 +201,50 @@ async def get_index(
                 live.fingerprint = fingerprint
         live.checked_at = time.monotonic()
         return live.index
+
+
+# --- WeChat's built-in auto-reply rules -------------------------------------------------------
+
+_LINK = re.compile(r"<a\s[^>]*href=[\"']([^\"']+)[\"'][^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _plain(text: str) -> str:
+    """WeChat rule texts may hold <a href> links; our answers are plain text on every platform."""
+    text = _LINK.sub(lambda m: f"{m.group(2).strip()} {m.group(1).strip()}".strip(), text)
+    return html.unescape(_TAG.sub("", text)).strip()
+
+
+def entries_from_autoreply(data: dict[str, Any]) -> tuple[list[FaqEntryData], list[str]]:
+    """FAQ entries from ``get_current_autoreply_info``'s keyword rules, and notes on what could
+    not be carried over (images, voice and video replies have no place in a text FAQ)."""
+    notes: list[str] = []
+    entries: list[FaqEntryData] = []
+    rules = ((data.get("keyword_autoreply_info") or {}).get("list")) or []
+    for n, rule in enumerate(rules, 1):
+        name = " ".join(str(rule.get("rule_name") or f"rule {n}").split())
+        keywords = [
+            str(k.get("content")).strip()
+            for k in rule.get("keyword_list_info") or []
+            if k.get("type", "text") == "text" and str(k.get("content") or "").strip()
+        ]
+        texts: list[str] = []
+        for reply in rule.get("reply_list_info") or []:
+            kind = reply.get("type")
+            if kind == "text" and reply.get("content"):
+                texts.append(_plain(str(reply["content"])))
+            elif kind == "news":
+                for article in (reply.get("news_info") or {}).get("list") or []:
+                    title, url = article.get("title") or "", article.get("content_url") or ""
+                    texts.append(f"{title} {url}".strip())
+            else:
+                notes.append(f"{name}: a {kind} reply cannot be imported (text only)")
+        texts = [t for t in texts if t]
+        if not keywords or not texts:
+            notes.append(f"{name}: skipped ({'no keywords' if not keywords else 'no text reply'})")
+            continue
+        if rule.get("reply_mode") == "random_one":
+            texts = texts[:1]
+        entry_id = f"wechat-{name}"[:128]
+        entries.append(FaqEntryData(entry_id, name, keywords, "\n\n".join(texts)))
+    return entries, notes

@@ -70,7 +70,8 @@ class Inbound:
                 config = dict(config)
                 wanted = config.get("languages")
                 config["languages"] = (
-                    [str(x) for x in wanted] if isinstance(wanted, list) and wanted
+                    [str(x) for x in wanted]
+                    if isinstance(wanted, list) and wanted
                     else list(await directory.languages(config.get("region")))
                 )
                 if not config.get("title"):
@@ -93,7 +94,7 @@ class Inbound:
         return value if value is None or isinstance(value, bytes) else str(value).encode()
 
     async def allow(self, platform: str, account: str, external_id: str) -> str:
-        """"ok"; "refuse" for the first message over the limit (say so once); "silent" after."""
+        """ "ok"; "refuse" for the first message over the limit (say so once); "silent" after."""
         minute = int(time.time() // 60)
         key = f"gongkai:bot:rate:{platform}:{account}:{external_id}:{minute}"
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -142,11 +143,11 @@ class Inbound:
     def pending(self) -> int:
         return len(self._tasks)
 
-    async def close(self, timeout: float = 10.0) -> None:
+    async def close(self, grace: float = 10.0) -> None:
         """Let follow-ups finish (a resident is waiting for them), then cancel stragglers."""
         if not self._tasks:
             return
-        _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
+        _, late = await asyncio.wait(set(self._tasks), timeout=grace)
         for task in late:
             task.cancel()
         if late:

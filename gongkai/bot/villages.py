@@ -20,8 +20,23 @@ from gongkai.storage.models import Region
 MAX_CANDIDATES = 6
 # Administrative suffixes, longest first: a name is also known without them.
 _SUFFIXES = (
-    "社区居委会", "村民委员会", "嘎查村", "居委会", "村委会", "办事处", "嘎查", "社区", "街道",
-    "苏木", "村", "镇", "乡", "旗", "县", "区", "市",
+    "社区居委会",
+    "村民委员会",
+    "嘎查村",
+    "居委会",
+    "村委会",
+    "办事处",
+    "嘎查",
+    "社区",
+    "街道",
+    "苏木",
+    "村",
+    "镇",
+    "乡",
+    "旗",
+    "县",
+    "区",
+    "市",
 )
 _CODE = re.compile(r"^\d{6,12}$")
 _MONGOLIAN_FORMAT = dict.fromkeys(map(ord, "\u180b\u180c\u180d\u180e\u180f\u200c\u200d\u202f "))
@@ -64,9 +79,7 @@ def _score(query: str, region: Region) -> int:
     return 0
 
 
-async def find_regions(
-    session: AsyncSession, text: str, within: str | None = None
-) -> list[Region]:
+async def find_regions(session: AsyncSession, text: str, within: str | None = None) -> list[Region]:
     """Regions matching ``text`` (inside the region ``within`` when given), best first."""
     raw = text.strip()
     query = normalize_question(raw)

@@ -25,7 +25,14 @@ from gongkai.bot.inbound import INBOUND, Inbound, install
 from gongkai.bot.keys import HTTP, MAKER, POOL, SETTINGS
 from gongkai.bot.phrases import say
 from gongkai.bot.villages import find_regions
-from gongkai.bot.wechat_messages import MAX_BODY, Refused, check_signed, dedup_key, parse_xml, text_reply
+from gongkai.bot.wechat_messages import (
+    MAX_BODY,
+    Refused,
+    check_signed,
+    dedup_key,
+    parse_xml,
+    text_reply,
+)
 from gongkai.channels.base import PermanentError, TransientError
 from gongkai.channels.wechat_api import WechatApi
 from gongkai.channels.wechat_mp import outcome_from_event
@@ -72,7 +79,9 @@ async def _account(request: web.Request) -> WechatAccount:
         app_secret=str(config.get("app_secret") or ""),
         token=str(config["token"]),
         mode=mode,
-        crypto=WeChatCrypto(str(config["token"]), str(aes), str(config.get("app_id"))) if aes else None,
+        crypto=WeChatCrypto(str(config["token"]), str(aes), str(config.get("app_id")))
+        if aes
+        else None,
         budget=float(config.get("reply_budget", REPLY_BUDGET)),
         config=config,
     )
@@ -188,7 +197,11 @@ async def _follow_up(
     if not text or not openid:
         return
     api = WechatApi(
-        app[SETTINGS].wechat_api_base, account.app_id, account.app_secret, app[HTTP], app[POOL],
+        app[SETTINGS].wechat_api_base,
+        account.app_id,
+        account.app_secret,
+        app[HTTP],
+        app[POOL],
         token_endpoint=str(account.config.get("token_endpoint") or "stable"),
     )
     try:
@@ -274,8 +287,12 @@ async def _publish_finished(app: web.Application, fields: dict[str, Any]) -> Non
         reason=outcome.reason,
         final_id=f"article:{outcome.article_id}" if outcome.article_id else None,
     )
-    log.info("PUBLISHJOBFINISH %s → %s (%s)", publish_id, outcome.status,
-             "settled" if done else "no pending delivery")
+    log.info(
+        "PUBLISHJOBFINISH %s → %s (%s)",
+        publish_id,
+        outcome.status,
+        "settled" if done else "no pending delivery",
+    )
 
 
 def setup(app: web.Application) -> None:

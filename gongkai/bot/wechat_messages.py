@@ -40,8 +40,12 @@ def signature(*parts: str) -> str:
 
 
 def check_signed(
-    token: str, timestamp: str | None, nonce: str | None, given: str | None,
-    *extra: str, now: float | None = None,
+    token: str,
+    timestamp: str | None,
+    nonce: str | None,
+    given: str | None,
+    *extra: str,
+    now: float | None = None,
 ) -> None:
     """Refuse (403) a stale timestamp or a signature that does not match; parse nothing."""
     if not timestamp or not nonce or not given:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +21,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bot.settings import Settings
 from gongkai.channels import registry
-from gongkai.channels.base import PermanentError, SendContext, SentPart, TransientError
+from gongkai.channels.base import (
+    PermanentError,
+    SendContext,
+    SentPart,
+    TargetView,
+    TransientError,
+)
 from gongkai.dispatch import metrics
 from gongkai.dispatch.planning import Directory, open_part
 from gongkai.dispatch.queue import backoff_seconds, enqueue_delivery, enqueue_poll
@@ -58,12 +64,51 @@ class Deps:
     http: aiohttp.ClientSession
     pool: ArqRedis
     limiter: RateLimiter
+    # Per-worker caches of what does not change while an item is delivered: an item's schedule
+    # and the opened targets. Recall is still seen at once: the claim checks it in SQL.
+    items: dict[str, tuple[float, Any]] = field(default_factory=dict)
+    targets: dict[int, tuple[float, TargetView, bool, str | None]] = field(default_factory=dict)
+
+
+CACHE_SECONDS = 30.0
+
+
+async def _item_facts(session: AsyncSession, deps: Deps, item_id: str) -> Any:
+    hit = deps.items.get(item_id)
+    if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    item = await session.get(Item, item_id)
+    if item is not None:
+        deps.items[item_id] = (time.monotonic(), item)
+        session.expunge(item)
+    return item
+
+
+async def _target(session: AsyncSession, deps: Deps, target_id: int | None,
+                  channel: str) -> tuple[TargetView, Target | None, bool, str | None]:
+    if target_id is None:
+        return await Directory(session, deps.sealer).target_view(None, channel), None, True, None
+    hit = deps.targets.get(target_id)
+    if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+        return hit[1], None, hit[2], hit[3]
+    target = await session.get(Target, target_id)
+    if target is None:
+        raise LookupError(f"target {target_id} is gone")
+    tv = await Directory(session, deps.sealer).target_view(target, channel)
+    deps.targets[target_id] = (time.monotonic(), tv, target.active, target.inactive_reason)
+    return tv, target, target.active, target.inactive_reason
 
 
 async def _claim(session: AsyncSession, delivery_id: int) -> bool:
     result = await session.exec(  # type: ignore[call-overload]
         update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status.in_(CLAIMABLE))  # type: ignore[attr-defined]
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.status.in_(CLAIMABLE),  # type: ignore[attr-defined]
+            Delivery.item_id.not_in(  # type: ignore[attr-defined]
+                select(Item.id).where(Item.status == ItemStatus.recalled)
+            ),
+        )
         .values(status=DeliveryStatus.sending, updated_at=utcnow())
     )
     await session.commit()
@@ -86,12 +131,9 @@ async def deliver(deps: Deps, delivery_id: int) -> str:
             return "missing"
         if d.status not in CLAIMABLE:
             return f"skipped ({d.status})"
-        item = await session.get(Item, d.item_id)
+        item = await _item_facts(session, deps, d.item_id)
         assert item is not None
         now = utcnow()
-        if item.status == ItemStatus.recalled:
-            await _set(session, d, status=DeliveryStatus.cancelled, last_error="recalled")
-            return "cancelled"
         if item.publish_at and item.publish_at > now:
             await enqueue_delivery(deps.pool, delivery_id, at=item.publish_at)
             return "scheduled"
@@ -106,14 +148,21 @@ async def deliver(deps: Deps, delivery_id: int) -> str:
                 await enqueue_delivery(deps.pool, delivery_id, at=until)
                 return "quiet hours"
         if not await _claim(session, delivery_id):
+            await session.refresh(d)
+            if d.status in CLAIMABLE:  # not claimable only because its item was recalled
+                await _set(session, d, status=DeliveryStatus.cancelled, last_error="recalled")
+                return "cancelled"
             return "claimed elsewhere"
-        await session.refresh(d)
-        target = await session.get(Target, d.target_id) if d.target_id else None
-        if target is not None and not target.active:
-            await _set(session, d, status=DeliveryStatus.dead,
-                       last_error=f"target inactive: {target.inactive_reason or 'deactivated'}")
+        d.status = DeliveryStatus.sending
+        try:
+            tv, target, active, reason = await _target(session, deps, d.target_id, d.channel)
+        except LookupError as exc:
+            await _set(session, d, status=DeliveryStatus.dead, last_error=str(exc))
             return "dead"
-        tv = await Directory(session, deps.sealer).target_view(target, d.channel)
+        if not active:
+            await _set(session, d, status=DeliveryStatus.dead,
+                       last_error=f"target inactive: {reason or 'deactivated'}")
+            return "dead"
         parts = d.payload.get("parts", [])
         state: dict[str, Any] = {}
         pending = False
@@ -131,7 +180,8 @@ async def deliver(deps: Deps, delivery_id: int) -> str:
                 item_id=d.item_id, delivery_id=delivery_id, part_index=index,
                 limiter=deps.limiter, state=state,
             )
-            outcome = await _send_part(session, deps, d, target, channel, part, ctx, index)
+            outcome = await _send_part(session, deps, d, channel, part, ctx, index,
+                                       last=index == len(parts) - 1 and not pending)
             if outcome == "stop":
                 return d.status
             pending = pending or outcome == "pending"
@@ -139,31 +189,15 @@ async def deliver(deps: Deps, delivery_id: int) -> str:
             await _set(session, d, status=DeliveryStatus.sending)
             await enqueue_poll(deps.pool, delivery_id, POLL_INTERVAL)
             return "pending"
-        await _set(session, d, status=DeliveryStatus.delivered, delivered_at=utcnow(), last_error=None)
+        if d.status != DeliveryStatus.delivered:  # nothing was left to send
+            await _set(session, d, status=DeliveryStatus.delivered, delivered_at=utcnow())
         metrics.DELIVERIES.labels(d.channel, "delivered").inc()
-        await _maybe_finish_item(session, d.item_id)
         return "delivered"
 
 
-async def _maybe_finish_item(session: AsyncSession, item_id: str) -> None:
-    """An item is published once none of its deliveries is still on its way."""
-    open_rows = (await session.exec(
-        select(func.count()).select_from(Delivery).where(
-            Delivery.item_id == item_id,
-            Delivery.status.in_([*CLAIMABLE, DeliveryStatus.sending]),  # type: ignore[attr-defined]
-        )
-    )).one()
-    if open_rows == 0:
-        item = await session.get(Item, item_id)
-        if item is not None and item.status == ItemStatus.publishing:
-            item.status = ItemStatus.published
-            session.add(item)
-            await session.commit()
-
-
 async def _send_part(
-    session: AsyncSession, deps: Deps, d: Delivery, target: Target | None,
-    channel: Any, part: dict[str, Any], ctx: SendContext, index: int,
+    session: AsyncSession, deps: Deps, d: Delivery,
+    channel: Any, part: dict[str, Any], ctx: SendContext, index: int, *, last: bool,
 ) -> str:
     number = d.attempts + 1
     attempt = Attempt(delivery_id=d.id, number=number, part_index=index, outcome="sending")  # type: ignore[arg-type]
@@ -175,10 +209,13 @@ async def _send_part(
     except PermanentError as exc:
         attempt.outcome, attempt.error, attempt.finished_at = "permanent", str(exc), utcnow()
         session.add(attempt)
-        if exc.deactivate_target and target is not None:
-            target.active = False
-            target.inactive_reason = str(exc)
-            session.add(target)
+        if exc.deactivate_target and d.target_id is not None:
+            target = await session.get(Target, d.target_id)
+            if target is not None:
+                target.active = False
+                target.inactive_reason = str(exc)
+                session.add(target)
+            deps.targets.pop(d.target_id, None)
         await _set(session, d, status=DeliveryStatus.dead, attempts=number, last_error=str(exc))
         metrics.DELIVERIES.labels(d.channel, "dead").inc()
         return "stop"
@@ -199,8 +236,11 @@ async def _send_part(
     notes = list(d.notes)
     if sent.extra.get("note"):
         notes.append(str(sent.extra["note"]))
+    done: dict[str, Any] = {}
+    if last and not sent.pending:  # the last part: the row says delivered in the same commit
+        done = {"status": DeliveryStatus.delivered, "delivered_at": utcnow(), "last_error": None}
     await _set(session, d, parts_done=index + 1, attempts=number, provider_message_ids=ids,
-               notes=notes)
+               notes=notes, **done)
     return "pending" if sent.pending else "sent"
 
 

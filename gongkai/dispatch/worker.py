@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import aiohttp
@@ -47,12 +48,9 @@ def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
         if deps is not None:
             await deps.http.close()
             await deps.limiter.close()
-        try:
-            from gongkai.channels.telegram import close_bots  # type: ignore[attr-defined]
-
-            await close_bots()
-        except (ImportError, AttributeError):
-            pass
+        telegram = sys.modules.get("gongkai.channels.telegram")
+        if telegram is not None:  # only when a Telegram bot was used: aiogram is slow to import
+            await telegram.close_bots()
         if "engine" in ctx:
             await ctx["engine"].dispose()
 

@@ -26,6 +26,7 @@ def make_engine(url: str) -> AsyncEngine:
             # default in SQLite and we rely on them.
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across crashes of the app
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()

@@ -128,6 +128,18 @@ def deliveries_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+OPEN_STATUSES = ("planned", "scheduled", "queued", "sending", "failed")
+
+
+def item_status(item: Item, counts: dict[str, dict[str, int]] | None) -> str:
+    """Published once nothing is still on its way (derived: the hot path never updates items)."""
+    if item.status == "publishing" and counts is not None and not any(
+        n for by in counts.values() for st, n in by.items() if st in OPEN_STATUSES
+    ):
+        return "published"
+    return item.status
+
+
 def item_public(item: Item, counts: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
     return {
         "id": item.id,
@@ -142,7 +154,7 @@ def item_public(item: Item, counts: dict[str, dict[str, int]] | None = None) -> 
         "urgent": item.urgent,
         "disclosure": item.disclosure,
         "interprets": item.interprets,
-        "status": item.status,
+        "status": item_status(item, counts),
         "publish_at": item.publish_at.isoformat() if item.publish_at else None,
         "published_at": item.published_at.isoformat() if item.published_at else None,
         "recalled_at": item.recalled_at.isoformat() if item.recalled_at else None,

@@ -41,15 +41,29 @@ async def requeue(session: AsyncSession, d: Delivery, actor: str) -> None:
     if d.status not in (DeliveryStatus.dead, DeliveryStatus.failed) or (
         item is not None and item.status == ItemStatus.recalled
     ):
-        raise NotRetryable(f"投递 #{d.id} 的状态是“{d.status}”，只有失败或已放弃、且条目未撤回的投递可以重试")
+        raise NotRetryable(
+            f"投递 #{d.id} 的状态是“{d.status}”，只有失败或已放弃、且条目未撤回的投递可以重试"
+        )
     d.status = DeliveryStatus.queued
     d.not_before = None
     d.updated_at = utcnow()
     session.add(d)
-    session.add(Attempt(delivery_id=d.id, number=d.attempts, outcome="requeued",  # type: ignore[arg-type]
-                        error=f"requeued by {actor}"))
-    session.add(AuditEntry(actor=actor, action="retry", item_id=d.item_id,
-                           detail={"delivery": d.id, "via": "console"}))
+    session.add(
+        Attempt(
+            delivery_id=d.id,
+            number=d.attempts,
+            outcome="requeued",  # type: ignore[arg-type]
+            error=f"requeued by {actor}",
+        )
+    )
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action="retry",
+            item_id=d.item_id,
+            detail={"delivery": d.id, "via": "console"},
+        )
+    )
     await session.commit()
 
 
@@ -88,10 +102,19 @@ async def recall(request: web.Request) -> web.StreamResponse:
         if item.status == ItemStatus.recalled:
             await flash(request, "该条目此前已撤回。", "warn")
             return see_other(f"/admin/items/{item.id}")
-        report = await recall_item(session, app[SEALER], app[SETTINGS], app[HTTP], item,
-                                   request[SESSION].name, redis=app[POOL])
-    text = (f"已撤回：取消未发出的投递 {report.cancelled} 条，删除已发出的消息 {report.deleted} 条，"
-            f"无法撤回 {report.not_recallable} 条。")
+        report = await recall_item(
+            session,
+            app[SEALER],
+            app[SETTINGS],
+            app[HTTP],
+            item,
+            request[SESSION].name,
+            redis=app[POOL],
+        )
+    text = (
+        f"已撤回：取消未发出的投递 {report.cancelled} 条，删除已发出的消息 {report.deleted} 条，"
+        f"无法撤回 {report.not_recallable} 条。"
+    )
     await flash(request, text, "warn" if report.errors or report.not_recallable else "ok")
     for error in report.errors:
         await flash(request, f"撤回失败：{error}", "error")

@@ -67,7 +67,9 @@ async def items_since(session: AsyncSession, since: datetime, limit: int = 100) 
     return list(rows.all())
 
 
-async def needing_attention(session: AsyncSession, limit: int = 20) -> tuple[list[Any], dict[str, int]]:
+async def needing_attention(
+    session: AsyncSession, limit: int = 20
+) -> tuple[list[Any], dict[str, int]]:
     """Failed and dead deliveries of live items, newest first, and how many there are."""
     live = Item.status != ItemStatus.recalled
     rows = await session.exec(
@@ -87,9 +89,11 @@ async def needing_attention(session: AsyncSession, limit: int = 20) -> tuple[lis
 
 
 async def unanswered_count(session: AsyncSession) -> int:
-    return (await session.exec(
-        select(func.count()).select_from(Question).where(Question.answered == False)  # noqa: E712
-    )).one()
+    return (
+        await session.exec(
+            select(func.count()).select_from(Question).where(Question.answered == False)  # noqa: E712
+        )
+    ).one()
 
 
 # --- the item list ----------------------------------------------------------------------------
@@ -121,13 +125,21 @@ def _region_condition(code: str) -> Any:
     return or_(*conditions)
 
 
-async def search_items(session: AsyncSession, s: ItemSearch, tz: ZoneInfo) -> tuple[list[Item], bool]:
+async def search_items(
+    session: AsyncSession, s: ItemSearch, tz: ZoneInfo
+) -> tuple[list[Item], bool]:
     """One page of items, newest first, and whether there is another page."""
     stmt = select(Item)
     if s.q:
         like = f"%{s.q}%"
-        stmt = stmt.where(or_(col(Item.title).like(like), col(Item.id).like(like),
-                              col(Item.doc_number).like(like), col(Item.issuer).like(like)))
+        stmt = stmt.where(
+            or_(
+                col(Item.title).like(like),
+                col(Item.id).like(like),
+                col(Item.doc_number).like(like),
+                col(Item.issuer).like(like),
+            )
+        )
     if s.domain:
         stmt = stmt.where(Item.domain == s.domain)
     if s.status:
@@ -138,8 +150,11 @@ async def search_items(session: AsyncSession, s: ItemSearch, tz: ZoneInfo) -> tu
         stmt = stmt.where(col(Item.created_at) >= day_start(s.since, tz))
     if s.until:
         stmt = stmt.where(col(Item.created_at) < day_start(s.until + timedelta(days=1), tz))
-    stmt = (stmt.order_by(col(Item.created_at).desc(), col(Item.id).desc())
-            .offset((s.page - 1) * s.per_page).limit(s.per_page + 1))
+    stmt = (
+        stmt.order_by(col(Item.created_at).desc(), col(Item.id).desc())
+        .offset((s.page - 1) * s.per_page)
+        .limit(s.per_page + 1)
+    )
     rows = list((await session.exec(stmt)).all())
     return rows[: s.per_page], len(rows) > s.per_page
 
@@ -167,8 +182,14 @@ class ItemProgress:
         return self.finished == self.total
 
     def as_json(self, item_status: str) -> dict[str, Any]:
-        return {"total": self.total, "finished": self.finished, "final": self.final,
-                "counts": self.counts, "channels": self.channels, "item_status": item_status}
+        return {
+            "total": self.total,
+            "finished": self.finished,
+            "final": self.final,
+            "counts": self.counts,
+            "channels": self.channels,
+            "item_status": item_status,
+        }
 
 
 async def item_progress(session: AsyncSession, item_id: str) -> ItemProgress:
@@ -185,12 +206,14 @@ async def item_progress(session: AsyncSession, item_id: str) -> ItemProgress:
     return ItemProgress(dict(counts), dict(channels))
 
 
-def by_channel_and_languages(rows: list[Delivery]) -> list[tuple[str, str, dict[str, int], Delivery]]:
+def by_channel_and_languages(
+    rows: list[Delivery],
+) -> list[tuple[str, str, dict[str, int], Delivery]]:
     """(channel, languages, counts per status, one delivery to preview) for each combination."""
     groups: dict[tuple[str, str], tuple[dict[str, int], Delivery]] = {}
     for d in rows:
         key = (d.channel, "+".join(d.languages or ["zh"]))
-        counts, first = groups.setdefault(key, ({}, d))
+        counts = groups.setdefault(key, ({}, d))[0]
         counts[d.status] = counts.get(d.status, 0) + 1
     return [(ch, langs, counts, first) for (ch, langs), (counts, first) in sorted(groups.items())]
 

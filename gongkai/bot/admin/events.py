@@ -34,11 +34,13 @@ async def item_events(request: web.Request) -> web.StreamResponse:
     async with maker() as session:
         if await session.get(Item, item_id) is None:
             raise web.HTTPNotFound(text="no such item")
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream; charset=utf-8",
-        "Cache-Control": "no-store",
-        "X-Accel-Buffering": "no",  # nginx would otherwise hold the events back
-    })
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",  # nginx would otherwise hold the events back
+        }
+    )
     await response.prepare(request)
     await response.write(b"retry: 2000\n\n")
     started = time.monotonic()

@@ -18,8 +18,10 @@ from gongkai.bot.auth import PRINCIPAL
 
 PUBLIC_PATHS = {"/admin/login"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def _is_console(path: str) -> bool:
@@ -39,9 +41,12 @@ async def _api(request: web.Request, handler: Handler) -> web.StreamResponse:
         me = await load_session(request)
         if me is not None:
             if request.method not in SAFE_METHODS and not same_token(
-                    request.headers.get("X-CSRF-Token"), me.csrf):
-                raise web.HTTPForbidden(text='{"error": "X-CSRF-Token is required with a console '
-                                        'session"}', content_type="application/json")
+                request.headers.get("X-CSRF-Token"), me.csrf
+            ):
+                raise web.HTTPForbidden(
+                    text='{"error": "X-CSRF-Token is required with a console session"}',
+                    content_type="application/json",
+                )
             request[PRINCIPAL] = {"name": me.name, "role": me.role, "via": "console"}
     return await handler(request)
 
@@ -80,8 +85,12 @@ async def _console(request: web.Request, handler: Handler) -> web.StreamResponse
             value = form.get("csrf")
             given = value if isinstance(value, str) else None
         if not same_token(given, me.csrf):
-            return await message_page(request, 403, "请求无效",
-                                      "表单已过期或来源不明（CSRF 校验失败）。请返回上一页刷新后重试。")
+            return await message_page(
+                request,
+                403,
+                "请求无效",
+                "表单已过期或来源不明（CSRF 校验失败）。请返回上一页刷新后重试。",
+            )
     request[PRINCIPAL] = {"name": me.name, "role": me.role, "via": "console"}
     return await handler(request)
 

@@ -54,8 +54,9 @@ def part_text(part: dict[str, Any], meta: dict[str, Any] | None = None) -> str:
         return meta["text"]
     if "articles" in part:
         return "\n".join(str(a.get("title", "")) for a in part["articles"])
-    return " · ".join(f"{k}={v}" for k, v in part.items()
-                      if k != "sealed" and not isinstance(v, dict | list))
+    return " · ".join(
+        f"{k}={v}" for k, v in part.items() if k != "sealed" and not isinstance(v, dict | list)
+    )
 
 
 def has_mongolian(text: str) -> bool:
@@ -69,9 +70,14 @@ def shown_parts(payload: dict[str, Any]) -> list[ShownPart]:
     for n, part in enumerate(payload.get("parts") or [], 1):
         visible = {k: v for k, v in part.items() if k != "sealed"}
         text = part_text(visible, meta)
-        out.append(ShownPart(
-            number=n, text=text,
-            raw=json.dumps(visible, ensure_ascii=False, indent=2),
-            bytes=utf8_len(text), chars=len(text), mongolian=has_mongolian(text),
-        ))
+        out.append(
+            ShownPart(
+                number=n,
+                text=text,
+                raw=json.dumps(visible, ensure_ascii=False, indent=2),
+                bytes=utf8_len(text),
+                chars=len(text),
+                mongolian=has_mongolian(text),
+            )
+        )
     return out

@@ -26,11 +26,21 @@ from gongkai.storage.models import Region, Role
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STATUS_LABELS = {
-    "planned": "已计划", "scheduled": "定时待发", "queued": "排队中", "sending": "发送中",
-    "delivered": "已送达", "failed": "失败待重试", "dead": "失败（已放弃）", "cancelled": "已取消",
+    "planned": "已计划",
+    "scheduled": "定时待发",
+    "queued": "排队中",
+    "sending": "发送中",
+    "delivered": "已送达",
+    "failed": "失败待重试",
+    "dead": "失败（已放弃）",
+    "cancelled": "已取消",
 }
-ITEM_STATUS_LABELS = {"scheduled": "定时发布", "publishing": "发布中", "published": "已发布",
-                      "recalled": "已撤回"}
+ITEM_STATUS_LABELS = {
+    "scheduled": "定时发布",
+    "publishing": "发布中",
+    "published": "已发布",
+    "recalled": "已撤回",
+}
 ROLE_LABELS = {"admin": "管理员", "publisher": "发布员", "viewer": "查看员"}
 NAV = (
     ("dashboard", "/admin/", "概览"),
@@ -52,8 +62,13 @@ def channel_title(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(PACKAGE_TEMPLATES)), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(str(PACKAGE_TEMPLATES)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["status"] = lambda s: STATUS_LABELS.get(str(s), str(s))
     env.filters["item_status"] = lambda s: ITEM_STATUS_LABELS.get(str(s), str(s))
     env.filters["kind"] = lambda s: KIND_LABELS.get(str(s), str(s))
@@ -71,18 +86,29 @@ def _local(tz: Any) -> Callable[[datetime | date | None], str]:
         if value is None:
             return "—"
         if isinstance(value, datetime):
-            return value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
+            return value.astimezone(tz).strftime(
+                "%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M"
+            )
         return value.isoformat()
 
     return fmt
 
 
-async def page(request: web.Request, template: str, *, status: int = 200, active: str = "",
-               **context: Any) -> web.Response:
+async def page(
+    request: web.Request, template: str, *, status: int = 200, active: str = "", **context: Any
+) -> web.Response:
     me = request.get(SESSION)
-    html = environment().get_template(f"admin/{template}").render(
-        me=me, csrf=me.csrf if me else "", flashes=await take_flashes(request), active=active,
-        local=_local(request.app[SETTINGS].tz), **context,
+    html = (
+        environment()
+        .get_template(f"admin/{template}")
+        .render(
+            me=me,
+            csrf=me.csrf if me else "",
+            flashes=await take_flashes(request),
+            active=active,
+            local=_local(request.app[SETTINGS].tz),
+            **context,
+        )
     )
     return web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
 
@@ -100,9 +126,12 @@ def needs(role: Role) -> Callable[[Handler], Handler]:
             me = request[SESSION]
             if not me.can(role):
                 return await message_page(
-                    request, 403, "没有权限",
+                    request,
+                    403,
+                    "没有权限",
                     f"此操作需要“{ROLE_LABELS[role.value]}”或更高的角色；您的角色是"
-                    f"“{ROLE_LABELS.get(me.role, me.role)}”。")
+                    f"“{ROLE_LABELS.get(me.role, me.role)}”。",
+                )
             return await handler(request)
 
         return checked

@@ -55,7 +55,11 @@ SESSION = web.RequestKey("console_session", ConsoleSession)
 
 def _redis_key(app: web.Application, sid: str) -> str:
     secret = app[SETTINGS].resolved_secret_key().encode()
-    return PREFIX + "session:" + hmac.new(secret, b"session:" + sid.encode(), hashlib.sha256).hexdigest()
+    return (
+        PREFIX
+        + "session:"
+        + hmac.new(secret, b"session:" + sid.encode(), hashlib.sha256).hexdigest()
+    )
 
 
 def cookie_secure(request: web.Request) -> bool:
@@ -65,11 +69,24 @@ def cookie_secure(request: web.Request) -> bool:
 async def start_session(request: web.Request, response: web.StreamResponse, user: User) -> None:
     """A fresh id on every login, so a session id planted before login is worth nothing."""
     sid = secrets.token_urlsafe(32)
-    session = ConsoleSession(key=_redis_key(request.app, sid), uid=user.id or 0, name=user.name,
-                             role=user.role, csrf=secrets.token_urlsafe(32), created=time.time())
+    session = ConsoleSession(
+        key=_redis_key(request.app, sid),
+        uid=user.id or 0,
+        name=user.name,
+        role=user.role,
+        csrf=secrets.token_urlsafe(32),
+        created=time.time(),
+    )
     await request.app[POOL].set(session.key, session.stored(), ex=IDLE_SECONDS)
-    response.set_cookie(COOKIE, sid, path="/", httponly=True, samesite="Lax",
-                        secure=cookie_secure(request), max_age=MAX_AGE_SECONDS)
+    response.set_cookie(
+        COOKIE,
+        sid,
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=cookie_secure(request),
+        max_age=MAX_AGE_SECONDS,
+    )
 
 
 async def end_session(request: web.Request, response: web.StreamResponse) -> None:
@@ -100,9 +117,15 @@ async def load_session(request: web.Request) -> ConsoleSession | None:
     if user is None or not user.active:
         await pool.delete(key)
         return None
-    session = ConsoleSession(key=key, uid=data["uid"], name=user.name, role=user.role,
-                             csrf=data["csrf"], created=data["created"],
-                             flashes=data.get("flashes", []))
+    session = ConsoleSession(
+        key=key,
+        uid=data["uid"],
+        name=user.name,
+        role=user.role,
+        csrf=data["csrf"],
+        created=data["created"],
+        flashes=data.get("flashes", []),
+    )
     await pool.expire(key, IDLE_SECONDS)
     request[SESSION] = session
     return session
@@ -132,7 +155,9 @@ def same_token(given: str | None, expected: str) -> bool:
 
 
 def _failure_key(name: str, ip: str) -> str:
-    return PREFIX + "login-fail:" + hashlib.sha256(f"{name.strip().lower()}|{ip}".encode()).hexdigest()
+    return (
+        PREFIX + "login-fail:" + hashlib.sha256(f"{name.strip().lower()}|{ip}".encode()).hexdigest()
+    )
 
 
 async def login_blocked(request: web.Request, name: str) -> bool:

@@ -45,8 +45,11 @@ async def create_user(session: AsyncSession, name: str, role: Role, password: st
         raise UserError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
     if (await session.exec(select(User).where(User.name == name))).first() is not None:
         raise UserError(f"user {name!r} already exists")
-    user = User(name=name, role=Role(role).value,
-                password_hash=await asyncio.to_thread(hash_password, password))
+    user = User(
+        name=name,
+        role=Role(role).value,
+        password_hash=await asyncio.to_thread(hash_password, password),
+    )
     session.add(user)
     await session.commit()
     await session.refresh(user)

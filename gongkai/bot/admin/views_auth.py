@@ -37,13 +37,27 @@ def _safe_next(value: str | None) -> str:
     return "/admin/"
 
 
-async def _login_form(request: web.Request, *, status: int = 200, error: str = "",
-                      name: str = "") -> web.Response:
+async def _login_form(
+    request: web.Request, *, status: int = 200, error: str = "", name: str = ""
+) -> web.Response:
     token = secrets.token_urlsafe(32)
-    response = await page(request, "login.html.j2", status=status, error=error, name=name,
-                          login_csrf=token, next=_safe_next(request.query.get("next")))
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, path="/admin/login", httponly=True,
-                        samesite="Strict", secure=cookie_secure(request))
+    response = await page(
+        request,
+        "login.html.j2",
+        status=status,
+        error=error,
+        name=name,
+        login_csrf=token,
+        next=_safe_next(request.query.get("next")),
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        path="/admin/login",
+        httponly=True,
+        samesite="Strict",
+        secure=cookie_secure(request),
+    )
     return response
 
 
@@ -58,19 +72,24 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     token = form.get("csrf")
-    if not same_token(token if isinstance(token, str) else None,
-                      request.cookies.get(LOGIN_CSRF_COOKIE, "")):
-        return await _login_form(request, status=403,
-                                 error="登录表单已过期（CSRF 校验失败），请重新输入。")
+    if not same_token(
+        token if isinstance(token, str) else None, request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    ):
+        return await _login_form(
+            request, status=403, error="登录表单已过期（CSRF 校验失败），请重新输入。"
+        )
     name = str(form.get("name", "")).strip()
     password = str(form.get("password", ""))
     if not name or not password:
         return await _login_form(request, status=400, error="请输入用户名和密码。", name=name)
     if await login_blocked(request, name):
         return await _login_form(
-            request, status=429, name=name,
+            request,
+            status=429,
+            name=name,
             error=f"登录失败次数过多（{LOGIN_WINDOW_SECONDS // 60} 分钟内 "
-                  f"{LOGIN_FAILURES_ALLOWED} 次），请稍后再试。")
+            f"{LOGIN_FAILURES_ALLOWED} 次），请稍后再试。",
+        )
     async with request.app[MAKER]() as session:
         user = await authenticate(session, name, password)
     if user is None:

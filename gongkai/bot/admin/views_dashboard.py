@@ -30,10 +30,18 @@ async def dashboard(request: web.Request) -> web.Response:
     depth: int | None = None
     with contextlib.suppress(Exception):  # Redis down: the page still shows the database's view
         depth = await queue_depth(request.app[POOL])
-    today_items = [i for i in week_items
-                   if (i.published_at or i.created_at) >= today_from]
+    today_items = [i for i in week_items if (i.published_at or i.created_at) >= today_from]
     return await page(
-        request, "dashboard.html.j2", active="dashboard", today=today, week_start=week_start,
-        today_items=today_items, week_items=week_items, stats=stats, attention=attention,
-        attention_counts=attention_counts, unanswered=unanswered, depth=depth,
+        request,
+        "dashboard.html.j2",
+        active="dashboard",
+        today=today,
+        week_start=week_start,
+        today_items=today_items,
+        week_items=week_items,
+        stats=stats,
+        attention=attention,
+        attention_counts=attention_counts,
+        unanswered=unanswered,
+        depth=depth,
     )

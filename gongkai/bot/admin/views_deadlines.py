@@ -30,37 +30,63 @@ class Overdue:
     workdays_late: int
 
 
-async def late_items(session: AsyncSession, calendar: WorkCalendar, today: date,
-                     tz: object) -> list[Overdue]:
+async def late_items(
+    session: AsyncSession, calendar: WorkCalendar, today: date, tz: object
+) -> list[Overdue]:
     """Put online after publish_due, or still not online with publish_due behind us."""
-    rows = (await session.exec(
-        select(Item).where(col(Item.publish_due) < today, Item.status != ItemStatus.recalled)
-        .order_by(col(Item.publish_due))
-    )).all()
+    rows = (
+        await session.exec(
+            select(Item)
+            .where(col(Item.publish_due) < today, Item.status != ItemStatus.recalled)
+            .order_by(col(Item.publish_due))
+        )
+    ).all()
     out = []
     for item in rows:
         assert item.publish_due is not None
         published = item.published_at is not None
         reference = item.published_at.astimezone(tz).date() if item.published_at else today  # type: ignore[arg-type]
         if item.publish_due < reference:
-            out.append(Overdue(item, item.publish_due, reference, published,
-                               calendar.workdays_between(item.publish_due, reference)))
+            out.append(
+                Overdue(
+                    item,
+                    item.publish_due,
+                    reference,
+                    published,
+                    calendar.workdays_between(item.publish_due, reference),
+                )
+            )
     return sorted(out, key=lambda o: -o.workdays_late)
 
 
-async def policies_without_interpretation(session: AsyncSession, calendar: WorkCalendar,
-                                          today: date) -> list[Overdue]:
+async def policies_without_interpretation(
+    session: AsyncSession, calendar: WorkCalendar, today: date
+) -> list[Overdue]:
     interpreted = select(Item.interprets).where(
-        col(Item.interprets).is_not(None), Item.status != ItemStatus.recalled)
-    rows = (await session.exec(
-        select(Item).where(
-            Item.kind == "policy", Item.status != ItemStatus.recalled,
-            col(Item.interpretation_due) < today, col(Item.id).not_in(interpreted),
-        ).order_by(col(Item.interpretation_due))
-    )).all()
-    out = [Overdue(p, p.interpretation_due, today, p.published_at is not None,  # type: ignore[arg-type]
-                   calendar.workdays_between(p.interpretation_due, today))  # type: ignore[arg-type]
-           for p in rows]
+        col(Item.interprets).is_not(None), Item.status != ItemStatus.recalled
+    )
+    rows = (
+        await session.exec(
+            select(Item)
+            .where(
+                Item.kind == "policy",
+                Item.status != ItemStatus.recalled,
+                col(Item.interpretation_due) < today,
+                col(Item.id).not_in(interpreted),
+            )
+            .order_by(col(Item.interpretation_due))
+        )
+    ).all()
+    out = [
+        Overdue(
+            p,
+            p.interpretation_due,
+            today,
+            p.published_at is not None,  # type: ignore[arg-type]
+            calendar.workdays_between(p.interpretation_due, today),
+        )  # type: ignore[arg-type]
+        for p in rows
+    ]
     return sorted(out, key=lambda o: -o.workdays_late)
 
 
@@ -72,5 +98,11 @@ async def deadlines(request: web.Request) -> web.Response:
     async with request.app[MAKER]() as session:
         late = await late_items(session, calendar, today, tz)
         uninterpreted = await policies_without_interpretation(session, calendar, today)
-    return await page(request, "deadlines.html.j2", active="deadlines", today=today, late=late,
-                      uninterpreted=uninterpreted)
+    return await page(
+        request,
+        "deadlines.html.j2",
+        active="deadlines",
+        today=today,
+        late=late,
+        uninterpreted=uninterpreted,
+    )

@@ -26,17 +26,30 @@ async def item_list(request: web.Request) -> web.Response:
     except ValueError:
         page_no = 1
     search = cq.ItemSearch(
-        q=q.get("q", "").strip(), domain=q.get("domain", ""), region=q.get("region", "").strip(),
-        status=q.get("status", ""), since=parse_day(q.get("since")), until=parse_day(q.get("until")),
+        q=q.get("q", "").strip(),
+        domain=q.get("domain", ""),
+        region=q.get("region", "").strip(),
+        status=q.get("status", ""),
+        since=parse_day(q.get("since")),
+        until=parse_day(q.get("until")),
         page=page_no,
     )
     async with request.app[MAKER]() as session:
         items, more = await cq.search_items(session, search, request.app[SETTINGS].tz)
         regions = await regions_named(session, [search.region])
     params = {k: v for k, v in q.items() if k != "page" and v}
-    return await page(request, "items.html.j2", active="items", items=items, more=more,
-                      search=search, params=params, domains=(*DOMAINS, OTHER_DOMAIN),
-                      statuses=list(ItemStatus), regions=regions)
+    return await page(
+        request,
+        "items.html.j2",
+        active="items",
+        items=items,
+        more=more,
+        search=search,
+        params=params,
+        domains=(*DOMAINS, OTHER_DOMAIN),
+        statuses=list(ItemStatus),
+        regions=regions,
+    )
 
 
 async def _load_item(request: web.Request, session) -> Item:  # type: ignore[no-untyped-def]
@@ -51,32 +64,66 @@ async def item_detail(request: web.Request) -> web.Response:
     async with request.app[MAKER]() as session:
         item = await _load_item(request, session)
         progress = await cq.item_progress(session, item.id)
-        rows = list((await session.exec(
-            select(Delivery).where(Delivery.item_id == item.id).order_by(col(Delivery.id))
-        )).all())
-        labels = await target_labels(session, {d.target_id for d in rows[:DETAIL_ROWS] if d.target_id})
+        rows = list(
+            (
+                await session.exec(
+                    select(Delivery).where(Delivery.item_id == item.id).order_by(col(Delivery.id))
+                )
+            ).all()
+        )
+        labels = await target_labels(
+            session, {d.target_id for d in rows[:DETAIL_ROWS] if d.target_id}
+        )
         ids = [d.id for d in rows if d.id is not None]
-        timeline = list((await session.exec(
-            select(Attempt, Delivery.channel, Delivery.region_code)
-            .join(Delivery, col(Delivery.id) == Attempt.delivery_id)
-            .where(col(Attempt.delivery_id).in_(ids))
-            .order_by(col(Attempt.started_at), col(Attempt.id)).limit(TIMELINE_ROWS)
-        )).all()) if ids else []
-        audit = list((await session.exec(
-            select(AuditEntry).where(AuditEntry.item_id == item.id).order_by(col(AuditEntry.at))
-        )).all())
+        timeline = (
+            list(
+                (
+                    await session.exec(
+                        select(Attempt, Delivery.channel, Delivery.region_code)
+                        .join(Delivery, col(Delivery.id) == Attempt.delivery_id)
+                        .where(col(Attempt.delivery_id).in_(ids))
+                        .order_by(col(Attempt.started_at), col(Attempt.id))
+                        .limit(TIMELINE_ROWS)
+                    )
+                ).all()
+            )
+            if ids
+            else []
+        )
+        audit = list(
+            (
+                await session.exec(
+                    select(AuditEntry)
+                    .where(AuditEntry.item_id == item.id)
+                    .order_by(col(AuditEntry.at))
+                )
+            ).all()
+        )
         policy = await session.get(Item, item.interprets) if item.interprets else None
-        interpretations = list((await session.exec(
-            select(Item).where(Item.interprets == item.id)
-        )).all())
+        interpretations = list(
+            (await session.exec(select(Item).where(Item.interprets == item.id))).all()
+        )
         regions = await regions_named(
-            session, [*item.regions, *(d.region_code for d in rows[:DETAIL_ROWS])])
-    groups = [(ch, langs, counts, first, shown_parts(first.payload))
-              for ch, langs, counts, first in cq.by_channel_and_languages(rows)]
+            session, [*item.regions, *(d.region_code for d in rows[:DETAIL_ROWS])]
+        )
+    groups = [
+        (ch, langs, counts, first, shown_parts(first.payload))
+        for ch, langs, counts, first in cq.by_channel_and_languages(rows)
+    ]
     return await page(
-        request, "item.html.j2", active="items", item=item, progress=progress, groups=groups,
-        deliveries=rows[:DETAIL_ROWS], more_deliveries=len(rows) > DETAIL_ROWS, labels=labels,
-        timeline=timeline, audit=audit, policy=policy, interpretations=interpretations,
+        request,
+        "item.html.j2",
+        active="items",
+        item=item,
+        progress=progress,
+        groups=groups,
+        deliveries=rows[:DETAIL_ROWS],
+        more_deliveries=len(rows) > DETAIL_ROWS,
+        labels=labels,
+        timeline=timeline,
+        audit=audit,
+        policy=policy,
+        interpretations=interpretations,
         regions=regions,
     )
 
@@ -89,10 +136,22 @@ async def delivery_detail(request: web.Request) -> web.Response:
             raise web.HTTPNotFound(text="没有这个投递 / no such delivery")
         item = await session.get(Item, d.item_id)
         target = await session.get(Target, d.target_id) if d.target_id else None
-        attempts = list((await session.exec(
-            select(Attempt).where(Attempt.delivery_id == d.id).order_by(col(Attempt.id))
-        )).all())
+        attempts = list(
+            (
+                await session.exec(
+                    select(Attempt).where(Attempt.delivery_id == d.id).order_by(col(Attempt.id))
+                )
+            ).all()
+        )
         regions = await regions_named(session, [d.region_code])
-    return await page(request, "delivery.html.j2", active="deliveries", d=d, item=item,
-                      target=target, attempts=attempts, parts=shown_parts(d.payload),
-                      regions=regions)
+    return await page(
+        request,
+        "delivery.html.j2",
+        active="deliveries",
+        d=d,
+        item=item,
+        target=target,
+        attempts=attempts,
+        parts=shown_parts(d.payload),
+        regions=regions,
+    )

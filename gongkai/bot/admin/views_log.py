@@ -33,7 +33,9 @@ CSV_BATCH = 2000
 FILTER_KEYS = ("item", "channel", "status", "region", "since", "until")
 
 
-def log_filter(request: web.Request, q: MultiMapping[str], limit: int) -> tuple[DeliveryFilter, list[str]]:
+def log_filter(
+    request: web.Request, q: MultiMapping[str], limit: int
+) -> tuple[DeliveryFilter, list[str]]:
     """The filter from the query string, and a message for each value that had to be ignored."""
     tz = request.app[SETTINGS].tz
     problems: list[str] = []
@@ -52,11 +54,14 @@ def log_filter(request: web.Request, q: MultiMapping[str], limit: int) -> tuple[
         except ValueError:
             problems.append("after：应为数字")
     f = DeliveryFilter(
-        item=q.get("item", "").strip() or None, channel=q.get("channel") or None,
-        status=status or None, region=q.get("region", "").strip() or None,
+        item=q.get("item", "").strip() or None,
+        channel=q.get("channel") or None,
+        status=status or None,
+        region=q.get("region", "").strip() or None,
         since=day_start(since, tz) if since else None,
         until=day_start(until + timedelta(days=1), tz) if until else None,  # the whole last day
-        limit=limit, after_id=after,
+        limit=limit,
+        after_id=after,
     )
     return f, problems
 
@@ -67,17 +72,36 @@ async def delivery_log(request: web.Request) -> web.Response:
     async with request.app[MAKER]() as session:
         rows = await list_deliveries(session, f)
         labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
-        titles = dict((await session.exec(
-            select(Item.id, Item.title).where(col(Item.id).in_({d.item_id for d in rows}))
-        )).all()) if rows else {}
+        titles = (
+            dict(
+                (
+                    await session.exec(
+                        select(Item.id, Item.title).where(
+                            col(Item.id).in_({d.item_id for d in rows})
+                        )
+                    )
+                ).all()
+            )
+            if rows
+            else {}
+        )
         regions = await regions_named(session, [*(d.region_code for d in rows), f.region])
     data = [(d, delivery_public(d, labels.get(d.target_id or -1))) for d in rows]
     params = {k: request.query[k] for k in FILTER_KEYS if request.query.get(k)}
     next_after = rows[-1].id if len(rows) == f.limit else None
     return await page(
-        request, "deliveries.html.j2", active="deliveries", rows=data, titles=titles,
-        regions=regions, params=params, next_after=next_after, after=f.after_id,
-        problems=problems, channels=registry.CHANNEL_NAMES, statuses=list(DeliveryStatus),
+        request,
+        "deliveries.html.j2",
+        active="deliveries",
+        rows=data,
+        titles=titles,
+        regions=regions,
+        params=params,
+        next_after=next_after,
+        after=f.after_id,
+        problems=problems,
+        channels=registry.CHANNEL_NAMES,
+        statuses=list(DeliveryStatus),
         query=request.query,
     )
 
@@ -85,10 +109,12 @@ async def delivery_log(request: web.Request) -> web.Response:
 @routes.get("/admin/deliveries.csv")
 async def delivery_log_csv(request: web.Request) -> web.StreamResponse:
     f, _ = log_filter(request, request.query, CSV_BATCH)
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": 'attachment; filename="deliveries.csv"',
-    })
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": 'attachment; filename="deliveries.csv"',
+        }
+    )
     await response.prepare(request)
     await response.write("\ufeff".encode())  # so spreadsheet software reads the Chinese as UTF-8
     first = True
@@ -96,7 +122,9 @@ async def delivery_log_csv(request: web.Request) -> web.StreamResponse:
         async with request.app[MAKER]() as session:
             rows = await list_deliveries(session, f)
             labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
-        data: list[dict[str, Any]] = [delivery_public(d, labels.get(d.target_id or -1)) for d in rows]
+        data: list[dict[str, Any]] = [
+            delivery_public(d, labels.get(d.target_id or -1)) for d in rows
+        ]
         text = deliveries_csv(data)
         if not first:
             text = text.split("\n", 1)[1] if "\n" in text else ""  # the header once

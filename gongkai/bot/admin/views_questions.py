@@ -42,17 +42,29 @@ class QuestionGroup:
 
 async def unanswered_groups(session: AsyncSession) -> list[QuestionGroup]:
     unanswered = Question.answered == False  # noqa: E712
-    rows = (await session.exec(
-        select(Question.normalized, func.count(), func.min(Question.text), func.max(Question.asked_at))
-        .where(unanswered).group_by(Question.normalized)
-        .order_by(func.count().desc(), func.max(Question.asked_at).desc()).limit(MAX_GROUPS)
-    )).all()
+    rows = (
+        await session.exec(
+            select(
+                Question.normalized,
+                func.count(),
+                func.min(Question.text),
+                func.max(Question.asked_at),
+            )
+            .where(unanswered)
+            .group_by(Question.normalized)
+            .order_by(func.count().desc(), func.max(Question.asked_at).desc())
+            .limit(MAX_GROUPS)
+        )
+    ).all()
     groups = {n: QuestionGroup(n, c, example, last) for n, c, example, last in rows}
     if groups:
-        places = (await session.exec(
-            select(Question.normalized, Question.region_code, Question.language).distinct()
-            .where(unanswered, col(Question.normalized).in_(list(groups)))
-        )).all()
+        places = (
+            await session.exec(
+                select(Question.normalized, Question.region_code, Question.language)
+                .distinct()
+                .where(unanswered, col(Question.normalized).in_(list(groups)))
+            )
+        ).all()
         for normalized, region, language in places:
             g = groups[normalized]
             if region and region not in g.regions:
@@ -66,14 +78,27 @@ def new_entry_id(normalized: str, today: str) -> str:
     return f"q-{today}-{hashlib.sha256(normalized.encode()).hexdigest()[:8]}"
 
 
-async def _render(request: web.Request, *, status: int = 200, errors: dict[str, str] | None = None,
-                  values: dict[str, str] | None = None) -> web.Response:
+async def _render(
+    request: web.Request,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+) -> web.Response:
     async with request.app[MAKER]() as session:
         groups = await unanswered_groups(session)
         regions = await regions_named(session, [r for g in groups for r in g.regions])
-    return await page(request, "questions.html.j2", status=status, active="questions",
-                      groups=groups, regions=regions, errors=errors or {}, values=values or {},
-                      domains=(*DOMAINS, OTHER_DOMAIN))
+    return await page(
+        request,
+        "questions.html.j2",
+        status=status,
+        active="questions",
+        groups=groups,
+        regions=regions,
+        errors=errors or {},
+        values=values or {},
+        domains=(*DOMAINS, OTHER_DOMAIN),
+    )
 
 
 @routes.get("/admin/questions")
@@ -85,8 +110,10 @@ async def questions(request: web.Request) -> web.Response:
 @needs(Role.publisher)
 async def add_to_faq(request: web.Request) -> web.StreamResponse:
     form = await request.post()
-    values = {k: str(form.get(k, "")).strip() for k in ("normalized", "question", "keywords",
-                                                          "answer", "domain")}
+    values = {
+        k: str(form.get(k, "")).strip()
+        for k in ("normalized", "question", "keywords", "answer", "domain")
+    }
     keywords = [k for k in _KEYWORD_SPLIT.split(values["keywords"]) if k]
     errors: dict[str, str] = {}
     if not values["question"]:
@@ -98,10 +125,13 @@ async def add_to_faq(request: web.Request) -> web.StreamResponse:
     if values["domain"] and values["domain"] not in (*DOMAINS, OTHER_DOMAIN):
         errors["domain"] = "不是试点领域之一 / not a pilot domain"
     async with request.app[MAKER]() as session:
-        pending = (await session.exec(
-            select(func.count()).select_from(Question).where(
-                Question.normalized == values["normalized"], Question.answered == False)  # noqa: E712
-        )).one()
+        pending = (
+            await session.exec(
+                select(func.count())
+                .select_from(Question)
+                .where(Question.normalized == values["normalized"], Question.answered == False)  # noqa: E712
+            )
+        ).one()
         if not errors and not pending:
             errors["normalized"] = "这组问题已不在未解答列表中（可能已被他人处理）"
         if errors:
@@ -112,16 +142,28 @@ async def add_to_faq(request: web.Request) -> web.StreamResponse:
         while await session.get(FaqEntry, entry_id) is not None:
             n += 1
             entry_id = f"{new_entry_id(values['normalized'], today)}-{n}"
-        entry = FaqEntryData(id=entry_id, question=values["question"], keywords=keywords,
-                             answer=values["answer"], domain=values["domain"] or None)
+        entry = FaqEntryData(
+            id=entry_id,
+            question=values["question"],
+            keywords=keywords,
+            answer=values["answer"],
+            domain=values["domain"] or None,
+        )
         await import_entries(session, [entry], {})
         result = await session.exec(  # type: ignore[call-overload]
             update(Question)
-            .where(col(Question.normalized) == values["normalized"], col(Question.answered) == False)  # noqa: E712
+            .where(
+                col(Question.normalized) == values["normalized"], col(Question.answered).is_(False)
+            )
             .values(answered=True, faq_id=entry_id)
         )
-        session.add(AuditEntry(actor=request[SESSION].name, action="faq-add",
-                               detail={"faq": entry_id, "questions": result.rowcount}))
+        session.add(
+            AuditEntry(
+                actor=request[SESSION].name,
+                action="faq-add",
+                detail={"faq": entry_id, "questions": result.rowcount},
+            )
+        )
         await session.commit()
     await flash(request, f"已加入常见问题（{entry_id}），{result.rowcount} 条提问标记为已解答。")
     return see_other("/admin/questions")

@@ -1,0 +1,94 @@
+"""``POST /telegram/{bot}``: Telegram's webhook, for the bots in the directory.
+
+The ``X-Telegram-Bot-Api-Secret-Token`` header must equal the bot's ``webhook_secret`` (set
+with ``setWebhook(secret_token=…)``; ``gongkai telegram webhook`` does it): without it anyone
+who guesses the URL could speak as any resident. The body is read only after that check.
+Telegram resends an update it got no 200 for, so update ids are remembered for a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.types import Update
+from aiohttp import web
+from pydantic import ValidationError
+
+from gongkai.bot.inbound import INBOUND, install
+from gongkai.bot.keys import SETTINGS
+from gongkai.bot.telegram_bot import bot_for, make_dispatcher
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+DISPATCHER = web.AppKey("telegram_dispatcher", Dispatcher)
+BOTS = web.AppKey("telegram_bots", dict)
+MAX_BODY = 256 * 1024
+ANSWER_WAIT = 3.0  # seconds we hold Telegram's request while the answer goes out
+
+
+@routes.post("/telegram/{bot}")
+async def webhook(request: web.Request) -> web.Response:
+    app = request.app
+    inbound = app[INBOUND]
+    name = request.match_info["bot"]
+    config = await inbound.account("telegram", name)
+    if config is None:
+        return web.Response(status=404, text="no such bot")
+    secret = str(config.get("webhook_secret") or "")
+    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+    if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+        return web.Response(status=403, text="bad secret token")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return web.Response(status=413, text="body too large")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        return web.Response(status=413, text="body too large")
+    try:
+        data = json.loads(raw)
+        update_id = int(data["update_id"])
+    except (ValueError, TypeError, KeyError):
+        return web.Response(status=400, text="not an update")
+    if not await inbound.first_time(f"telegram:{name}:{update_id}"):
+        return web.Response(text="ok")
+    bot = _bot(app, config)
+    try:
+        update = Update.model_validate(data, context={"bot": bot})
+    except ValidationError:
+        return web.Response(status=400, text="not an update")
+    work = inbound.spawn(
+        app[DISPATCHER].feed_update(bot, update, account=name, config=config),
+        name=f"telegram {name} {update_id}",
+    )
+    # Answering within the request keeps replies in order for one chat; a slow answer still
+    # goes out, after Telegram has had its 200.
+    await asyncio.wait({work}, timeout=ANSWER_WAIT)
+    return web.Response(text="ok")
+
+
+def _bot(app: web.Application, config: dict[str, Any]) -> Bot:
+    """One bot (one connection pool) per token for the app's lifetime."""
+    token = str(config["token"])
+    if token not in app[BOTS]:
+        app[BOTS][token] = bot_for(app[SETTINGS], config)
+    return app[BOTS][token]
+
+
+async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
+    app[DISPATCHER] = make_dispatcher(app[INBOUND])
+    app[BOTS] = {}
+    yield
+    await app[INBOUND].close()  # answers still being sent need their bot
+    for bot in app[BOTS].values():
+        await bot.session.close()
+
+
+def setup(app: web.Application) -> None:
+    install(app)  # before our context: the dispatcher is built on the app's Inbound
+    app.cleanup_ctx.append(_dispatcher)
+    app.add_routes(routes)

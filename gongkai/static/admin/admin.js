@@ -1,0 +1,64 @@
+// The console's only script: live delivery progress, confirmations, print. Pages work without it.
+(function () {
+  "use strict";
+
+  var ITEM_STATUS = { scheduled: "定时发布", publishing: "发布中", published: "已发布", recalled: "已撤回" };
+
+  function setText(el, text) {
+    if (el && el.textContent !== String(text)) el.textContent = String(text);
+  }
+
+  function showProgress(section, data) {
+    var bar = document.getElementById("progress-bar");
+    if (bar) {
+      bar.max = data.total || 1;
+      bar.value = data.finished;
+    }
+    section.querySelectorAll("[data-count]").forEach(function (cell) {
+      setText(cell, data.counts[cell.getAttribute("data-count")] || 0);
+    });
+    section.querySelectorAll("[data-cell]").forEach(function (cell) {
+      var key = cell.getAttribute("data-cell").split(":");
+      var channel = data.channels[key[0]] || {};
+      setText(cell, channel[key[1]] || 0);
+    });
+    var delivered = data.counts.delivered || 0;
+    var summary = (data.final ? "全部结束：" : "进行中：") + data.finished + " / " + data.total +
+      " 条已结束（已送达 " + delivered + "）";
+    setText(document.getElementById("progress-text"), summary);
+    var status = document.querySelector("#item-status .badge");
+    if (status && ITEM_STATUS[data.item_status]) {
+      setText(status, ITEM_STATUS[data.item_status]);
+      status.className = "badge i-" + data.item_status;
+    }
+    section.setAttribute("data-final", data.final ? "yes" : "no");
+    section.setAttribute("data-delivered", String(delivered));
+  }
+
+  function follow(section) {
+    if (!window.EventSource || section.getAttribute("data-final") === "yes") return;
+    var source = new EventSource(section.getAttribute("data-events"));
+    var onData = function (event) { showProgress(section, JSON.parse(event.data)); };
+    source.addEventListener("progress", onData);
+    source.addEventListener("done", function (event) {
+      onData(event);
+      source.close();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var section = document.querySelector("[data-events]");
+    if (section) follow(section);
+
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+      });
+    });
+    document.querySelectorAll("[data-print]").forEach(function (button) {
+      button.addEventListener("click", function () { window.print(); });
+    });
+    var summary = document.getElementById("error-summary");
+    if (summary) summary.focus();
+  });
+})();

@@ -1,0 +1,262 @@
+"""The official-account callback driven as WeChat drives it: signed (and in compatible and safe
+mode encrypted) pushes built with wechatpy on the test side, replies decrypted and their
+signatures checked there. Credentials are the official test vectors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gongkai.bot.inbound import INBOUND
+from gongkai.bot.wechat_messages import Refused, check_signed
+from gongkai.storage.models import Follower, Question
+from tests.bot_support import BotEnv, bot_env, until
+from tests.fakes.wechat_push import (
+    VECTOR_ENCRYPT,
+    VECTOR_MSG_SIGNATURE,
+    VECTOR_NONCE,
+    VECTOR_TIMESTAMP,
+    VECTOR_TOKEN,
+    event_xml,
+    sha1_sorted,
+    text_xml,
+    voice_xml,
+)
+
+DIBAO_ANSWER = "持户口簿、身份证、家庭收入和财产情况说明"
+
+
+@pytest.fixture
+async def env(tmp_path, embedded_redis_url, redis):  # type: ignore[no-untyped-def]
+    async with bot_env(tmp_path, embedded_redis_url) as e:
+        yield e
+
+
+def test_our_signature_check_accepts_the_official_vector_and_nothing_else() -> None:
+    at = int(VECTOR_TIMESTAMP)
+    check_signed(VECTOR_TOKEN, VECTOR_TIMESTAMP, VECTOR_NONCE, VECTOR_MSG_SIGNATURE,
+                 VECTOR_ENCRYPT, now=at)  # fmt: skip
+    with pytest.raises(Refused) as bad:
+        check_signed(VECTOR_TOKEN, VECTOR_TIMESTAMP, "1320562133", VECTOR_MSG_SIGNATURE,
+                     VECTOR_ENCRYPT, now=at)  # fmt: skip
+    assert bad.value.status == 403
+    with pytest.raises(Refused, match="stale"):
+        check_signed(VECTOR_TOKEN, VECTOR_TIMESTAMP, VECTOR_NONCE, VECTOR_MSG_SIGNATURE,
+                     VECTOR_ENCRYPT, now=at + 301)  # fmt: skip
+
+
+async def test_url_verification_echoes_only_a_signed_fresh_request(env: BotEnv) -> None:
+    push = env.push("safe")
+    assert await push.verify_url("echo-4711") == (200, "echo-4711")
+    assert (await push.verify_url("echo-4711", bad=True))[0] == 403
+    stale = str(int(time.time()) - 3600)
+    assert (await push.verify_url("echo-4711", timestamp=stale))[0] == 403
+    resp = await env.client.get("/wechat/nobody", params={"echostr": "x"})
+    assert resp.status == 404
+
+
+@pytest.mark.parametrize("account", ["plain", "compat", "safe"])
+async def test_a_question_is_answered_in_every_mode(env: BotEnv, account: str) -> None:
+    push = env.push(account)
+    got = await push.send(text_xml("o-resident-1", "低保咋申请"))
+    assert got.status == 200 and got.fields is not None
+    assert got.encrypted == (account != "plain")
+    assert got.fields["ToUserName"] == "o-resident-1"
+    assert got.fields["FromUserName"] == "gh_county"
+    assert got.fields["MsgType"] == "text"
+    assert got.fields["Content"].startswith(DIBAO_ANSWER)
+    if account == "safe":  # nothing readable travels in safe mode
+        assert "低保" not in got.body and "Content" not in got.body
+    (q,) = await env.rows(Question)
+    assert (q.answered, q.faq_id, q.platform, q.region_code) == (True, "dibao-apply", "wechat", "150627")
+
+
+async def test_a_safe_mode_account_refuses_plain_pushes(env: BotEnv) -> None:
+    got = await env.push("safe", mode="plain").send(text_xml("o-x", "低保咋申请"))
+    assert got.status == 403
+    assert await env.rows(Question) == []
+
+
+async def test_the_official_sample_push_is_refused_as_a_replay(env: BotEnv) -> None:
+    """Tencent's sample is validly signed and encrypted, but from 2014: a replay."""
+    push = env.push("safe")
+    query = {
+        "signature": sha1_sorted(VECTOR_TOKEN, VECTOR_TIMESTAMP, VECTOR_NONCE),
+        "timestamp": VECTOR_TIMESTAMP, "nonce": VECTOR_NONCE, "encrypt_type": "aes",
+        "msg_signature": VECTOR_MSG_SIGNATURE,
+    }  # fmt: skip
+    body = f"<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><Encrypt><![CDATA[{VECTOR_ENCRYPT}]]></Encrypt></xml>"  # noqa: E501
+    got = await push.send_raw(query, body)
+    assert got.status == 403
+    assert await env.rows(Question) == [] and await env.rows(Follower) == []
+
+
+@pytest.mark.parametrize("forgery", ["signature", "msg_signature", "stale", "other_key"])
+async def test_forged_or_stale_pushes_get_403_and_are_not_processed(
+    env: BotEnv, forgery: str
+) -> None:
+    push = env.push("safe")
+    kw = {"timestamp": str(int(time.time()) - 400)} if forgery == "stale" else {}
+    query, body = push.build(text_xml("o-mallory", "低保咋申请"), **kw)
+    if forgery == "signature":
+        query["signature"] = sha1_sorted("not-the-token", query["timestamp"], query["nonce"])
+    elif forgery == "msg_signature":
+        query["msg_signature"] = sha1_sorted(VECTOR_TOKEN, query["timestamp"], "1", "x")
+    elif forgery == "other_key":  # correctly signed ciphertext, sealed for another app id
+        other = env.push("safe")
+        other.app_id = "wx0000000000000bad"
+        query, body = other.build(text_xml("o-mallory", "低保咋申请"))
+    got = await push.send_raw(query, body)
+    assert got.status == 403, got.body
+    assert await env.rows(Question) == [] and await env.rows(Follower) == []
+
+
+BOMB = (
+    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
+        for i in range(1, 10)
+    )
+    + "]><xml><ToUserName>gh</ToUserName><FromUserName>o-bomb</FromUserName>"
+    "<MsgType>text</MsgType><Content>&lol9;</Content><MsgId>1</MsgId></xml>"
+)
+
+
+@pytest.mark.parametrize("account", ["plain", "safe"])
+async def test_an_xml_bomb_is_rejected_quickly(env: BotEnv, account: str) -> None:
+    push = env.push(account)
+    started = time.perf_counter()
+    got = await push.send(BOMB)
+    assert got.status == 400
+    assert time.perf_counter() - started < 0.5
+    assert await env.rows(Question) == []
+
+
+async def test_an_oversized_body_is_refused_before_parsing(env: BotEnv) -> None:
+    got = await env.push("plain").send(text_xml("o-big", "低" * 40_000))
+    assert got.status == 413
+    assert await env.rows(Question) == []
+
+
+async def test_a_duplicate_msgid_is_answered_once(env: BotEnv) -> None:
+    push = env.push("safe")
+    xml = text_xml("o-retry", "低保咋申请", msg_id=777)
+    first, second = await push.send(xml), await push.send(xml)
+    assert first.fields is not None and second.fields is not None
+    assert second.fields["Content"] == first.fields["Content"]
+    assert len(await env.rows(Question)) == 1
+
+
+async def test_a_slow_answer_follows_through_the_customer_service_api(env: BotEnv) -> None:
+    push = env.push("slow")  # its reply budget is 0 s: every answer is "too slow"
+    xml = text_xml("o-patient", "低保咋申请", msg_id=4242)
+    got = await push.send(xml)
+    assert (got.status, got.body) == (200, "success")
+    sent = await until(lambda: env.wechat.custom_messages)
+    assert sent[0]["touser"] == "o-patient" and sent[0]["msgtype"] == "text"
+    assert sent[0]["text"]["content"].startswith(DIBAO_ANSWER)
+    again = await push.send(xml)  # WeChat's retry of the same message
+    assert again.body == "success"
+    await until(lambda: env.client.app[INBOUND].pending == 0)
+    assert len(env.wechat.custom_messages) == 1
+    assert len(await env.rows(Question)) == 1
+
+
+async def test_subscribe_welcomes_and_unsubscribe_stops_pushes(env: BotEnv) -> None:
+    push = env.push("plain")
+    got = await push.send(event_xml("o-new", "subscribe"))
+    assert got.fields is not None and "伊金霍洛旗政务公开" in got.fields["Content"]
+    assert "订阅" in got.fields["Content"]  # the short how-to
+    (f,) = await env.rows(Follower)
+    assert f.subscribed
+    gone = await push.send(event_xml("o-new", "unsubscribe"))
+    assert gone.body == "success"
+    (f,) = await env.rows(Follower)
+    assert not f.subscribed
+
+
+async def test_a_village_qr_code_binds_the_follower(env: BotEnv) -> None:
+    await env.push("plain").send(event_xml("o-qr", "subscribe", "qrscene_150627100201"))
+    (f,) = await env.rows(Follower)
+    assert f.region_code == "150627100201"
+
+
+async def test_menu_clicks_answer_an_entry_or_list_the_latest(env: BotEnv) -> None:
+    from tests.support import ingest, item
+
+    await ingest(env.settings, env.redis_url, item(channels=["web"]))
+    push = env.push("plain")
+    got = await push.send(event_xml("o-menu", "CLICK", "faq:dibao-apply"))
+    assert got.fields is not None and got.fields["Content"].startswith(DIBAO_ANSWER)
+    got = await push.send(event_xml("o-menu", "CLICK", "latest", created=int(time.time()) + 1))
+    assert got.fields is not None
+    assert "关于2026年城乡低保标准调整的通知" in got.fields["Content"]
+    assert "http://gongkai.test/p/ejhl-2026-0113" in got.fields["Content"]
+
+
+async def test_voice_is_answered_from_its_recognition(env: BotEnv) -> None:
+    push = env.push("plain")
+    heard = await push.send(voice_xml("o-voice", "低保咋申请"))
+    assert heard.fields is not None and heard.fields["Content"].startswith(DIBAO_ANSWER)
+    unclear = await push.send(voice_xml("o-voice", None))
+    assert unclear.fields is not None and "语音" in unclear.fields["Content"]
+    image = (
+        "<xml><ToUserName>gh</ToUserName><FromUserName>o-voice</FromUserName><CreateTime>1"
+        "</CreateTime><MsgType>image</MsgType><PicUrl>http://x/y.jpg</PicUrl><MsgId>99</MsgId></xml>"
+    )
+    polite = await push.send(image)
+    assert polite.fields is not None and "文字" in polite.fields["Content"]
+
+
+async def test_replies_never_carry_markup_a_resident_typed(env: BotEnv) -> None:
+    push = env.push("plain")
+    for text in ("绑定 <script>alert(1)</script>]]></Content><Evil/>", "订阅 <b>领域</b>"):
+        got = await push.send(text_xml("o-markup", text.replace("]]>", "]]]]><![CDATA[>")))
+        assert got.status == 200 and got.fields is not None, got.body
+        assert "<" not in got.fields["Content"] and "script" not in got.fields["Content"]
+        assert "Evil" not in got.body
+
+
+async def test_rate_limit_and_length_cap(env: BotEnv) -> None:
+    push = env.push("plain")
+    long = await push.send(text_xml("o-chatty", "低保" * 300))
+    assert long.fields is not None and "太长" in long.fields["Content"]
+    answers = [await push.send(text_xml("o-chatty", f"低保咋申请{n}")) for n in range(10)]
+    assert answers[-1].fields is not None and "太频繁" in answers[-1].fields["Content"]
+    assert (await push.send(text_xml("o-chatty", "低保"))).body == "success"  # silent after
+    assert len(await env.rows(Question)) == 9  # the long one is no question
+
+
+async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None:
+    import aiohttp
+    from arq import create_pool
+
+    from gongkai.dispatch.delivery import Deps, deliver
+    from gongkai.dispatch.ratelimit import RateLimiter
+    from gongkai.dispatch.redis_server import arq_settings
+    from gongkai.storage.crypto import Sealer
+    from gongkai.storage.db import make_engine, make_sessionmaker
+    from gongkai.storage.models import Delivery, Target
+    from tests.support import ingest, item
+
+    s = env.settings
+    await ingest(s, env.redis_url, item(channels=["wechat_mp"]))
+    (target,) = await env.rows(Target, Target.channel == "wechat_mp", Target.account_name == "plain")
+    (d,) = await env.rows(Delivery, Delivery.target_id == target.id)
+    engine = make_engine(s.resolved_database_url)
+    async with aiohttp.ClientSession() as http:
+        pool = await create_pool(arq_settings(env.redis_url))
+        deps = Deps(s, make_sessionmaker(engine), Sealer(s.resolved_secret_key()), http,
+                    pool, RateLimiter(env.redis_url, enabled=False))  # type: ignore[arg-type]
+        assert await deliver(deps, d.id) == "pending"
+        await pool.aclose()
+    await engine.dispose()
+    (d,) = [r for r in await env.rows(Delivery) if r.id == d.id]
+    publish_id = d.provider_message_ids[-1].removeprefix("publish:")
+    got = await env.push("plain").send(env.wechat.publish_event_xml(publish_id))
+    assert got.body == "success"
+    (d,) = [r for r in await env.rows(Delivery) if r.id == d.id]
+    assert d.status == "delivered"
+    assert d.provider_message_ids[-1].startswith("article:")
+

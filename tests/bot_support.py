@@ -1,0 +1,145 @@
+"""A running Gongkai with resident bots: accounts in plain, compatible and safe mode, the demo
+FAQ, the fake WeChat API and the fake Telegram Bot API, and readers for what got stored."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp.test_utils import TestClient
+from sqlmodel import select
+
+from gongkai.bot.faq_store import import_faq_text
+from gongkai.bot.settings import Settings
+from gongkai.storage.db import make_engine, make_sessionmaker
+from gongkai.storage.models import Role
+from tests.fakes import telegram_api, wechat_api
+from tests.fakes.server import serve
+from tests.fakes.wechat_push import VECTOR_AES_KEY, VECTOR_APP_ID, VECTOR_TOKEN, WechatPush
+from tests.support import prepare_db, running_app, settings_for, token
+
+T = TypeVar("T")
+DEMO_FAQ = Path(__file__).resolve().parent.parent / "gongkai" / "demo" / "faq.yaml"
+PLAIN_APP, SLOW_APP = "wx0000000000000001", "wx0000000000000003"
+SECRETS = {PLAIN_APP: "s3cret-app", VECTOR_APP_ID: "s3cret-vector", SLOW_APP: "s3cret-slow"}
+TG_TOKEN, TG_SECRET = "123456:TESTTOKEN", "hook-secret"
+COUNTY, BATUTA, SUBUER = "150627", "150627100201", "150627100202"
+
+DIRECTORY = f"""
+accounts:
+  wechat_mp:
+    - {{name: plain, app_id: {PLAIN_APP}, app_secret: s3cret-app, token: t0ken, region: "150627"}}
+    - {{name: safe, app_id: {VECTOR_APP_ID}, app_secret: s3cret-vector, token: {VECTOR_TOKEN},
+       encoding_aes_key: {VECTOR_AES_KEY}, region: "150627"}}
+    - {{name: compat, app_id: {VECTOR_APP_ID}, app_secret: s3cret-vector, token: {VECTOR_TOKEN},
+       encoding_aes_key: {VECTOR_AES_KEY}, encryption_mode: compatible, region: "150627"}}
+    - {{name: slow, app_id: {SLOW_APP}, app_secret: s3cret-slow, token: sl0w, reply_budget: 0,
+       region: "150627"}}
+  telegram:
+    - {{name: ordos, token: "{TG_TOKEN}", webhook_secret: {TG_SECRET}}}
+regions:
+  - code: "150627"
+    name: 伊金霍洛旗
+    names: {{mn: "ᠡᠵᠡᠨ ᠬᠣᠷᠣᠭ᠎ᠠ ᠬᠣᠰᠢᠭᠤ"}}
+    languages: [zh]
+    children:
+      - code: "150627100"
+        name: 乌兰木伦镇
+        children:
+          - code: "150627100201"
+            name: 巴图塔嘎查
+            names: {{mn: "ᠪᠠᠲᠤᠲᠠ ᠭᠠᠴᠠᠭ᠎ᠠ"}}
+            languages: [mn, zh]
+          - code: "150627100202"
+            name: 苏布尔嘎嘎查
+          - code: "150627100203"
+            name: 巴音敖包嘎查
+      - code: "150627101"
+        name: 札萨克镇
+        children:
+          - code: "150627101201"
+            name: 门克庆嘎查
+          - code: "150627101202"
+            name: 巴音嘎查
+"""
+
+
+@dataclass
+class BotEnv:
+    client: TestClient
+    settings: Settings
+    wechat: wechat_api.FakeWechatState
+    telegram: telegram_api.TelegramState
+    viewer_token: str
+    redis_url: str
+
+    def push(self, account: str = "plain", mode: str | None = None) -> WechatPush:
+        if account == "plain":
+            return WechatPush(self.client, "plain", "t0ken", PLAIN_APP)
+        if account == "slow":
+            return WechatPush(self.client, "slow", "sl0w", SLOW_APP)
+        default = "safe" if account == "safe" else "compatible"
+        return WechatPush(self.client, account, VECTOR_TOKEN, VECTOR_APP_ID, VECTOR_AES_KEY,
+                          mode or default)  # fmt: skip
+
+    async def rows(self, model: Any, *where: Any) -> list[Any]:
+        engine = make_engine(self.settings.resolved_database_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                stmt = select(model)
+                if where:
+                    stmt = stmt.where(*where)
+                return list((await session.exec(stmt)).all())
+        finally:
+            await engine.dispose()
+
+    async def session_do(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        engine = make_engine(self.settings.resolved_database_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                return await fn(session)
+        finally:
+            await engine.dispose()
+
+
+async def load_faq(s: Settings, text: str | None = None) -> None:
+    engine = make_engine(s.resolved_database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            await import_faq_text(session, text or DEMO_FAQ.read_text("utf-8"))
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def bot_env(tmp_path: Path, redis_url: str, **overrides: Any) -> AsyncIterator[BotEnv]:
+    wechat_app, wechat_state = wechat_api.make_app(SECRETS)
+    tg_app, tg_state = telegram_api.make_app(tokens=[TG_TOKEN])
+    async with serve(wechat_app) as wechat_base, serve(tg_app) as tg_base:
+        s = settings_for(
+            tmp_path, wechat_api_base=wechat_base, telegram_api_base=tg_base, **overrides
+        )
+        await prepare_db(s, DIRECTORY)
+        await load_faq(s)
+        viewer = await token(s, Role.viewer, "viewer")
+        async with running_app(s, redis_url) as client:
+            yield BotEnv(client, s, wechat_state, tg_state, viewer, redis_url)
+
+
+async def until(check: Callable[[], Awaitable[T] | T], timeout: float = 10.0) -> T:
+    """Wait for ``check`` to return something truthy (no fixed sleeps in tests)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
