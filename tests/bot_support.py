@@ -58,7 +58,7 @@ regions:
           - code: "150627100202"
             name: 苏布尔嘎嘎查
           - code: "150627100203"
-            name: 巴音敖包嘎查
+            name: 巴音嘎查
       - code: "150627101"
         name: 札萨克镇
         children:

@@ -105,8 +105,9 @@ async def prepare_db(s: Settings, directory: str | None = DIRECTORY) -> None:
     engine = make_engine(s.resolved_database_url)
     try:
         async with make_sessionmaker(engine)() as session:
-            await import_directory(session, parse_directory(directory, ENV),
-                                   Sealer(s.resolved_secret_key()))
+            await import_directory(
+                session, parse_directory(directory, ENV), Sealer(s.resolved_secret_key())
+            )
     finally:
         await engine.dispose()
 
@@ -157,9 +158,16 @@ async def ingest(s: Settings, redis_url: str, data: dict[str, Any]):  # type: ig
     pool = await create_pool(arq_settings(redis_url))
     try:
         async with make_sessionmaker(engine)() as session:
-            return await ingest_item(session, Sealer(s.resolved_secret_key()), parse_item(data),
-                                     actor="test", public_url=s.public_url,
-                                     calendar=WorkCalendar(), pool=pool, tz=s.tz)
+            return await ingest_item(
+                session,
+                Sealer(s.resolved_secret_key()),
+                parse_item(data),
+                actor="test",
+                public_url=s.public_url,
+                calendar=WorkCalendar(),
+                pool=pool,
+                tz=s.tz,
+            )
     finally:
         await pool.aclose()
         await engine.dispose()
@@ -178,8 +186,13 @@ async def fetch_deliveries(s: Settings, item_id: str | None = None):  # type: ig
                 stmt = stmt.where(Delivery.item_id == item_id)
             rows = list((await session.exec(stmt)).all())
             attempts = {
-                d.id: list((await session.exec(
-                    select(Attempt).where(Attempt.delivery_id == d.id).order_by(Attempt.id))).all())
+                d.id: list(
+                    (
+                        await session.exec(
+                            select(Attempt).where(Attempt.delivery_id == d.id).order_by(Attempt.id)
+                        )
+                    ).all()
+                )
                 for d in rows
             }
             return rows, attempts

@@ -21,8 +21,11 @@ async def test_tokens_and_roles_are_enforced(gk) -> None:
 
 
 async def test_invalid_item_gets_422_naming_each_field(gk) -> None:
-    r = await gk.post("/api/v1/items", json=item(disclosure="not_public", approved_by=None),
-                      headers=gk.auth("publisher"))
+    r = await gk.post(
+        "/api/v1/items",
+        json=item(disclosure="not_public", approved_by=None),
+        headers=gk.auth("publisher"),
+    )
     assert r.status == 422
     body = await r.json()
     assert {e["field"] for e in body["errors"]} == {"disclosure", "approved_by"}
@@ -34,8 +37,11 @@ async def test_unknown_region_and_unknown_policy_are_refused(gk) -> None:
     r = await gk.post("/api/v1/items", json=item(regions=["150628"]), headers=gk.auth("publisher"))
     assert r.status == 422
     assert [e["field"] for e in (await r.json())["errors"]] == ["regions[0]"]
-    r = await gk.post("/api/v1/items", json=item(id="jd-1", kind="interpretation", interprets="nope"),
-                      headers=gk.auth("publisher"))
+    r = await gk.post(
+        "/api/v1/items",
+        json=item(id="jd-1", kind="interpretation", interprets="nope"),
+        headers=gk.auth("publisher"),
+    )
     assert r.status == 422
     assert [e["field"] for e in (await r.json())["errors"]] == ["interprets"]
 
@@ -56,7 +62,9 @@ async def test_same_id_again_is_idempotent_and_changed_content_conflicts(gk) -> 
 
 
 async def test_deadlines_are_stored_on_the_item(gk) -> None:
-    r = await gk.post("/api/v1/items", json=item(issued_at="2025-09-05"), headers=gk.auth("publisher"))
+    r = await gk.post(
+        "/api/v1/items", json=item(issued_at="2025-09-05"), headers=gk.auth("publisher")
+    )
     body = await r.json()
     # 20 working days after 2025-09-05 cross the National Day holiday and its make-up days.
     assert body["publish_due"] == "2025-10-10"  # Sep 28 and Oct 9-10 count; Oct 1-8 do not
@@ -66,8 +74,13 @@ async def test_deadlines_are_stored_on_the_item(gk) -> None:
 
 async def test_policy_and_interpretation_pages_link_to_each_other(gk) -> None:
     await gk.post("/api/v1/items", json=item(), headers=gk.auth("publisher"))
-    jd = item(id="ejhl-2026-0113-jd", kind="interpretation", interprets="ejhl-2026-0113",
-              title="一图读懂低保标准调整", doc_number=None)
+    jd = item(
+        id="ejhl-2026-0113-jd",
+        kind="interpretation",
+        interprets="ejhl-2026-0113",
+        title="一图读懂低保标准调整",
+        doc_number=None,
+    )
     r = await gk.post("/api/v1/items", json=jd, headers=gk.auth("publisher"))
     assert r.status == 201, await r.text()
     policy_page = await (await gk.get("/p/ejhl-2026-0113")).text()
@@ -81,16 +94,22 @@ async def test_policy_and_interpretation_pages_link_to_each_other(gk) -> None:
 
 
 async def test_page_escapes_html_in_the_body(gk) -> None:
-    await gk.post("/api/v1/items", json=item(body="<script>alert(1)</script> **要点**"),
-                  headers=gk.auth("publisher"))
+    await gk.post(
+        "/api/v1/items",
+        json=item(body="<script>alert(1)</script> **要点**"),
+        headers=gk.auth("publisher"),
+    )
     page = await (await gk.get("/p/ejhl-2026-0113")).text()
     assert "<script>alert(1)</script>" not in page
     assert "<strong>要点</strong>" in page
 
 
 async def test_scheduled_item_is_not_public_yet(gk) -> None:
-    r = await gk.post("/api/v1/items", json=item(publish_at="2099-01-01T08:00:00+08:00"),
-                      headers=gk.auth("publisher"))
+    r = await gk.post(
+        "/api/v1/items",
+        json=item(publish_at="2099-01-01T08:00:00+08:00"),
+        headers=gk.auth("publisher"),
+    )
     body = await r.json()
     assert body["status"] == "scheduled"
     assert [p["status"] for p in body["planned"]] == ["scheduled"]

@@ -56,8 +56,9 @@ def test_bad_directory_names_the_place_and_exits_non_zero(cli) -> None:
 
 def test_refused_item_prints_each_field_and_exits_non_zero(cli) -> None:
     invoke, tmp_path = cli
-    result = invoke("publish", write_item(tmp_path, disclosure="on_request",
-                                          body="联系电话13812345678"))
+    result = invoke(
+        "publish", write_item(tmp_path, disclosure="on_request", body="联系电话13812345678")
+    )
     assert result.exit_code == 1
     assert "disclosure" in result.output and "body" in result.output
     assert "13812345678" not in result.output and "Traceback" not in result.output
@@ -79,8 +80,15 @@ def test_publish_wait_delivers_and_summarises(cli) -> None:
 
 def test_render_prints_what_would_be_sent_without_sending(cli) -> None:
     invoke, tmp_path = cli
-    result = invoke("render", write_item(tmp_path), "--channel", "village_group",
-                    "--region", "150627100201", "--json")
+    result = invoke(
+        "render",
+        write_item(tmp_path),
+        "--channel",
+        "village_group",
+        "--region",
+        "150627100201",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["languages"] == ["mn", "zh"]

@@ -24,7 +24,7 @@ async def db(tmp_path):  # type: ignore[no-untyped-def]
 
 
 async def test_import_builds_the_tree_and_is_idempotent(db) -> None:
-    s, maker, sealer = db
+    _, maker, sealer = db
     async with maker() as session:
         first = await import_directory(session, parse_directory(DIRECTORY, ENV), sealer)
     assert first.regions == 6 and first.targets_added == 5  # 4 in the tree + 1 official account
@@ -33,7 +33,10 @@ async def test_import_builds_the_tree_and_is_idempotent(db) -> None:
         assert again.targets_added == 0 and again.targets_unchanged == 5
         assert len((await session.exec(select(Target))).all()) == 5
         village = await session.get(Region, "150627100201")
-        assert village.path == "/150627/150627100/150627100201/" and village.languages == ["mn", "zh"]
+        assert village.path == "/150627/150627100/150627100201/" and village.languages == [
+            "mn",
+            "zh",
+        ]
 
 
 async def test_phones_and_secrets_are_sealed_and_shown_masked(db) -> None:
@@ -58,7 +61,9 @@ def test_env_expansion_and_missing_variables() -> None:
     with pytest.raises(DirectoryError, match="ROBOT_1"):
         parse_directory(DIRECTORY, {})
     # lower-case ${…} is left alone: SMS template texts use it for their variables
-    data = parse_directory("accounts: {sms: [{name: a, provider: aliyun, template_text: '${title}'}]}", {})
+    data = parse_directory(
+        "accounts: {sms: [{name: a, provider: aliyun, template_text: '${title}'}]}", {}
+    )
     assert data["accounts"]["sms"][0]["template_text"] == "${title}"
 
 
@@ -73,7 +78,7 @@ def test_env_expansion_and_missing_variables() -> None:
     ],
 )
 async def test_bad_entries_are_named(db, change, message) -> None:
-    s, maker, sealer = db
+    _, maker, sealer = db
     text = DIRECTORY.replace(*change)
     async with maker() as session:
         with pytest.raises(DirectoryError, match=message.replace("[", r"\[").replace("]", r"\]")):

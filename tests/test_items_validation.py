@@ -29,12 +29,17 @@ def test_items_that_may_not_be_pushed_are_refused(disclosure: str) -> None:
 
 def test_redacted_item_needs_its_redacted_text() -> None:
     assert refused_fields(item(disclosure="public_redacted")) == {"redacted_body"}
-    check_publishable(parse_item(item(disclosure="public_redacted", redacted_body="删减后正文")), CHANNELS)
+    check_publishable(
+        parse_item(item(disclosure="public_redacted", redacted_body="删减后正文")), CHANNELS
+    )
 
 
 def test_approval_and_secrecy_review_are_required() -> None:
     assert refused_fields(item(approved_by=None, approved_at=None, secrecy_reviewed=False)) == {
-        "approved_by", "approved_at", "secrecy_reviewed"}
+        "approved_by",
+        "approved_at",
+        "secrecy_reviewed",
+    }
 
 
 def test_id_card_check_digit() -> None:

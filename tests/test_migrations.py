@@ -18,8 +18,22 @@ async def _tables(url: str) -> set[str]:
         await engine.dispose()
 
 
-EXPECTED = {"region", "account", "target", "item", "delivery", "attempt", "apitoken", "user",
-            "auditentry", "follower", "subscription", "faqentry", "question", "alembic_version"}
+EXPECTED = {
+    "region",
+    "account",
+    "target",
+    "item",
+    "delivery",
+    "attempt",
+    "apitoken",
+    "user",
+    "auditentry",
+    "follower",
+    "subscription",
+    "faqentry",
+    "question",
+    "alembic_version",
+}
 
 
 async def test_migrations_on_sqlite(tmp_path) -> None:
@@ -30,8 +44,9 @@ async def test_migrations_on_sqlite(tmp_path) -> None:
 
 
 @pytest.mark.postgres
-async def test_migrations_and_the_pipeline_on_postgresql(tmp_path, postgres_url, embedded_redis_url,
-                                                           redis) -> None:
+async def test_migrations_and_the_pipeline_on_postgresql(
+    tmp_path, postgres_url, embedded_redis_url, redis
+) -> None:
     await upgrade(postgres_url)
     assert EXPECTED <= await _tables(postgres_url)
     from tests.support import fetch_deliveries, ingest, prepare_db, run_workers
@@ -41,6 +56,6 @@ async def test_migrations_and_the_pipeline_on_postgresql(tmp_path, postgres_url,
     result = await ingest(s, embedded_redis_url, item())
     assert result.created
     await run_workers(s, embedded_redis_url)
-    rows, attempts = await fetch_deliveries(s, item()["id"])
+    rows, _ = await fetch_deliveries(s, item()["id"])
     assert [d.status for d in rows] == ["delivered"]
     assert rows[0].delivered_at.tzinfo is not None

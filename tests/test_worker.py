@@ -37,8 +37,15 @@ async def robot(redis_url):  # type: ignore[no-untyped-def]
 
 
 def village_item(n: int = 0, **kw):  # type: ignore[no-untyped-def]
-    return item(id=f"notice-{n}", kind="notice", title=f"第{n}号通知：停水安排", doc_number=None,
-                regions=[VILLAGE], channels=["village_group"], **kw)
+    return item(
+        id=f"notice-{n}",
+        kind="notice",
+        title=f"第{n}号通知：停水安排",
+        doc_number=None,
+        regions=[VILLAGE],
+        channels=["village_group"],
+        **kw,
+    )
 
 
 async def test_transient_failures_are_retried_and_each_attempt_recorded(tmp_path, redis_url, robot):
@@ -77,7 +84,9 @@ async def test_a_delivery_is_never_sent_twice_when_its_job_runs_twice(tmp_path, 
     assert len(state.messages) == 1
 
 
-async def test_invalid_robot_key_is_permanent_and_deactivates_the_target(tmp_path, redis_url, robot):
+async def test_invalid_robot_key_is_permanent_and_deactivates_the_target(
+    tmp_path, redis_url, robot
+):
     url, state = robot
     state.valid_keys = {"robot-2"}
     s = settings_for(tmp_path, wecom_api_base=url)
@@ -115,7 +124,8 @@ async def test_two_workers_share_one_robot_within_its_limit(tmp_path, redis_url,
         await ingest(s, redis_url, village_item(n))
     workers = [
         __import__("gongkai.dispatch.worker", fromlist=["build_worker"]).build_worker(
-            s, redis_url, burst=False, max_jobs=10)
+            s, redis_url, burst=False, max_jobs=10
+        )
         for _ in range(2)
     ]
     import asyncio
@@ -124,8 +134,10 @@ async def test_two_workers_share_one_robot_within_its_limit(tmp_path, redis_url,
     try:
         for _ in range(600):  # wait on the condition: 20 sent and 2 deferred by the limit
             rows, _ = await fetch_deliveries(s)
-            if sum(d.status == "delivered" for d in rows) == 20 and sum(
-                d.status == "queued" and d.attempts == 0 for d in rows) == 2:
+            if (
+                sum(d.status == "delivered" for d in rows) == 20
+                and sum(d.status == "queued" and d.attempts == 0 for d in rows) == 2
+            ):
                 break
             await asyncio.sleep(0.05)
     finally:
@@ -152,11 +164,17 @@ async def test_admin_retry_requeues_a_dead_delivery_with_fresh_attempts(tmp_path
     assert d.status == "dead"
     admin = await token(s, __import__("gongkai.storage.models", fromlist=["Role"]).Role.admin)
     async with running_app(s, redis_url) as client:
-        r = await client.post(f"/api/v1/deliveries/{d.id}/retry",
-                              headers={"Authorization": f"Bearer {admin}"})
+        r = await client.post(
+            f"/api/v1/deliveries/{d.id}/retry", headers={"Authorization": f"Bearer {admin}"}
+        )
         assert r.status == 200
     await run_workers(s, redis_url)
     (d,), attempts = await fetch_deliveries(s)
     assert d.status == "delivered"
-    assert [a.outcome for a in attempts[d.id]] == ["transient", "transient", "requeued", "delivered"]
+    assert [a.outcome for a in attempts[d.id]] == [
+        "transient",
+        "transient",
+        "requeued",
+        "delivered",
+    ]
     assert len(state.messages) == 1

@@ -54,8 +54,13 @@ async def post_item(request: web.Request) -> web.Response:
         item_in = parse_item(data)
         async with app[MAKER]() as session:
             result = await ingest_item(
-                session, app[SEALER], item_in, actor=who["name"] if who else "?",
-                public_url=app[SETTINGS].public_url, calendar=app[CALENDAR], pool=app[POOL],
+                session,
+                app[SEALER],
+                item_in,
+                actor=who["name"] if who else "?",
+                public_url=app[SETTINGS].public_url,
+                calendar=app[CALENDAR],
+                pool=app[POOL],
                 tz=app[SETTINGS].tz,
             )
             counts = await counts_by_channel(session, result.item.id)
@@ -65,8 +70,14 @@ async def post_item(request: web.Request) -> web.Response:
         return _json({"error": "conflict", "message": str(exc)}, status=409)
     body = item_public(result.item, counts)
     body["planned"] = [
-        {"id": d.id, "channel": d.channel, "region": d.region_code, "languages": d.languages,
-         "status": d.status, "notes": d.notes}
+        {
+            "id": d.id,
+            "channel": d.channel,
+            "region": d.region_code,
+            "languages": d.languages,
+            "status": d.status,
+            "notes": d.notes,
+        }
         for d in result.deliveries
     ]
     body["warnings"] = result.warnings
@@ -79,7 +90,9 @@ async def get_item(request: web.Request) -> web.Response:
     async with request.app[MAKER]() as session:
         item = await session.get(Item, request.match_info["id"])
         if item is None:
-            raise web.HTTPNotFound(text='{"error": "no such item"}', content_type="application/json")
+            raise web.HTTPNotFound(
+                text='{"error": "no such item"}', content_type="application/json"
+            )
         return _json(item_public(item, await counts_by_channel(session, item.id)))
 
 
@@ -89,20 +102,32 @@ async def get_item_deliveries(request: web.Request) -> web.Response:
     async with request.app[MAKER]() as session:
         item = await session.get(Item, request.match_info["id"])
         if item is None:
-            raise web.HTTPNotFound(text='{"error": "no such item"}', content_type="application/json")
-        rows = list((await session.exec(
-            select(Delivery).where(Delivery.item_id == item.id).order_by(Delivery.id)
-        )).all())
+            raise web.HTTPNotFound(
+                text='{"error": "no such item"}', content_type="application/json"
+            )
+        rows = list(
+            (
+                await session.exec(
+                    select(Delivery).where(Delivery.item_id == item.id).order_by(Delivery.id)
+                )
+            ).all()
+        )
         attempts = await attempts_for(session, [d.id for d in rows if d.id])
         labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
-        return _json({
-            "item": item.id,
-            "deliveries": [
-                {**delivery_public(d, labels.get(d.target_id or -1), attempts.get(d.id or -1, [])),
-                 "payload": d.payload}
-                for d in rows
-            ],
-        })
+        return _json(
+            {
+                "item": item.id,
+                "deliveries": [
+                    {
+                        **delivery_public(
+                            d, labels.get(d.target_id or -1), attempts.get(d.id or -1, [])
+                        ),
+                        "payload": d.payload,
+                    }
+                    for d in rows
+                ],
+            }
+        )
 
 
 @routes.post("/api/v1/items/{id}/recall")
@@ -113,9 +138,18 @@ async def post_recall(request: web.Request) -> web.Response:
     async with app[MAKER]() as session:
         item = await session.get(Item, request.match_info["id"])
         if item is None:
-            raise web.HTTPNotFound(text='{"error": "no such item"}', content_type="application/json")
-        report = await recall_item(session, app[SEALER], app[SETTINGS], app[HTTP], item,
-                                   who["name"] if who else "?", redis=app[POOL])
+            raise web.HTTPNotFound(
+                text='{"error": "no such item"}', content_type="application/json"
+            )
+        report = await recall_item(
+            session,
+            app[SEALER],
+            app[SETTINGS],
+            app[HTTP],
+            item,
+            who["name"] if who else "?",
+            redis=app[POOL],
+        )
     return _json({"item": item.id, "status": "recalled", **report.as_json()})
 
 
@@ -128,7 +162,8 @@ def _filter_from_query(q: Any) -> DeliveryFilter:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise web.HTTPUnprocessableEntity(
-                text=json.dumps({"error": f"{name}: not an ISO date"}), content_type="application/json"
+                text=json.dumps({"error": f"{name}: not an ISO date"}),
+                content_type="application/json",
             ) from None
         return parsed if parsed.tzinfo else parsed.astimezone()
 
@@ -145,9 +180,14 @@ def _filter_from_query(q: Any) -> DeliveryFilter:
             content_type="application/json",
         )
     return DeliveryFilter(
-        item=q.get("item") or None, channel=q.get("channel") or None,
-        status=q.get("status") or None, region=q.get("region") or None,
-        since=dt("since"), until=dt("until"), limit=limit, after_id=after,
+        item=q.get("item") or None,
+        channel=q.get("channel") or None,
+        status=q.get("status") or None,
+        region=q.get("region") or None,
+        since=dt("since"),
+        until=dt("until"),
+        limit=limit,
+        after_id=after,
     )
 
 
@@ -164,7 +204,9 @@ async def get_deliveries(request: web.Request) -> web.StreamResponse:
     data = [delivery_public(d, labels.get(d.target_id or -1)) for d in rows]
     if as_csv:
         return web.Response(
-            text=deliveries_csv(data), content_type="text/csv", charset="utf-8",
+            text=deliveries_csv(data),
+            content_type="text/csv",
+            charset="utf-8",
             headers={"Content-Disposition": 'attachment; filename="deliveries.csv"'},
         )
     next_after = rows[-1].id if len(rows) == f.limit and rows else None
@@ -184,21 +226,40 @@ async def post_retry(request: web.Request) -> web.Response:
     async with app[MAKER]() as session:
         d = await session.get(Delivery, delivery_id)
         if d is None:
-            raise web.HTTPNotFound(text='{"error": "no such delivery"}', content_type="application/json")
+            raise web.HTTPNotFound(
+                text='{"error": "no such delivery"}', content_type="application/json"
+            )
         item = await session.get(Item, d.item_id)
         if d.status not in (DeliveryStatus.dead, DeliveryStatus.failed) or (
             item is not None and item.status == "recalled"
         ):
-            return _json({"error": f"delivery {d.id} is {d.status}; only dead or failed deliveries "
-                                   "of live items can be retried"}, status=409)
+            return _json(
+                {
+                    "error": f"delivery {d.id} is {d.status}; only dead or failed deliveries "
+                    "of live items can be retried"
+                },
+                status=409,
+            )
         d.status = DeliveryStatus.queued
         d.not_before = None
         d.updated_at = utcnow()
         session.add(d)
-        session.add(Attempt(delivery_id=d.id, number=d.attempts, outcome="requeued",  # type: ignore[arg-type]
-                            error=f"requeued by {who['name'] if who else '?'}"))
-        session.add(AuditEntry(actor=who["name"] if who else "?", action="retry",
-                               item_id=d.item_id, detail={"delivery": d.id}))
+        session.add(
+            Attempt(
+                delivery_id=d.id,
+                number=d.attempts,
+                outcome="requeued",  # type: ignore[arg-type]
+                error=f"requeued by {who['name'] if who else '?'}",
+            )
+        )
+        session.add(
+            AuditEntry(
+                actor=who["name"] if who else "?",
+                action="retry",
+                item_id=d.item_id,
+                detail={"delivery": d.id},
+            )
+        )
         await session.commit()
     await enqueue_delivery(app[POOL], delivery_id)
     return _json({"id": delivery_id, "status": "queued"})

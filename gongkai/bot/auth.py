@@ -33,9 +33,7 @@ async def create_token(session: AsyncSession, role: Role, name: str) -> str:
 def _json_error(status: int, message: str) -> web.HTTPException:
     cls = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden}[status]
     headers = {"WWW-Authenticate": 'Bearer realm="gongkai"'} if status == 401 else None
-    return cls(
-        text=f'{{"error": "{message}"}}', content_type="application/json", headers=headers
-    )
+    return cls(text=f'{{"error": "{message}"}}', content_type="application/json", headers=headers)
 
 
 async def principal(request: web.Request) -> dict[str, Any] | None:
@@ -45,7 +43,7 @@ async def principal(request: web.Request) -> dict[str, Any] | None:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
-    token = header[len("Bearer "):].strip()
+    token = header[len("Bearer ") :].strip()
     async with request.app[MAKER]() as session:
         row = (
             await session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))

@@ -19,8 +19,11 @@ from gongkai.domain.items import ItemRefused, load_item_file
 from gongkai.storage.models import Role
 
 T = TypeVar("T")
-app = typer.Typer(help="Gongkai (公开): government disclosure to every channel and language.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Gongkai (公开): government disclosure to every channel and language.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 directory_app = typer.Typer(help="Accounts, regions and targets.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -52,7 +55,9 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
@@ -80,13 +85,16 @@ def read_file(path: Path) -> str:
 
 
 @app.command("run")
-def run_cmd(demo: bool = typer.Option(False, "--demo", help="load the demo county, FAQ and items")) -> None:
+def run_cmd(
+    demo: bool = typer.Option(False, "--demo", help="load the demo county, FAQ and items"),
+) -> None:
     """Everything on one machine: migrate, embedded Redis, HTTP and a worker. Ctrl-C stops."""
     from gongkai.bot.runtime import redis_for, run_all
 
     s = settings()
     _logging(s.log_level)
     with redis_for(s) as redis_url:
+
         async def ready() -> None:
             if demo:
                 from gongkai.bot.demo import load_demo
@@ -95,14 +103,18 @@ def run_cmd(demo: bool = typer.Option(False, "--demo", help="load the demo count
                 out.print("[bold green]演示数据已加载 / demo loaded.[/] Open:")
                 for u in urls:
                     out.print(f"  {u}", soft_wrap=True)
-            out.print(f"Gongkai is serving on http://{s.host}:{s.port} (public URL {s.public_url}); "
-                      "Ctrl-C stops.")
+            out.print(
+                f"Gongkai is serving on http://{s.host}:{s.port} (public URL {s.public_url}); "
+                "Ctrl-C stops."
+            )
 
         try:
             run(lambda: run_all(s, redis_url, on_ready=ready))
         except OSError as exc:
-            fail(f"cannot serve on {s.host}:{s.port}: {exc.strerror or exc} "
-                 "(set GONGKAI_PORT to another port)")
+            fail(
+                f"cannot serve on {s.host}:{s.port}: {exc.strerror or exc} "
+                "(set GONGKAI_PORT to another port)"
+            )
 
 
 @app.command()
@@ -232,8 +244,12 @@ def publish(
 @app.command()
 def render(
     file: Path,
-    channel: str = typer.Option(..., "--channel", help="web, wechat_mp, village_group, sms, loudspeaker, telegram"),
-    lang: str | None = typer.Option(None, "--lang", help="render for this language (e.g. mn, ug, zh)"),
+    channel: str = typer.Option(
+        ..., "--channel", help="web, wechat_mp, village_group, sms, loudspeaker, telegram"
+    ),
+    lang: str | None = typer.Option(
+        None, "--lang", help="render for this language (e.g. mn, ug, zh)"
+    ),
     region: str | None = typer.Option(None, "--region", help="a division code whose target to use"),
     as_json: bool = typer.Option(False, "--json", help="parts with byte/character counts as JSON"),
 ) -> None:
@@ -287,8 +303,12 @@ def deliveries(
         engine, maker = await _session_ctx(s)
         try:
             async with maker() as session:
-                rows = await list_deliveries(session, DeliveryFilter(
-                    item=item, channel=channel, status=status, region=region, limit=limit))
+                rows = await list_deliveries(
+                    session,
+                    DeliveryFilter(
+                        item=item, channel=channel, status=status, region=region, limit=limit
+                    ),
+                )
                 labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
                 return [delivery_public(d, labels.get(d.target_id or -1)) for d in rows]
         finally:
@@ -300,9 +320,17 @@ def deliveries(
         return
     table = Table("id", "item", "channel", "region", "target", "lang", "status", "tries", "error")
     for r in rows:
-        table.add_row(str(r["id"]), r["item"], r["channel"], r["region"] or "", r["target"] or "",
-                      "+".join(r["languages"]), r["status"], str(r["attempts"]),
-                      (r["last_error"] or "")[:60])
+        table.add_row(
+            str(r["id"]),
+            r["item"],
+            r["channel"],
+            r["region"] or "",
+            r["target"] or "",
+            "+".join(r["languages"]),
+            r["status"],
+            str(r["attempts"]),
+            (r["last_error"] or "")[:60],
+        )
     out.print(table)
     out.print(f"{len(rows)} deliveries")
 

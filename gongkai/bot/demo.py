@@ -45,8 +45,14 @@ async def load_demo(s: Settings, redis_url: str) -> list[str]:
             item_in = load_item_file((DEMO_DIR / name).read_text("utf-8"))
             async with maker() as session:
                 result = await ingest_item(
-                    session, sealer, item_in, actor="demo", public_url=s.public_url,
-                    calendar=WorkCalendar.from_file(s.holidays_file), pool=pool, tz=s.tz,
+                    session,
+                    sealer,
+                    item_in,
+                    actor="demo",
+                    public_url=s.public_url,
+                    calendar=WorkCalendar.from_file(s.holidays_file),
+                    pool=pool,
+                    tz=s.tz,
                 )
             urls.append(f"{base}/p/{result.item.id}")
         urls.append(f"{base}/p/demo-ejhl-2026-0113?lang=mn")

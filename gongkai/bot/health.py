@@ -44,15 +44,18 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 async def metrics_view(request: web.Request) -> web.Response:
     async with request.app[MAKER]() as session:
-        for status, n in (await session.exec(
-            select(Item.status, func.count()).group_by(Item.status)
-        )).all():
+        for status, n in (
+            await session.exec(select(Item.status, func.count()).group_by(Item.status))
+        ).all():
             metrics.ITEMS.labels(status).set(n)
         metrics.DELIVERY_ROWS.clear()
-        for channel, status, n in (await session.exec(
-            select(Delivery.channel, Delivery.status, func.count())
-            .group_by(Delivery.channel, Delivery.status)
-        )).all():
+        for channel, status, n in (
+            await session.exec(
+                select(Delivery.channel, Delivery.status, func.count()).group_by(
+                    Delivery.channel, Delivery.status
+                )
+            )
+        ).all():
             metrics.DELIVERY_ROWS.labels(channel, status).set(n)
     try:
         metrics.QUEUE_DEPTH.set(await queue_depth(request.app[POOL]))

@@ -13,8 +13,13 @@ _FIELD_ERRORS = {
     "type": "object",
     "properties": {
         "error": {"type": "string"},
-        "errors": {"type": "array", "items": {"type": "object", "properties": {
-            "field": {"type": "string"}, "message": {"type": "string"}}}},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
     },
 }
 
@@ -24,8 +29,11 @@ def _op(summary: str, role: str | None, responses: dict[str, Any], **extra: Any)
     if role:
         op["security"] = [{"bearer": []}]
         op["x-role"] = role
-        op["responses"] = {**responses, "401": {"description": "missing or invalid token"},
-                           "403": {"description": f"needs the {role} role"}}
+        op["responses"] = {
+            **responses,
+            "401": {"description": "missing or invalid token"},
+            "403": {"description": f"needs the {role} role"},
+        }
     return op
 
 
@@ -40,51 +48,123 @@ def openapi_document(server: str) -> dict[str, Any]:
     id_param = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
     filters = [
         {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-        for n in ("item", "channel", "status", "region", "since", "until", "limit", "after", "format")
+        for n in (
+            "item",
+            "channel",
+            "status",
+            "region",
+            "since",
+            "until",
+            "limit",
+            "after",
+            "format",
+        )
     ]
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Gongkai", "version": __version__,
-                 "description": "Government disclosure to every channel and language."},
+        "info": {
+            "title": "Gongkai",
+            "version": __version__,
+            "description": "Government disclosure to every channel and language.",
+        },
         "servers": [{"url": server}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Item": item_schema, **defs, "Error": _ERROR, "FieldErrors": _FIELD_ERRORS},
         },
         "paths": {
-            "/api/v1/items": {"post": _op(
-                "Ingest an approved item and fan it out", "publisher",
-                {"201": _ok("created, with planned deliveries"),
-                 "200": _ok("already ingested with the same content; nothing planned twice"),
-                 "409": {"description": "the id exists with different content"},
-                 "422": {"description": "invalid item; each bad field named",
-                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FieldErrors"}}}}},
-                requestBody={"required": True, "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/Item"}}}},
-            )},
-            "/api/v1/items/{id}": {"get": _op(
-                "The item, its status and delivery counts per channel", "viewer",
-                {"200": _ok("the item"), "404": {"description": "no such item"}}, parameters=id_param)},
-            "/api/v1/items/{id}/deliveries": {"get": _op(
-                "Every delivery of the item with attempts", "viewer",
-                {"200": _ok("deliveries")}, parameters=id_param)},
-            "/api/v1/items/{id}/recall": {"post": _op(
-                "Stop pending deliveries and delete sent messages where possible", "publisher",
-                {"200": _ok("what was cancelled, deleted, or cannot be recalled")},
-                parameters=id_param)},
-            "/api/v1/deliveries": {"get": _op(
-                "The delivery log (JSON or CSV with format=csv)", "viewer",
-                {"200": _ok("deliveries")}, parameters=filters)},
-            "/api/v1/deliveries/{id}/retry": {"post": _op(
-                "Requeue a dead or failed delivery", "admin",
-                {"200": _ok("queued"), "409": {"description": "not retryable"}}, parameters=id_param)},
-            "/p/{id}": {"get": {"summary": "The public page of an item",
-                                "parameters": [*id_param, {"name": "lang", "in": "query", "schema": {"type": "string"}}],
-                                "responses": {"200": {"description": "HTML"}}}},
-            "/feed.xml": {"get": {"summary": "Atom feed of published items",
-                                  "responses": {"200": {"description": "Atom"}}}},
-            "/healthz": {"get": {"summary": "Liveness with database and Redis checks",
-                                 "responses": {"200": {"description": "ok"}, "503": {"description": "degraded"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+            "/api/v1/items": {
+                "post": _op(
+                    "Ingest an approved item and fan it out",
+                    "publisher",
+                    {
+                        "201": _ok("created, with planned deliveries"),
+                        "200": _ok("already ingested with the same content; nothing planned twice"),
+                        "409": {"description": "the id exists with different content"},
+                        "422": {
+                            "description": "invalid item; each bad field named",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/FieldErrors"}
+                                }
+                            },
+                        },
+                    },
+                    requestBody={
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Item"}}
+                        },
+                    },
+                )
+            },
+            "/api/v1/items/{id}": {
+                "get": _op(
+                    "The item, its status and delivery counts per channel",
+                    "viewer",
+                    {"200": _ok("the item"), "404": {"description": "no such item"}},
+                    parameters=id_param,
+                )
+            },
+            "/api/v1/items/{id}/deliveries": {
+                "get": _op(
+                    "Every delivery of the item with attempts",
+                    "viewer",
+                    {"200": _ok("deliveries")},
+                    parameters=id_param,
+                )
+            },
+            "/api/v1/items/{id}/recall": {
+                "post": _op(
+                    "Stop pending deliveries and delete sent messages where possible",
+                    "publisher",
+                    {"200": _ok("what was cancelled, deleted, or cannot be recalled")},
+                    parameters=id_param,
+                )
+            },
+            "/api/v1/deliveries": {
+                "get": _op(
+                    "The delivery log (JSON or CSV with format=csv)",
+                    "viewer",
+                    {"200": _ok("deliveries")},
+                    parameters=filters,
+                )
+            },
+            "/api/v1/deliveries/{id}/retry": {
+                "post": _op(
+                    "Requeue a dead or failed delivery",
+                    "admin",
+                    {"200": _ok("queued"), "409": {"description": "not retryable"}},
+                    parameters=id_param,
+                )
+            },
+            "/p/{id}": {
+                "get": {
+                    "summary": "The public page of an item",
+                    "parameters": [
+                        *id_param,
+                        {"name": "lang", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": {"description": "HTML"}},
+                }
+            },
+            "/feed.xml": {
+                "get": {
+                    "summary": "Atom feed of published items",
+                    "responses": {"200": {"description": "Atom"}},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness with database and Redis checks",
+                    "responses": {"200": {"description": "ok"}, "503": {"description": "degraded"}},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "text"}},
+                }
+            },
         },
     }

@@ -44,7 +44,8 @@ async def item_page(request: web.Request) -> web.Response:
         policy = await session.get(Item, item.interprets) if item.interprets else None
         interpretations = (
             await session.exec(
-                select(Item).where(Item.interprets == item.id, Item.status != ItemStatus.recalled)
+                select(Item)
+                .where(Item.interprets == item.id, Item.status != ItemStatus.recalled)
                 .order_by(col(Item.created_at))
             )
         ).all()
@@ -55,17 +56,30 @@ async def item_page(request: web.Request) -> web.Response:
     ]
     published_on = item.published_at.astimezone(settings.tz).date() if item.published_at else None
     html = render(
-        "web", lang, "page.html", html=True,
-        item=item, title=tr.get("title") or item.title, summary=tr.get("summary") or item.summary,
-        body_html=render_markdown(body), policy=policy if policy and is_visible(policy) else None,
-        interpretations=interpretations, catalog=item.catalog or {},
-        withdrawn=item.status == ItemStatus.recalled, translation_missing=translation_missing,
-        published_on=published_on, languages=languages,
+        "web",
+        lang,
+        "page.html",
+        html=True,
+        item=item,
+        title=tr.get("title") or item.title,
+        summary=tr.get("summary") or item.summary,
+        body_html=render_markdown(body),
+        policy=policy if policy and is_visible(policy) else None,
+        interpretations=interpretations,
+        catalog=item.catalog or {},
+        withdrawn=item.status == ItemStatus.recalled,
+        translation_missing=translation_missing,
+        published_on=published_on,
+        languages=languages,
         lang_query=f"?lang={lang}" if lang != "zh" else "",
-        public_url=settings.public_url.rstrip("/"), html_lang=HTML_LANG.get(lang, lang),
-        rtl=lang in RTL_LANGUAGES, vertical=lang in VERTICAL_LANGUAGES and not translation_missing,
-        extra_links=[(f"{settings.public_url.rstrip('/')}/p/{item.id}/script", label("script", lang)),
-                     (f"{settings.public_url.rstrip('/')}/p/{item.id}/print", label("print", lang))],
+        public_url=settings.public_url.rstrip("/"),
+        html_lang=HTML_LANG.get(lang, lang),
+        rtl=lang in RTL_LANGUAGES,
+        vertical=lang in VERTICAL_LANGUAGES and not translation_missing,
+        extra_links=[
+            (f"{settings.public_url.rstrip('/')}/p/{item.id}/script", label("script", lang)),
+            (f"{settings.public_url.rstrip('/')}/p/{item.id}/print", label("print", lang)),
+        ],
     )
     status = 410 if item.status == ItemStatus.recalled else 200
     return web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
@@ -85,12 +99,22 @@ async def feed(request: web.Request) -> web.Response:
             )
         ).all()
     entries = [
-        {"id": i.id, "title": i.title, "issuer": i.issuer, "domain": i.domain,
-         "summary": i.summary, "updated": i.published_at.isoformat() if i.published_at else ""}
+        {
+            "id": i.id,
+            "title": i.title,
+            "issuer": i.issuer,
+            "domain": i.domain,
+            "summary": i.summary,
+            "updated": i.published_at.isoformat() if i.published_at else "",
+        }
         for i in rows
     ]
     xml = render(
-        "web", "zh", "feed.xml", html=True, entries=entries,
+        "web",
+        "zh",
+        "feed.xml",
+        html=True,
+        entries=entries,
         updated=entries[0]["updated"] if entries else now.isoformat(),
         public_url=settings.public_url.rstrip("/"),
     )

@@ -30,8 +30,9 @@ from gongkai.storage.models import FINAL_STATUSES, Delivery, DeliveryStatus, Ite
 from gongkai.storage.queries import counts_by_channel
 
 
-async def publish_from_cli(s: Settings, item_in: ItemIn, actor: str, wait: bool,
-                           out: Console) -> None:
+async def publish_from_cli(
+    s: Settings, item_in: ItemIn, actor: str, wait: bool, out: Console
+) -> None:
     await upgrade(s.resolved_database_url)
     engine = make_engine(s.resolved_database_url)
     maker = make_sessionmaker(engine)
@@ -42,15 +43,22 @@ async def publish_from_cli(s: Settings, item_in: ItemIn, actor: str, wait: bool,
                 async with maker() as session:
                     try:
                         result = await ingest_item(
-                            session, Sealer(s.resolved_secret_key()), item_in, actor=actor,
+                            session,
+                            Sealer(s.resolved_secret_key()),
+                            item_in,
+                            actor=actor,
                             public_url=s.public_url,
-                            calendar=WorkCalendar.from_file(s.holidays_file), pool=pool, tz=s.tz,
+                            calendar=WorkCalendar.from_file(s.holidays_file),
+                            pool=pool,
+                            tz=s.tz,
                         )
                     except ItemConflict as exc:
                         raise ValueError(str(exc)) from None
                 verb = "ingested" if result.created else "already ingested (nothing planned twice)"
-                out.print(f"[bold]{result.item.id}[/] {verb}: {len(result.deliveries)} deliveries; "
-                          f"page {s.public_url.rstrip('/')}/p/{result.item.id}")
+                out.print(
+                    f"[bold]{result.item.id}[/] {verb}: {len(result.deliveries)} deliveries; "
+                    f"page {s.public_url.rstrip('/')}/p/{result.item.id}"
+                )
                 for w in result.warnings:
                     out.print(f"[yellow]warning:[/] {w}")
                 if wait:
@@ -65,8 +73,9 @@ async def _worker_alive(pool: Any) -> bool:
     return bool(await pool.exists(QUEUE_NAME + ":health-check"))
 
 
-async def _wait(s: Settings, maker: Any, pool: Any, redis_url: str, item_id: str,
-                out: Console) -> None:
+async def _wait(
+    s: Settings, maker: Any, pool: Any, redis_url: str, item_id: str, out: Console
+) -> None:
     """Progress until every delivery has ended; runs a worker here when none is running."""
     local_worker = None
     task = None
@@ -75,18 +84,32 @@ async def _wait(s: Settings, maker: Any, pool: Any, redis_url: str, item_id: str
         local_worker = build_worker(s, redis_url)
         task = asyncio.create_task(local_worker.async_run())
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=out) as progress:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=out,
+        ) as progress:
             bar = progress.add_task("delivering", total=None)
             while True:
                 async with maker() as session:
-                    rows = (await session.exec(
-                        select(Delivery.status).where(Delivery.item_id == item_id))).all()
+                    rows = (
+                        await session.exec(
+                            select(Delivery.status).where(Delivery.item_id == item_id)
+                        )
+                    ).all()
                     item = await session.get(Item, item_id)
                 done = sum(1 for st in rows if st in FINAL_STATUSES)
                 waiting = sum(1 for st in rows if st == DeliveryStatus.sending)
-                progress.update(bar, total=len(rows), completed=done,
-                                description=f"delivering ({waiting} awaiting provider)" if waiting else "delivering")
+                progress.update(
+                    bar,
+                    total=len(rows),
+                    completed=done,
+                    description=f"delivering ({waiting} awaiting provider)"
+                    if waiting
+                    else "delivering",
+                )
                 if done == len(rows) or (item is not None and item.status == "recalled"):
                     break
                 if task is not None and task.done():
@@ -94,16 +117,26 @@ async def _wait(s: Settings, maker: Any, pool: Any, redis_url: str, item_id: str
                 await asyncio.sleep(0.3)
         async with maker() as session:
             counts = await counts_by_channel(session, item_id)
-        table = Table("channel", "delivered", "dead", "cancelled", "waiting", "reach",
-                      title="summary")
+        table = Table(
+            "channel", "delivered", "dead", "cancelled", "waiting", "reach", title="summary"
+        )
         for channel, by_status in sorted(counts.items()):
             total = sum(by_status.values())
             delivered = by_status.get(DeliveryStatus.delivered, 0)
-            waiting = total - delivered - by_status.get(DeliveryStatus.dead, 0) - by_status.get(
-                DeliveryStatus.cancelled, 0)
-            table.add_row(channel, str(delivered), str(by_status.get(DeliveryStatus.dead, 0)),
-                          str(by_status.get(DeliveryStatus.cancelled, 0)), str(waiting),
-                          f"{delivered / total:.0%}" if total else "-")
+            waiting = (
+                total
+                - delivered
+                - by_status.get(DeliveryStatus.dead, 0)
+                - by_status.get(DeliveryStatus.cancelled, 0)
+            )
+            table.add_row(
+                channel,
+                str(delivered),
+                str(by_status.get(DeliveryStatus.dead, 0)),
+                str(by_status.get(DeliveryStatus.cancelled, 0)),
+                str(waiting),
+                f"{delivered / total:.0%}" if total else "-",
+            )
         out.print(table)
     finally:
         if local_worker is not None:
@@ -114,23 +147,34 @@ async def _wait(s: Settings, maker: Any, pool: Any, redis_url: str, item_id: str
                     await task
 
 
-async def render_preview(s: Settings, item_in: ItemIn, channel_name: str, lang: str | None,
-                         region: str | None) -> dict[str, Any]:
+async def render_preview(
+    s: Settings, item_in: ItemIn, channel_name: str, lang: str | None, region: str | None
+) -> dict[str, Any]:
     try:
         channel = registry.get(channel_name)
     except registry.UnknownChannel:
-        raise ValueError(f"--channel: unknown channel '{channel_name}'; known: "
-                         + ", ".join(registry.available())) from None
+        raise ValueError(
+            f"--channel: unknown channel '{channel_name}'; known: "
+            + ", ".join(registry.available())
+        ) from None
     check_publishable(item_in, list(registry.CHANNEL_NAMES))
     await upgrade(s.resolved_database_url)
     engine = make_engine(s.resolved_database_url)
     try:
         async with make_sessionmaker(engine)() as session:
             data = item_in.model_dump(mode="python")
-            item = Item(**{k: v for k, v in data.items() if k not in ("catalog", "translations", "channels")},
-                        catalog={k: v for k, v in item_in.catalog.model_dump().items() if v},
-                        translations={lg: {k: v for k, v in tr.model_dump().items() if v}
-                                      for lg, tr in item_in.translations.items()})
+            item = Item(
+                **{
+                    k: v
+                    for k, v in data.items()
+                    if k not in ("catalog", "translations", "channels")
+                },
+                catalog={k: v for k, v in item_in.catalog.model_dump().items() if v},
+                translations={
+                    lg: {k: v for k, v in tr.model_dump().items() if v}
+                    for lg, tr in item_in.translations.items()
+                },
+            )
             view = item_view(item)
             directory = Directory(session, Sealer(s.resolved_secret_key()))
             target_view: TargetView
@@ -142,15 +186,20 @@ async def render_preview(s: Settings, item_in: ItemIn, channel_name: str, lang: 
                     raise ValueError(f"--region: {region} is not in the directory")
                 targets = await targets_for(session, channel, regions)
                 if not targets:
-                    raise ValueError(f"no {channel_name} target in region(s) {', '.join(regions)}; "
-                                     "import a directory first (gongkai directory import)")
+                    raise ValueError(
+                        f"no {channel_name} target in region(s) {', '.join(regions)}; "
+                        "import a directory first (gongkai directory import)"
+                    )
                 target_view = await directory.target_view(targets[0], channel_name)
             if lang:
                 langs = (lang,) if lang == "zh" else (lang, "zh")
                 target_view = TargetView(**{**target_view.__dict__, "languages": langs})
             rendered = channel.render(view, target_view, s.public_url)
-            label = "(the public page)" if channel.targetless else (
-                f"{target_view.region_label('zh')} {target_view.region_code}")
+            label = (
+                "(the public page)"
+                if channel.targetless
+                else (f"{target_view.region_label('zh')} {target_view.region_code}")
+            )
     finally:
         await engine.dispose()
     parts = []
@@ -158,8 +207,14 @@ async def render_preview(s: Settings, item_in: ItemIn, channel_name: str, lang: 
         part.pop("sealed", None)
         text = _part_text(part)
         parts.append({**part, "text": text, "bytes": utf8_len(text), "chars": len(text)})
-    return {"channel": channel_name, "target": label, "languages": list(target_view.languages),
-            "parts": parts, "notes": rendered.notes, "meta": rendered.meta}
+    return {
+        "channel": channel_name,
+        "target": label,
+        "languages": list(target_view.languages),
+        "parts": parts,
+        "notes": rendered.notes,
+        "meta": rendered.meta,
+    }
 
 
 def _part_text(part: dict[str, Any]) -> str:

@@ -54,8 +54,14 @@ async def serving(settings: Settings, redis_url: str) -> AsyncIterator[web.AppRu
         await runner.cleanup()
 
 
-async def run_all(settings: Settings, redis_url: str, *, web_on: bool = True,
-                  worker_on: bool = True, on_ready=None) -> None:  # type: ignore[no-untyped-def]
+async def run_all(
+    settings: Settings,
+    redis_url: str,
+    *,
+    web_on: bool = True,
+    worker_on: bool = True,
+    on_ready=None,
+) -> None:  # type: ignore[no-untyped-def]
     await upgrade(settings.resolved_database_url)
     worker = build_worker(settings, redis_url) if worker_on else None
     worker_task = asyncio.create_task(worker.async_run()) if worker else None

@@ -84,8 +84,9 @@ async def _item_facts(session: AsyncSession, deps: Deps, item_id: str) -> Any:
     return item
 
 
-async def _target(session: AsyncSession, deps: Deps, target_id: int | None,
-                  channel: str) -> tuple[TargetView, Target | None, bool, str | None]:
+async def _target(
+    session: AsyncSession, deps: Deps, target_id: int | None, channel: str
+) -> tuple[TargetView, Target | None, bool, str | None]:
     if target_id is None:
         return await Directory(session, deps.sealer).target_view(None, channel), None, True, None
     hit = deps.targets.get(target_id)
@@ -155,13 +156,17 @@ async def deliver(deps: Deps, delivery_id: int) -> str:
             return "claimed elsewhere"
         d.status = DeliveryStatus.sending
         try:
-            tv, target, active, reason = await _target(session, deps, d.target_id, d.channel)
+            tv, _target_row, active, reason = await _target(session, deps, d.target_id, d.channel)
         except LookupError as exc:
             await _set(session, d, status=DeliveryStatus.dead, last_error=str(exc))
             return "dead"
         if not active:
-            await _set(session, d, status=DeliveryStatus.dead,
-                       last_error=f"target inactive: {reason or 'deactivated'}")
+            await _set(
+                session,
+                d,
+                status=DeliveryStatus.dead,
+                last_error=f"target inactive: {reason or 'deactivated'}",
+            )
             return "dead"
         parts = d.payload.get("parts", [])
         state: dict[str, Any] = {}
@@ -176,12 +181,26 @@ async def deliver(deps: Deps, delivery_id: int) -> str:
                 metrics.RATE_LIMITED.labels(d.channel).inc()
                 return "rate limited"
             ctx = SendContext(
-                http=deps.http, settings=deps.settings, redis=deps.pool, target=tv,
-                item_id=d.item_id, delivery_id=delivery_id, part_index=index,
-                limiter=deps.limiter, state=state,
+                http=deps.http,
+                settings=deps.settings,
+                redis=deps.pool,
+                target=tv,
+                item_id=d.item_id,
+                delivery_id=delivery_id,
+                part_index=index,
+                limiter=deps.limiter,
+                state=state,
             )
-            outcome = await _send_part(session, deps, d, channel, part, ctx, index,
-                                       last=index == len(parts) - 1 and not pending)
+            outcome = await _send_part(
+                session,
+                deps,
+                d,
+                channel,
+                part,
+                ctx,
+                index,
+                last=index == len(parts) - 1 and not pending,
+            )
             if outcome == "stop":
                 return d.status
             pending = pending or outcome == "pending"
@@ -196,8 +215,15 @@ async def deliver(deps: Deps, delivery_id: int) -> str:
 
 
 async def _send_part(
-    session: AsyncSession, deps: Deps, d: Delivery,
-    channel: Any, part: dict[str, Any], ctx: SendContext, index: int, *, last: bool,
+    session: AsyncSession,
+    deps: Deps,
+    d: Delivery,
+    channel: Any,
+    part: dict[str, Any],
+    ctx: SendContext,
+    index: int,
+    *,
+    last: bool,
 ) -> str:
     number = d.attempts + 1
     attempt = Attempt(delivery_id=d.id, number=number, part_index=index, outcome="sending")  # type: ignore[arg-type]
@@ -239,8 +265,15 @@ async def _send_part(
     done: dict[str, Any] = {}
     if last and not sent.pending:  # the last part: the row says delivered in the same commit
         done = {"status": DeliveryStatus.delivered, "delivered_at": utcnow(), "last_error": None}
-    await _set(session, d, parts_done=index + 1, attempts=number, provider_message_ids=ids,
-               notes=notes, **done)
+    await _set(
+        session,
+        d,
+        parts_done=index + 1,
+        attempts=number,
+        provider_message_ids=ids,
+        notes=notes,
+        **done,
+    )
     return "pending" if sent.pending else "sent"
 
 
@@ -250,7 +283,11 @@ def _extra_note(extra: dict[str, Any]) -> str | None:
 
 
 async def _failed(
-    session: AsyncSession, deps: Deps, d: Delivery, attempt: Attempt, error: str,
+    session: AsyncSession,
+    deps: Deps,
+    d: Delivery,
+    attempt: Attempt,
+    error: str,
     retry_after: float | None,
 ) -> str:
     attempt.outcome, attempt.error, attempt.finished_at = "transient", error, utcnow()
@@ -258,46 +295,71 @@ async def _failed(
     session.add(attempt)
     await session.flush()
     # An admin's retry starts the count afresh: count failures since the last requeue.
-    since = (await session.exec(
-        select(func.max(Attempt.id)).where(Attempt.delivery_id == d.id, Attempt.outcome == "requeued")
-    )).one() or 0
+    since = (
+        await session.exec(
+            select(func.max(Attempt.id)).where(
+                Attempt.delivery_id == d.id, Attempt.outcome == "requeued"
+            )
+        )
+    ).one() or 0
     failures = (
         await session.exec(
-            select(func.count()).select_from(Attempt).where(
-                Attempt.delivery_id == d.id, Attempt.outcome == "transient", Attempt.id > since
-            )
+            select(func.count())
+            .select_from(Attempt)
+            .where(Attempt.delivery_id == d.id, Attempt.outcome == "transient", Attempt.id > since)
         )
     ).one()
     if failures >= deps.settings.max_attempts:
-        await _set(session, d, status=DeliveryStatus.dead, attempts=attempt.number,
-                   last_error=f"gave up after {failures} attempts: {error}")
+        await _set(
+            session,
+            d,
+            status=DeliveryStatus.dead,
+            attempts=attempt.number,
+            last_error=f"gave up after {failures} attempts: {error}",
+        )
         metrics.DELIVERIES.labels(d.channel, "dead").inc()
         return "stop"
-    delay = backoff_seconds(failures, deps.settings.retry_base_seconds,
-                            deps.settings.retry_max_seconds, retry_after)
+    delay = backoff_seconds(
+        failures, deps.settings.retry_base_seconds, deps.settings.retry_max_seconds, retry_after
+    )
     next_at = utcnow() + timedelta(seconds=delay)
-    await _set(session, d, status=DeliveryStatus.failed, attempts=attempt.number,
-               last_error=error, not_before=next_at)
+    await _set(
+        session,
+        d,
+        status=DeliveryStatus.failed,
+        attempts=attempt.number,
+        last_error=error,
+        not_before=next_at,
+    )
     await enqueue_delivery(deps.pool, d.id, delay=delay)  # type: ignore[arg-type]
     metrics.DELIVERIES.labels(d.channel, "failed").inc()
     return "stop"
 
 
 async def complete_pending(
-    maker: async_sessionmaker[AsyncSession], provider_message_id: str, *, ok: bool,
-    reason: str | None = None, final_id: str | None = None,
+    maker: async_sessionmaker[AsyncSession],
+    provider_message_id: str,
+    *,
+    ok: bool,
+    reason: str | None = None,
+    final_id: str | None = None,
 ) -> Delivery | None:
     """A provider's verdict on a pending part (a WeChat PUBLISHJOBFINISH event or a poll)."""
     async with maker() as session:
-        rows = (await session.exec(
-            select(Delivery).where(Delivery.status == DeliveryStatus.sending)
-        )).all()
+        rows = (
+            await session.exec(select(Delivery).where(Delivery.status == DeliveryStatus.sending))
+        ).all()
         for d in rows:
             if provider_message_id in d.provider_message_ids:
                 ids = list(d.provider_message_ids) + ([final_id] if final_id else [])
                 if ok:
-                    await _set(session, d, status=DeliveryStatus.delivered, delivered_at=utcnow(),
-                               provider_message_ids=ids)
+                    await _set(
+                        session,
+                        d,
+                        status=DeliveryStatus.delivered,
+                        delivered_at=utcnow(),
+                        provider_message_ids=ids,
+                    )
                 else:
                     await _set(session, d, status=DeliveryStatus.dead, last_error=reason)
                 return d
@@ -312,9 +374,16 @@ async def poll_pending(deps: Deps, delivery_id: int) -> str:
         channel = registry.get(d.channel)
         target = await session.get(Target, d.target_id) if d.target_id else None
         tv = await Directory(session, deps.sealer).target_view(target, d.channel)
-        ctx = SendContext(http=deps.http, settings=deps.settings, redis=deps.pool, target=tv,
-                          item_id=d.item_id, delivery_id=delivery_id, part_index=0,
-                          limiter=deps.limiter)
+        ctx = SendContext(
+            http=deps.http,
+            settings=deps.settings,
+            redis=deps.pool,
+            target=tv,
+            item_id=d.item_id,
+            delivery_id=delivery_id,
+            part_index=0,
+            limiter=deps.limiter,
+        )
         pid = d.provider_message_ids[-1]
         try:
             result = await channel.poll(pid, ctx)

@@ -67,19 +67,33 @@ async def ingest_item(
     errors: list[FieldError] = []
     for i, code in enumerate(item_in.regions):
         if await session.get(Region, code) is None:
-            errors.append(FieldError(field=f"regions[{i}]", message=f"区划 {code} 不在目录中 / unknown region"))
+            errors.append(
+                FieldError(
+                    field=f"regions[{i}]", message=f"区划 {code} 不在目录中 / unknown region"
+                )
+            )
     policy: Item | None = None
     if item_in.interprets:
         policy = await session.get(Item, item_in.interprets)
         if policy is None:
-            errors.append(FieldError(field="interprets", message=f"找不到政策 {item_in.interprets} / unknown policy"))
+            errors.append(
+                FieldError(
+                    field="interprets", message=f"找不到政策 {item_in.interprets} / unknown policy"
+                )
+            )
         elif policy.kind != "policy":
-            errors.append(FieldError(field="interprets", message=f"{item_in.interprets} 不是政策文件 / not a policy"))
+            errors.append(
+                FieldError(
+                    field="interprets", message=f"{item_in.interprets} 不是政策文件 / not a policy"
+                )
+            )
     for name in item_in.channels or []:
         try:
             registry.get(name)
         except registry.UnknownChannel:
-            errors.append(FieldError(field="channels", message=f"渠道 {name} 尚未启用 / not available"))
+            errors.append(
+                FieldError(field="channels", message=f"渠道 {name} 尚未启用 / not available")
+            )
     if errors:
         raise ItemRefused(errors)
 
@@ -98,7 +112,11 @@ async def ingest_item(
             f"published {calendar.workdays_between(publish_due, published_on)} working day(s) "
             f"after the 20-working-day deadline ({publish_due.isoformat()})"
         )
-    if policy is not None and policy.interpretation_due and published_on > policy.interpretation_due:
+    if (
+        policy is not None
+        and policy.interpretation_due
+        and published_on > policy.interpretation_due
+    ):
         warnings.append(
             f"interpretation published after its policy's 3-working-day deadline "
             f"({policy.interpretation_due.isoformat()})"
@@ -125,14 +143,22 @@ async def ingest_item(
     session.add(item)
     await session.flush()
     deliveries = await plan(
-        session, sealer, item, public_url,
+        session,
+        sealer,
+        item,
+        public_url,
         DeliveryStatus.scheduled if scheduled else DeliveryStatus.queued,
     )
-    session.add(AuditEntry(actor=actor, action="publish", item_id=item.id,
-                           detail={"deliveries": len(deliveries), "scheduled": scheduled}))
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action="publish",
+            item_id=item.id,
+            detail={"deliveries": len(deliveries), "scheduled": scheduled},
+        )
+    )
     await session.commit()
     if pool is not None:
         for d in deliveries:
             await enqueue_delivery(pool, d.id, at=item.publish_at if scheduled else None)  # type: ignore[arg-type]
     return IngestResult(item, deliveries, created=True, warnings=warnings)
-

@@ -7,20 +7,29 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 DELIVERIES = Counter(
-    "gongkai_delivery_outcomes_total", "Delivery outcomes seen by this process",
-    ["channel", "status"], registry=REGISTRY,
+    "gongkai_delivery_outcomes_total",
+    "Delivery outcomes seen by this process",
+    ["channel", "status"],
+    registry=REGISTRY,
 )
 RATE_LIMITED = Counter(
-    "gongkai_rate_limited_total", "Sends deferred by a provider limit", ["channel"],
+    "gongkai_rate_limited_total",
+    "Sends deferred by a provider limit",
+    ["channel"],
     registry=REGISTRY,
 )
 SEND_LATENCY = Histogram(
-    "gongkai_send_seconds", "Time a provider took to accept one message", ["channel"],
-    registry=REGISTRY, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    "gongkai_send_seconds",
+    "Time a provider took to accept one message",
+    ["channel"],
+    registry=REGISTRY,
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 ITEMS = Gauge("gongkai_items", "Items by status", ["status"], registry=REGISTRY)
 DELIVERY_ROWS = Gauge(
-    "gongkai_deliveries", "Deliveries by channel and status", ["channel", "status"],
+    "gongkai_deliveries",
+    "Deliveries by channel and status",
+    ["channel", "status"],
     registry=REGISTRY,
 )
 QUEUE_DEPTH = Gauge("gongkai_queue_depth", "Jobs waiting in the queue", registry=REGISTRY)

@@ -85,13 +85,17 @@ class Directory:
                         select(Account).where(Account.channel == "sms", Account.name == name)
                     )
                 ).first()
-            self._accounts[key] = None if acc is None else {
-                "name": acc.name,
-                "provider": acc.provider,
-                "region": acc.region_code,
-                **acc.config,
-                **(self.sealer.open(acc.secrets_sealed) if acc.secrets_sealed else {}),
-            }
+            self._accounts[key] = (
+                None
+                if acc is None
+                else {
+                    "name": acc.name,
+                    "provider": acc.provider,
+                    "region": acc.region_code,
+                    **acc.config,
+                    **(self.sealer.open(acc.secrets_sealed) if acc.secrets_sealed else {}),
+                }
+            )
         return self._accounts[key]
 
     async def target_view(self, target: Target | None, channel: str) -> TargetView:
@@ -179,7 +183,9 @@ async def plan(
     for name in names:
         channel = registry.get(name)
         targets: list[Target | None] = (
-            [None] if channel.targetless else list(await targets_for(session, channel, item.regions))
+            [None]
+            if channel.targetless
+            else list(await targets_for(session, channel, item.regions))
         )
         for target in targets:
             key = dedup_key(item.id, name, target.id if target else None)

@@ -19,7 +19,10 @@ async def enqueue_delivery(
     pool: ArqRedis, delivery_id: int, *, at: datetime | None = None, delay: float | None = None
 ) -> None:
     """Queue one delivery; a unique job id per call, because the row guards against doubles."""
-    kwargs: dict[str, object] = {"_queue_name": QUEUE_NAME, "_job_id": f"d{delivery_id}-{uuid.uuid4().hex[:12]}"}
+    kwargs: dict[str, object] = {
+        "_queue_name": QUEUE_NAME,
+        "_job_id": f"d{delivery_id}-{uuid.uuid4().hex[:12]}",
+    }
     if delay is not None and delay > 0:
         kwargs["_defer_by"] = timedelta(seconds=delay)
     elif at is not None and at > utcnow():
@@ -29,7 +32,10 @@ async def enqueue_delivery(
 
 async def enqueue_poll(pool: ArqRedis, delivery_id: int, delay: float) -> None:
     await pool.enqueue_job(
-        POLL_JOB, delivery_id, _queue_name=QUEUE_NAME, _defer_by=timedelta(seconds=delay),
+        POLL_JOB,
+        delivery_id,
+        _queue_name=QUEUE_NAME,
+        _defer_by=timedelta(seconds=delay),
         _job_id=f"p{delivery_id}-{uuid.uuid4().hex[:12]}",
     )
 

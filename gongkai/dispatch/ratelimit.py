@@ -45,7 +45,7 @@ class RateLimiter:
 
 def _limits_uri(redis_url: str) -> str:
     if redis_url.startswith("unix://"):
-        return "async+redis+unix://" + redis_url[len("unix://"):]
+        return "async+redis+unix://" + redis_url[len("unix://") :]
     if redis_url.startswith(("redis://", "rediss://")):
         return "async+" + redis_url
     return redis_url

@@ -36,13 +36,22 @@ class RecallReport:
     errors: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
-        return {"cancelled": self.cancelled, "deleted": self.deleted,
-                "not_recallable": self.not_recallable, "errors": self.errors}
+        return {
+            "cancelled": self.cancelled,
+            "deleted": self.deleted,
+            "not_recallable": self.not_recallable,
+            "errors": self.errors,
+        }
 
 
 async def recall_item(
-    session: AsyncSession, sealer: Sealer, settings: Settings, http: aiohttp.ClientSession,
-    item: Item, actor: str, redis: object | None = None,
+    session: AsyncSession,
+    sealer: Sealer,
+    settings: Settings,
+    http: aiohttp.ClientSession,
+    item: Item,
+    actor: str,
+    redis: object | None = None,
 ) -> RecallReport:
     report = RecallReport()
     item.status = ItemStatus.recalled
@@ -56,16 +65,25 @@ async def recall_item(
             d.status = DeliveryStatus.cancelled
             d.last_error = "recalled before sending"
             report.cancelled += 1
-        elif d.status in (DeliveryStatus.delivered, DeliveryStatus.sending) and d.provider_message_ids:
+        elif (
+            d.status in (DeliveryStatus.delivered, DeliveryStatus.sending)
+            and d.provider_message_ids
+        ):
             channel = registry.get(d.channel)
             if not channel.can_recall:
                 d.notes = [*d.notes, f"cannot be recalled on the {d.channel} channel"]
                 report.not_recallable += 1
             else:
                 target = await session.get(Target, d.target_id) if d.target_id else None
-                ctx = SendContext(http=http, settings=settings, redis=redis,  # type: ignore[arg-type]
-                                  target=await directory.target_view(target, d.channel),
-                                  item_id=item.id, delivery_id=d.id or 0, part_index=0)
+                ctx = SendContext(
+                    http=http,
+                    settings=settings,
+                    redis=redis,  # type: ignore[arg-type]
+                    target=await directory.target_view(target, d.channel),
+                    item_id=item.id,
+                    delivery_id=d.id or 0,
+                    part_index=0,
+                )
                 try:
                     note = await channel.recall(list(d.provider_message_ids), ctx)
                     d.notes = [*d.notes, f"recalled: {note}"]

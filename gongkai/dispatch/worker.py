@@ -29,8 +29,9 @@ async def poll_job(ctx: dict[str, Any], delivery_id: int) -> str:
     return await poll_pending(ctx["deps"], delivery_id)
 
 
-def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
-                 max_jobs: int = 50) -> Worker:
+def build_worker(
+    settings: Settings, redis_url: str, *, burst: bool = False, max_jobs: int = 50
+) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
         engine = make_engine(settings.resolved_database_url)
         ctx["engine"] = engine

@@ -116,12 +116,16 @@ class ItemIn(BaseModel):
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            raise ValueError("需要带时区的时间，例如 2026-11-20T09:30:00+08:00 / needs a UTC offset")
+            raise ValueError(
+                "需要带时区的时间，例如 2026-11-20T09:30:00+08:00 / needs a UTC offset"
+            )
         return value
 
     def content_hash(self) -> str:
         data = self.model_dump(mode="json")
-        return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        return hashlib.sha256(
+            json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
+        ).hexdigest()
 
 
 def check_publishable(item: ItemIn, known_channels: list[str]) -> None:
@@ -138,7 +142,10 @@ def check_publishable(item: ItemIn, known_channels: list[str]) -> None:
             f"{item.disclosure} items are never pushed",
         )
     if item.disclosure == "public_redacted" and not (item.redacted_body or "").strip():
-        refuse("redacted_body", "删减后公开的文件必须提供删减后的正文 / a redacted item needs its redacted text")
+        refuse(
+            "redacted_body",
+            "删减后公开的文件必须提供删减后的正文 / a redacted item needs its redacted text",
+        )
     if not (item.approved_by or "").strip():
         refuse("approved_by", "未记录审核人，不能发布 / approval is required")
     if item.approved_at is None:
@@ -153,13 +160,17 @@ def check_publishable(item: ItemIn, known_channels: list[str]) -> None:
         refuse("body", "正文和摘要不能都为空 / body and summary are both empty")
     for channel in item.channels or []:
         if channel not in known_channels:
-            refuse("channels", f"未知渠道 '{channel}' / unknown channel; known: {', '.join(known_channels)}")
+            refuse(
+                "channels",
+                f"未知渠道 '{channel}' / unknown channel; known: {', '.join(known_channels)}",
+            )
 
     texts: list[tuple[str, str]] = [
         ("title", item.title),
         ("summary", item.summary),
         ("redacted_body", item.redacted_body or "")
-        if item.disclosure == "public_redacted" else ("body", item.body),
+        if item.disclosure == "public_redacted"
+        else ("body", item.body),
     ]
     for lang, tr in item.translations.items():
         for name in ("title", "summary", "body"):
@@ -190,7 +201,9 @@ def load_item_file(text: str) -> ItemIn:
     try:
         data = yaml.safe_load(text)  # JSON is YAML too
     except yaml.YAMLError as exc:
-        raise ItemRefused([FieldError(field="(file)", message=f"无法解析 / cannot parse: {exc}")])
+        raise ItemRefused(
+            [FieldError(field="(file)", message=f"无法解析 / cannot parse: {exc}")]
+        ) from None
     return parse_item(data)
 
 
@@ -204,6 +217,6 @@ def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
         elif err["type"] == "extra_forbidden":
             msg = "未知字段 / unknown field"
         elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         out.append(FieldError(field=field, message=msg))
     return out

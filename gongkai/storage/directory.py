@@ -22,8 +22,14 @@ from gongkai.storage.crypto import Sealer, mask_phone, mask_secret
 from gongkai.storage.models import Account, Region, Target
 
 SECRET_FIELDS = {
-    "app_secret", "token", "encoding_aes_key", "access_key_secret", "secret_key",
-    "webhook_secret", "robot_key", "password",
+    "app_secret",
+    "token",
+    "encoding_aes_key",
+    "access_key_secret",
+    "secret_key",
+    "webhook_secret",
+    "robot_key",
+    "password",
 }
 _ENV_RE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")  # upper case only: SMS templates use ${title}
 ACCOUNT_CHANNELS = {"wechat_mp", "telegram", "sms", "village_group", "loudspeaker"}
@@ -57,7 +63,8 @@ def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
     out = _ENV_RE.sub(sub, text)
     if missing:
         raise DirectoryError(
-            "environment variables not set: " + ", ".join(sorted(set(missing)))
+            "environment variables not set: "
+            + ", ".join(sorted(set(missing)))
             + " (the directory file refers to them as ${NAME})"
         )
     return out
@@ -137,8 +144,9 @@ async def import_directory(
 
     seen_codes: set[str] = set()
     for i, node in enumerate(data.get("regions") or []):
-        await _import_region(session, node, None, f"regions[{i}]", sealer, report,
-                             account_names, seen_codes)
+        await _import_region(
+            session, node, None, f"regions[{i}]", sealer, report, account_names, seen_codes
+        )
     await session.flush()
 
     for name, region in wechat_targets:
@@ -185,11 +193,13 @@ async def _import_region(
     session.add(region)
     report.regions += 1
     for j, t in enumerate(node.get("targets") or []):
-        await _import_target(session, sealer, report, region, t, f"{where}.targets[{j}]",
-                             account_names)
+        await _import_target(
+            session, sealer, report, region, t, f"{where}.targets[{j}]", account_names
+        )
     for j, child in enumerate(node.get("children") or []):
-        await _import_region(session, child, region, f"{where}.children[{j}]", sealer, report,
-                             account_names, seen)
+        await _import_region(
+            session, child, region, f"{where}.children[{j}]", sealer, report, account_names, seen
+        )
 
 
 async def _import_target(
@@ -214,8 +224,11 @@ async def _import_target(
         "sms" if (channel == "loudspeaker" and "phones" in t) else channel, set()
     ):
         raise DirectoryError(f"{where}.account: no {channel} account named '{account}'")
-    options = {k: v for k, v in t.items() if k not in ("channel", "account", "robot_key",
-                                                      "phones", "chat_id")}
+    options = {
+        k: v
+        for k, v in t.items()
+        if k not in ("channel", "account", "robot_key", "phones", "chat_id")
+    }
     if channel in ("village_group", "loudspeaker") and "robot_key" in t:
         key = str(t["robot_key"]).strip()
         if not key:
@@ -247,11 +260,16 @@ async def _import_target(
         address = {"chat_id": chat_id}
         masked = f"chat {chat_id}"
     else:
-        need = {"village_group": "robot_key", "loudspeaker": "robot_key or phones",
-                "sms": "phones", "telegram": "chat_id"}[channel]
+        need = {
+            "village_group": "robot_key",
+            "loudspeaker": "robot_key or phones",
+            "sms": "phones",
+            "telegram": "chat_id",
+        }[channel]
         raise DirectoryError(f"{where}: a {channel} target needs {need}")
-    await _upsert_target(session, sealer, report, region.code, channel, account, address,
-                         masked, options)
+    await _upsert_target(
+        session, sealer, report, region.code, channel, account, address, masked, options
+    )
 
 
 async def _upsert_target(
@@ -265,8 +283,9 @@ async def _upsert_target(
     masked: str,
     options: dict[str, Any],
 ) -> None:
-    lookup = sealer.lookup_key(channel, region_code, account or "",
-                               json.dumps(address, sort_keys=True))
+    lookup = sealer.lookup_key(
+        channel, region_code, account or "", json.dumps(address, sort_keys=True)
+    )
     existing = (await session.exec(select(Target).where(Target.lookup == lookup))).first()
     if existing is not None:
         if existing.options != options or existing.address_masked != masked:

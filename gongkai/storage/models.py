@@ -16,8 +16,10 @@ from gongkai.storage.types import JSONType, UTCDateTime, utcnow
 
 
 def _json(default: Any = None, **kw: Any) -> Any:
-    factory = (lambda: list(default)) if isinstance(default, list) else (
-        (lambda: dict(default)) if isinstance(default, dict) else None
+    factory = (
+        (lambda: list(default))
+        if isinstance(default, list)
+        else ((lambda: dict(default)) if isinstance(default, dict) else None)
     )
     if factory is not None:
         return Field(default_factory=factory, sa_column=Column(JSONType, nullable=False), **kw)

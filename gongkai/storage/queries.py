@@ -82,8 +82,9 @@ async def target_labels(session: AsyncSession, target_ids: set[int]) -> dict[int
     return {t.id: t.address_masked for t in rows.all() if t.id is not None}
 
 
-def delivery_public(d: Delivery, target_label: str | None = None,
-                    attempts: list[Attempt] | None = None) -> dict[str, Any]:
+def delivery_public(
+    d: Delivery, target_label: str | None = None, attempts: list[Attempt] | None = None
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": d.id,
         "item": d.item_id,
@@ -105,9 +106,12 @@ def delivery_public(d: Delivery, target_label: str | None = None,
     if attempts is not None:
         data["attempt_log"] = [
             {
-                "number": a.number, "part": a.part_index, "outcome": a.outcome,
+                "number": a.number,
+                "part": a.part_index,
+                "outcome": a.outcome,
                 "at": a.started_at.isoformat(),
-                "provider_message_id": a.provider_message_id, "error": a.error,
+                "provider_message_id": a.provider_message_id,
+                "error": a.error,
                 "retry_after": a.retry_after,
             }
             for a in attempts
@@ -115,8 +119,19 @@ def delivery_public(d: Delivery, target_label: str | None = None,
     return data
 
 
-CSV_FIELDS = ["id", "item", "channel", "region", "target", "languages", "status", "attempts",
-              "last_error", "created_at", "delivered_at"]
+CSV_FIELDS = [
+    "id",
+    "item",
+    "channel",
+    "region",
+    "target",
+    "languages",
+    "status",
+    "attempts",
+    "last_error",
+    "created_at",
+    "delivered_at",
+]
 
 
 def deliveries_csv(rows: list[dict[str, Any]]) -> str:
@@ -133,8 +148,10 @@ OPEN_STATUSES = ("planned", "scheduled", "queued", "sending", "failed")
 
 def item_status(item: Item, counts: dict[str, dict[str, int]] | None) -> str:
     """Published once nothing is still on its way (derived: the hot path never updates items)."""
-    if item.status == "publishing" and counts is not None and not any(
-        n for by in counts.values() for st, n in by.items() if st in OPEN_STATUSES
+    if (
+        item.status == "publishing"
+        and counts is not None
+        and not any(n for by in counts.values() for st, n in by.items() if st in OPEN_STATUSES)
     ):
         return "published"
     return item.status
@@ -159,7 +176,9 @@ def item_public(item: Item, counts: dict[str, dict[str, int]] | None = None) -> 
         "published_at": item.published_at.isoformat() if item.published_at else None,
         "recalled_at": item.recalled_at.isoformat() if item.recalled_at else None,
         "publish_due": item.publish_due.isoformat() if item.publish_due else None,
-        "interpretation_due": item.interpretation_due.isoformat() if item.interpretation_due else None,
+        "interpretation_due": item.interpretation_due.isoformat()
+        if item.interpretation_due
+        else None,
         "deadline_warnings": item.deadline_warnings,
         "languages": ["zh", *sorted(item.translations or {})],
         "deliveries": counts if counts is not None else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlmodel import select
 from yarl import URL
 
+from gongkai.bot.keys import POOL
 from gongkai.storage.models import Item, User
 from tests.admin.conftest import PASSWORDS, csrf_in
 from tests.support import item
@@ -78,19 +79,12 @@ async def test_five_failures_lock_the_name_for_fifteen_minutes(site) -> None:
     r = await http.post("/admin/login", data={"name": "admin-user", "password": PASSWORDS["admin"],
                                               "csrf": csrf_in(page)})
     assert r.status == 429 and "登录失败次数过多" in await r.text()
-    ttl = await site.client.app[__import__("gongkai.bot.keys", fromlist=["POOL"]).POOL].ttl(
-        next(iter([k async for k in _keys(site, "gongkai:admin:login-fail:*")])))
-    assert 0 < ttl <= 15 * 60
+    pool = site.client.app[POOL]
+    keys = [k async for k in pool.scan_iter("gongkai:admin:login-fail:*")]
+    assert len(keys) == 1 and 0 < await pool.ttl(keys[0]) <= 15 * 60
     # another name from the same address is not locked out
     console = await site.login("viewer")
     assert console.csrf
-
-
-async def _keys(site, pattern):  # type: ignore[no-untyped-def]
-    from gongkai.bot.keys import POOL
-
-    async for key in site.client.app[POOL].scan_iter(pattern):
-        yield key
 
 
 async def test_logout_ends_the_session_on_the_server(site) -> None:
@@ -120,9 +114,6 @@ async def test_a_deactivated_user_is_signed_out_at_once(site) -> None:
 
 async def test_posts_without_the_session_token_are_refused(site) -> None:
     publisher = await site.login("publisher")
-    r = await site.client.post("/api/v1/items", json=item(), headers=site.client.app and {
-        "Authorization": "Bearer x"})
-    assert r.status == 401
     api = await publisher.http.post("/api/v1/items", json=item(),
                                     headers={"X-CSRF-Token": publisher.csrf})
     assert api.status == 201
