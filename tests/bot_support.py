@@ -41,7 +41,7 @@ accounts:
     - {{name: slow, app_id: {SLOW_APP}, app_secret: s3cret-slow, token: sl0w, reply_budget: 0,
        region: "150627"}}
   telegram:
-    - {{name: ordos, token: "{TG_TOKEN}", webhook_secret: {TG_SECRET}}}
+    - {{name: ordos, token: "{TG_TOKEN}", webhook_secret: {TG_SECRET}, region: "150627"}}
 regions:
   - code: "150627"
     name: 伊金霍洛旗

@@ -178,3 +178,46 @@ async def test_admin_retry_requeues_a_dead_delivery_with_fresh_attempts(tmp_path
         "delivered",
     ]
     assert len(state.messages) == 1
+
+
+async def test_a_delivery_left_sending_by_a_dead_worker_is_swept(tmp_path, redis_url, robot):
+    from datetime import timedelta
+
+    from sqlmodel import update
+
+    from gongkai.dispatch.sweeper import sweep_stuck
+    from gongkai.storage.db import make_engine, make_sessionmaker
+    from gongkai.storage.models import Delivery
+    from gongkai.storage.types import utcnow
+
+    url, state = robot
+    s = settings_for(tmp_path, wecom_api_base=url)
+    await prepare_db(s)
+    await ingest(s, redis_url, village_item())
+    engine = make_engine(s.resolved_database_url)
+    maker = make_sessionmaker(engine)
+    async with maker() as session:  # as if a worker claimed it and died an hour ago
+        await session.exec(
+            update(Delivery).values(status="sending", updated_at=utcnow() - timedelta(hours=1))
+        )
+        await session.commit()
+    await run_workers(s, redis_url)  # the queued job finds the row claimed and leaves it
+    assert state.messages == []
+    from gongkai.dispatch.delivery import Deps
+
+    pool = await create_pool(arq_settings(redis_url))
+    deps = Deps(
+        settings=s,
+        maker=maker,
+        sealer=None,
+        http=None,
+        pool=pool,  # type: ignore[arg-type]
+        limiter=None,
+        slots=None,
+    )  # type: ignore[arg-type]
+    assert await sweep_stuck(deps) == 1
+    await pool.aclose()
+    await engine.dispose()
+    await run_workers(s, redis_url)
+    (d,), _ = await fetch_deliveries(s)
+    assert d.status == "delivered" and len(state.messages) == 1

@@ -38,7 +38,9 @@ def item_languages(item: Item) -> list[str]:
     return ["zh", *sorted(set(translated) - {"zh"})]
 
 
-def sheet_order(available: list[str], wanted: list[str] | tuple[str, ...] | None = None) -> list[str]:
+def sheet_order(
+    available: list[str], wanted: list[str] | tuple[str, ...] | None = None
+) -> list[str]:
     """The languages to print, in order.
 
     ``wanted`` is a region's list (its order is kept; languages without a translation are left

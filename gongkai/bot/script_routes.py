@@ -65,7 +65,9 @@ async def script_page(request: web.Request) -> web.Response:
             }
         )
     if not sections:
-        raise web.HTTPNotFound(text="没有该语言的广播稿 / no loudspeaker script: " + "; ".join(missing))
+        raise web.HTTPNotFound(
+            text="没有该语言的广播稿 / no loudspeaker script: " + "; ".join(missing)
+        )
     html = render(
         "web",
         sections[0]["section"].lang,
@@ -86,7 +88,9 @@ async def script_audio(request: web.Request) -> web.FileResponse:
     try:
         script = render_script_text(item_view(item), lang)
     except ScriptUnavailable as exc:
-        raise web.HTTPNotFound(text=f"没有该语言的广播稿 / no loudspeaker script in {lang}: {exc}")
+        raise web.HTTPNotFound(
+            text=f"没有该语言的广播稿 / no loudspeaker script in {lang}: {exc}"
+        ) from exc
     engine = speech_engine()
     script_url = f"/p/{item.id}/script?lang={lang}"
     if engine is None or not engine.supports(lang):
@@ -103,7 +107,9 @@ async def script_audio(request: web.Request) -> web.FileResponse:
             text=f"该语言暂无语音 / no audio in {lang}: {exc}; read the script: {script_url}"
         ) from exc
     except (OSError, RuntimeError) as exc:
-        raise web.HTTPServiceUnavailable(text=f"语音合成失败 / speech synthesis failed: {exc}")
+        raise web.HTTPServiceUnavailable(
+            text=f"语音合成失败 / speech synthesis failed: {exc}"
+        ) from exc
     return web.FileResponse(
         path,
         headers={

@@ -7,13 +7,16 @@ router serves the webhook (``telegram_webhook``) and long polling (``gongkai tel
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramRetryAfter
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Message
 from redis.asyncio import Redis
@@ -27,7 +30,9 @@ from gongkai.storage.crypto import Sealer
 from gongkai.storage.db import make_engine, make_sessionmaker, upgrade
 from gongkai.storage.models import Follower
 
+log = logging.getLogger(__name__)
 TEXT_LIMIT = 4096
+MAX_FLOOD_WAIT = 5  # seconds worth waiting for a reply; longer and the resident has moved on
 Run = Callable[[Context, Follower], Awaitable[Reply]]
 # Telegram command → conversation command (both languages' words reach the same place).
 COMMANDS = {
@@ -50,12 +55,26 @@ async def _converse(
     if verdict == "silent":
         return
     if verdict == "refuse":
-        await message.answer(say("zh", "too_many"), parse_mode=None)
+        await _send(message, say("zh", "too_many"))
         return
     async with inbound.conversation("telegram", account, config, chat_id) as (ctx, follower):
         reply = await run(ctx, follower)
     if reply.text:
         text = reply.text if len(reply.text) <= TEXT_LIMIT else reply.text[: TEXT_LIMIT - 1] + "…"
+        await _send(message, text)
+
+
+async def _send(message: Message, text: str) -> None:
+    """Send a reply; on Telegram's flood control (about one message a second per chat) wait
+    the few seconds it asks once — the resident is waiting for exactly this answer."""
+    try:
+        await message.answer(text, parse_mode=None)
+    except TelegramRetryAfter as exc:
+        if exc.retry_after > MAX_FLOOD_WAIT:
+            log.warning("Telegram asks to wait %ss; reply to %s dropped", exc.retry_after,
+                        message.chat.id)  # fmt: skip
+            return
+        await asyncio.sleep(exc.retry_after)
         await message.answer(text, parse_mode=None)
 
 

@@ -151,6 +151,9 @@ class Channel:
     # reaches the item when the target's region is an ancestor of the item's region too (a
     # county-wide official account carries a village's notice)
     broadcast: ClassVar[bool] = False
+    # After a worker died mid-send nobody knows whether the provider took the part. Resending
+    # is right for most channels; SMS would bill and annoy twice, so it asks a person instead.
+    resend_when_uncertain: ClassVar[bool] = True
 
     def render(self, item: ItemView, target: TargetView, public_url: str) -> Rendered:
         raise NotImplementedError

@@ -225,6 +225,7 @@ class SmsChannel(Channel):
     name = "sms"
     title = "短信"
     quiet_hours_apply = True
+    resend_when_uncertain = False
 
     def render(self, item: ItemView, target: TargetView, public_url: str) -> Rendered:
         notes: list[str] = []

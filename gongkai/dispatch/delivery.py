@@ -6,6 +6,7 @@ claims it, parts already accepted are never sent again, and a delivered row is l
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class Deps:
     http: aiohttp.ClientSession
     pool: ArqRedis
     limiter: RateLimiter
+    slots: asyncio.Semaphore  # deliveries in flight per worker: keep within the DB pool
     # Per-worker caches of what does not change while an item is delivered: an item's schedule
     # and the opened targets. Recall is still seen at once: the claim checks it in SQL.
     items: dict[str, tuple[float, Any]] = field(default_factory=dict)

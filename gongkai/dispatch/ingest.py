@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
 from gongkai.dispatch.planning import plan
-from gongkai.dispatch.queue import enqueue_delivery
+from gongkai.dispatch.queue import enqueue_deliveries
 from gongkai.domain.items import FieldError, ItemIn, ItemRefused, check_publishable
 from gongkai.domain.workdays import (
     INTERPRET_WITHIN_WORKDAYS,
@@ -159,6 +159,6 @@ async def ingest_item(
     )
     await session.commit()
     if pool is not None:
-        for d in deliveries:
-            await enqueue_delivery(pool, d.id, at=item.publish_at if scheduled else None)  # type: ignore[arg-type]
+        ids = [d.id for d in deliveries if d.id is not None]
+        await enqueue_deliveries(pool, ids, at=item.publish_at if scheduled else None)
     return IngestResult(item, deliveries, created=True, warnings=warnings)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from typing import Any
 
 import aiohttp
-from arq import func
+from arq import cron, func
 from arq.worker import Worker
 
 from gongkai.bot.settings import Settings
@@ -15,14 +16,27 @@ from gongkai.dispatch.delivery import Deps, deliver, poll_pending
 from gongkai.dispatch.queue import DELIVER_JOB, POLL_JOB, QUEUE_NAME
 from gongkai.dispatch.ratelimit import RateLimiter
 from gongkai.dispatch.redis_server import arq_settings
+from gongkai.dispatch.sweeper import sweep_stuck
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.db import make_engine, make_sessionmaker
 
 log = logging.getLogger(__name__)
 
 
-async def deliver_job(ctx: dict[str, Any], delivery_id: int) -> str:
-    return await deliver(ctx["deps"], delivery_id)
+async def deliver_job(ctx: dict[str, Any], *delivery_ids: int) -> str:
+    """Jobs carry ids only; several per job, each guarded by its own row."""
+    deps: Deps = ctx["deps"]
+
+    async def one(delivery_id: int) -> str:
+        async with deps.slots:
+            return await deliver(deps, delivery_id)
+
+    outcomes = await asyncio.gather(*(one(i) for i in delivery_ids))
+    return ", ".join(f"{i}: {o}" for i, o in zip(delivery_ids, outcomes, strict=True))
+
+
+async def sweep_job(ctx: dict[str, Any]) -> int:
+    return await sweep_stuck(ctx["deps"])
 
 
 async def poll_job(ctx: dict[str, Any], delivery_id: int) -> str:
@@ -30,7 +44,7 @@ async def poll_job(ctx: dict[str, Any], delivery_id: int) -> str:
 
 
 def build_worker(
-    settings: Settings, redis_url: str, *, burst: bool = False, max_jobs: int = 50
+    settings: Settings, redis_url: str, *, burst: bool = False, max_jobs: int = 10
 ) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
         engine = make_engine(settings.resolved_database_url)
@@ -42,6 +56,7 @@ def build_worker(
             http=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)),
             pool=ctx["redis"],
             limiter=RateLimiter(redis_url, enabled=settings.rate_limits_enabled),
+            slots=asyncio.Semaphore(settings.worker_concurrency),
         )
 
     async def shutdown(ctx: dict[str, Any]) -> None:
@@ -59,6 +74,7 @@ def build_worker(
         functions=[func(deliver_job, name=DELIVER_JOB), func(poll_job, name=POLL_JOB)],
         queue_name=QUEUE_NAME,
         redis_settings=arq_settings(redis_url),
+        cron_jobs=[cron(sweep_job, minute=set(range(0, 60, 5)), unique=True, run_at_startup=False)],
         on_startup=startup,
         on_shutdown=shutdown,
         burst=burst,

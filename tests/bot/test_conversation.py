@@ -157,13 +157,15 @@ async def test_every_question_is_stored_and_a_pick_marks_it_answered(talk: Talk)
 async def test_a_new_faq_goes_live_without_a_restart(talk: Talk) -> None:
     assert (await talk.say("o9", "草场承包怎么续签")).kind == "fallback"
     async with talk.maker() as session:
-        text = await export_faq_text(session)
-        text += (
-            "  - id: grassland-contract\n    question: 草场承包合同怎么续签？\n"
+        before = await export_faq_text(session)
+        text = (
+            "entries:\n  - id: grassland-contract\n    question: 草场承包合同怎么续签？\n"
             "    keywords: [草场, 承包, 续签]\n    answer: 到苏木镇农牧业服务中心办理续签。\n"
         )
-        report = await import_faq_text(session, text)
-    assert report.added == ["grassland-contract"]
+        report = await import_faq_text(session, text)  # an upsert: the others stay
+        assert report.added == ["grassland-contract"] and report.removed == []
+        after = await export_faq_text(session)
+    assert before.count("- id:") + 1 == after.count("- id:")
 
     async def answered() -> bool:
         return (await get_index(talk.maker)).ask("草场承包怎么续签").id == "grassland-contract"

@@ -31,12 +31,17 @@ LONG_BODY = "\n\n".join([MN["body"], MN["summary"], MN["body"], MN["summary"], M
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Any]:
+def chromium() -> Path:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Any]:
     async_api = pytest.importorskip("playwright.async_api")
     async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = await pw.chromium.launch(executable_path=str(chromium), args=ARGS)
         try:
             yield browser
         finally:
@@ -106,8 +111,9 @@ async def test_words_joined_by_u202f_never_break_across_lines(gk, browser) -> No
     data["translations"]["mn"]["body"] = LONG_BODY
     item_id = await publish(gk, data)
     # a short screen makes short lines, so many suffixes sit near a line end
-    page = await _open(browser, str(gk.make_url(f"/p/{item_id}?lang=mn")),
-                       viewport={"width": 390, "height": 260})
+    page = await _open(
+        browser, str(gk.make_url(f"/p/{item_id}?lang=mn")), viewport={"width": 390, "height": 260}
+    )
     result = await page.evaluate(
         """() => {
           const text = document.querySelector('article .body');
@@ -157,16 +163,17 @@ async def test_bulletin_sheet_prints_one_a4_page_per_language(gk, browser, artif
     await page.emulate_media(media="print")
     # the vertical Mongolian page holds its whole text: nothing runs off the paper
     overflow = await page.eval_on_selector(
-        "section[data-lang=mn]", "e => [e.scrollWidth, e.clientWidth, e.scrollHeight, e.clientHeight]"
+        "section[data-lang=mn]",
+        "e => [e.scrollWidth, e.clientWidth, e.scrollHeight, e.clientHeight]",
     )
     assert overflow[0] <= overflow[1] and overflow[2] <= overflow[3]
-    assert await page.eval_on_selector(
-        "section[data-lang=mn]", "e => getComputedStyle(e).writingMode"
-    ) == "vertical-lr"
+    assert (
+        await page.eval_on_selector("section[data-lang=mn]", "e => getComputedStyle(e).writingMode")
+        == "vertical-lr"
+    )
     pdf = await page.pdf(prefer_css_page_size=True, print_background=True)
     (artifacts_dir / "bulletin-sheet.pdf").write_bytes(pdf)
     boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf)
     assert len(boxes) == 3  # mn, ug, zh
     assert {(round(float(w)), round(float(h))) for w, h in boxes} == {(595, 842)}  # A4 in points
     assert await page.evaluate("document.scripts.length") == 0
-

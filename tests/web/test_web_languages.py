@@ -36,10 +36,14 @@ def assert_golden(name: str, actual: str) -> None:
     assert path.exists(), f"no golden file {path}: run with GONGKAI_UPDATE_GOLDEN=1"
     expected = path.read_text(encoding="utf-8")
     if actual != expected:
-        diff = "\n".join(difflib.unified_diff(
-            expected.splitlines(), actual.splitlines(), "golden", "rendered", lineterm=""))
-        pytest.fail(f"{name} differs from the golden file (GONGKAI_UPDATE_GOLDEN=1 rewrites):\n"
-                    f"{diff}")
+        diff = "\n".join(
+            difflib.unified_diff(
+                expected.splitlines(), actual.splitlines(), "golden", "rendered", lineterm=""
+            )
+        )
+        pytest.fail(
+            f"{name} differs from the golden file (GONGKAI_UPDATE_GOLDEN=1 rewrites):\n{diff}"
+        )
 
 
 @pytest.mark.parametrize("lang", ["zh", "mn", "ug"])
@@ -75,7 +79,10 @@ async def test_mongolian_page_is_vertical_and_brings_its_own_font(gk) -> None:
     font = await gk.get("/static/fonts/NotoSansMongolian-Regular.ttf")
     assert font.status == 200
     data = await font.read()
-    assert data[:4] == b"\x00\x01\x00\x00" and data == (FONT / "NotoSansMongolian-Regular.ttf").read_bytes()
+    assert (
+        data[:4] == b"\x00\x01\x00\x00"
+        and data == (FONT / "NotoSansMongolian-Regular.ttf").read_bytes()
+    )
     assert "SIL Open Font License" in (FONT / "OFL.txt").read_text(encoding="utf-8")
 
 
@@ -129,8 +136,11 @@ def test_cli_render_web_prints_the_page_in_the_language(tmp_path, monkeypatch) -
     path.write_text(yaml.safe_dump(trilingual(), allow_unicode=True), encoding="utf-8")
     runner = CliRunner()
     for lang, title in (("mn", MN["title"]), ("ug", UG["title"]), ("zh", item()["title"])):
-        result = runner.invoke(app, ["render", str(path), "--channel", "web", "--lang", lang,
-                                     "--json"], catch_exceptions=False)
+        result = runner.invoke(
+            app,
+            ["render", str(path), "--channel", "web", "--lang", lang, "--json"],
+            catch_exceptions=False,
+        )
         assert result.exit_code == 0, result.output
         out = json.loads(result.output)
         assert out["meta"]["lang"] == lang and out["meta"]["title"] == title
@@ -144,9 +154,10 @@ def korean_templates(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     (root / "templates" / "labels").mkdir(parents=True)
     (root / "templates" / "web" / "ko").mkdir(parents=True)
     (root / "templates" / "labels" / "ko.yaml").write_text(
-        'site_name: 정무공개\nissuer: 발포기관\ndoc_number: 문서번호\nissued_at: 성문날짜\n'
-        'published_at: 발포날짜\nkind_policy: 정책문건\nread_full: 전문 보기\n'
-        'bulletin: 정보공시란\nscan_qr: QR코드를 스캔하여 전문 보기\ndate_format: "%s년 %s월 %s일"\n'
+        "site_name: 정무공개\nissuer: 발포기관\ndoc_number: 문서번호\nissued_at: 성문날짜\n"
+        "published_at: 발포날짜\nkind_policy: 정책문건\nread_full: 전문 보기\n"
+        "bulletin: 정보공시란\nscan_qr: QR코드를 스캔하여 전문 보기\n"
+        'date_format: "%s년 %s월 %s일"\n'
         'colon: ": "\n',
         encoding="utf-8",
     )
@@ -162,8 +173,10 @@ def korean_templates(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 
 
 async def test_a_new_language_needs_only_templates_and_labels(gk, korean_templates) -> None:
-    korean = {"title": "2026년 도시와 농촌 최저생활보장 기준 조정에 관한 통지",
-              "summary": "매인 매월 60원 인상, 12월부터 시행."}
+    korean = {
+        "title": "2026년 도시와 농촌 최저생활보장 기준 조정에 관한 통지",
+        "summary": "매인 매월 60원 인상, 12월부터 시행.",
+    }
     item_id = await publish(gk, item(translations={"ko": korean}))
     page = await (await gk.get(f"/p/{item_id}?lang=ko")).text()
     assert '<html lang="ko" dir="ltr">' in page
@@ -182,13 +195,16 @@ def _view(data: dict) -> object:  # type: ignore[type-arg]
 
     parsed = parse_item(data)
     dumped = parsed.model_dump(mode="python")
-    row = Item(**{k: v for k, v in dumped.items() if k not in ("catalog", "translations", "channels")},
-               translations={lg: {k: v for k, v in tr.model_dump().items() if v}
-                             for lg, tr in parsed.translations.items()})
+    row = Item(
+        **{k: v for k, v in dumped.items() if k not in ("catalog", "translations", "channels")},
+        translations={
+            lg: {k: v for k, v in tr.model_dump().items() if v}
+            for lg, tr in parsed.translations.items()
+        },
+    )
     return item_view(row)
 
 
 def _target(lang: str) -> TargetView:
     languages = (lang,) if lang == "zh" else (lang, "zh")
     return TargetView(None, "web", None, "", {}, languages, {})
-
