@@ -177,6 +177,7 @@ async def poll_updates(
     name: str,
     *,
     started: Callable[[Dispatcher], None] | None = None,
+    polling_timeout: int = 30,
 ) -> None:
     """Long polling for development: no public URL needed. Removes the bot's webhook first,
     since Telegram refuses getUpdates while one is set."""
@@ -200,7 +201,7 @@ async def poll_updates(
                 bot,
                 handle_signals=started is None,
                 close_bot_session=False,
-                polling_timeout=10,
+                polling_timeout=polling_timeout,
                 account=name,
                 config=config,
             )

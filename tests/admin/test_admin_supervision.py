@@ -118,8 +118,6 @@ async def test_unanswered_questions_grouped_and_added_to_the_faq(site) -> None:
         rows = (await session.exec(select(Question).where(Question.normalized == normalized))).all()
         assert {(q.answered, q.faq_id) for q in rows} == {(True, entry.id)}
     # the bots answer it now
-    async with site.maker() as session:
-        pass
     index = await get_index(site.client.app)
     answer = index.ask("牧区饮水补贴怎么申请", "150627100201")
     assert answer.kind == "answer" and answer.id == entry.id
@@ -154,8 +152,8 @@ async def test_quarterly_report_page_and_csv(site) -> None:
     reach = table(page, "reach-table")
     assert re.search(r"村民微信群（企业微信群机器人）</th><td class=\"num\">2</td>"
                      r"<td class=\"num\">3</td><td class=\"num\">66.7%</td>", reach)
-    assert re.search(r"公开网页[^<]*</th><td class=\"num\">2</td><td class=\"num\">2</td>"
-                     r"<td class=\"num\">100.0%</td>", reach) or "100.0%" in reach
+    assert re.search(r"公开网页</th><td class=\"num\">2</td><td class=\"num\">2</td>"
+                     r"<td class=\"num\">100.0%</td>", reach)
     q = f"{quarter.group(1)}Q{'一二三四'.index(quarter.group(2)) + 1}"
     r = await admin.get(f"/admin/report.csv?quarter={q}")
     assert r.headers["Content-Disposition"] == f'attachment; filename="gongkai-report-{q}.csv"'

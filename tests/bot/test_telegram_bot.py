@@ -101,12 +101,16 @@ async def test_long_polling_answers_without_a_webhook(env: BotEnv) -> None:
     env.telegram.webhooks[TG_TOKEN] = {"url": "https://example.test/hook", "secret_token": "x"}
     running: list[Dispatcher] = []
     task = asyncio.create_task(
-        poll_updates(env.settings, env.redis_url, "ordos", started=running.append)
+        poll_updates(
+            env.settings, env.redis_url, "ordos", started=running.append, polling_timeout=1
+        )
     )
     try:
         await until(lambda: running)
         await until(lambda: TG_TOKEN not in env.telegram.webhooks)  # removed, or Telegram 409s
-        env.telegram.push_update(TG_TOKEN, {"message": update("低保咋申请", chat_id=777)["message"]})
+        env.telegram.push_update(
+            TG_TOKEN, {"message": update("低保咋申请", chat_id=777)["message"]}
+        )
         (answer,) = await until(lambda: shown(env, 777))
         assert answer.startswith("持户口簿、身份证")
     finally:
