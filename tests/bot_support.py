@@ -131,9 +131,9 @@ async def bot_env(tmp_path: Path, redis_url: str, **overrides: Any) -> AsyncIter
             yield BotEnv(client, s, wechat_state, tg_state, viewer, redis_url)
 
 
-async def until(check: Callable[[], Awaitable[T] | T], timeout: float = 10.0) -> T:
+async def until(check: Callable[[], Awaitable[T] | T], within: float = 10.0) -> T:
     """Wait for ``check`` to return something truthy (no fixed sleeps in tests)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if asyncio.iscoroutine(result):

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=5.0, ge=0)
     retry_max_seconds: float = Field(default=3600.0, ge=0)
     rate_limits_enabled: bool = True
-    worker_concurrency: int = Field(default=20, ge=1, le=500)
+    worker_concurrency: int = Field(default=100, ge=1, le=1000)
     tts_engine: str = "espeak"
     holidays_file: Path | None = None
     hotline: str = "12345"

@@ -13,6 +13,7 @@ from gongkai.storage.types import utcnow
 QUEUE_NAME = "gongkai:queue"
 DELIVER_JOB = "deliver"
 POLL_JOB = "poll_pending"
+POLL_INTERVAL = 60.0  # seconds between asking a provider for its verdict
 
 
 async def enqueue_delivery(

@@ -12,7 +12,7 @@ from arq import cron, func
 from arq.worker import Worker
 
 from gongkai.bot.settings import Settings
-from gongkai.dispatch.delivery import Deps, deliver, poll_pending
+from gongkai.dispatch.delivery import Deps, deliver_batch, poll_pending
 from gongkai.dispatch.queue import DELIVER_JOB, POLL_JOB, QUEUE_NAME
 from gongkai.dispatch.ratelimit import RateLimiter
 from gongkai.dispatch.redis_server import arq_settings
@@ -24,15 +24,9 @@ log = logging.getLogger(__name__)
 
 
 async def deliver_job(ctx: dict[str, Any], *delivery_ids: int) -> str:
-    """Jobs carry ids only; several per job, each guarded by its own row."""
-    deps: Deps = ctx["deps"]
-
-    async def one(delivery_id: int) -> str:
-        async with deps.slots:
-            return await deliver(deps, delivery_id)
-
-    outcomes = await asyncio.gather(*(one(i) for i in delivery_ids))
-    return ", ".join(f"{i}: {o}" for i, o in zip(delivery_ids, outcomes, strict=True))
+    """Jobs carry ids only, several per job; each id is guarded by its own row."""
+    words = await deliver_batch(ctx["deps"], list(delivery_ids))
+    return ", ".join(f"{i}: {w}" for i, w in zip(delivery_ids, words, strict=True))
 
 
 async def sweep_job(ctx: dict[str, Any]) -> int:
@@ -44,7 +38,7 @@ async def poll_job(ctx: dict[str, Any], delivery_id: int) -> str:
 
 
 def build_worker(
-    settings: Settings, redis_url: str, *, burst: bool = False, max_jobs: int = 10
+    settings: Settings, redis_url: str, *, burst: bool = False, max_jobs: int = 20
 ) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
         engine = make_engine(settings.resolved_database_url)

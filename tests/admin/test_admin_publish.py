@@ -181,7 +181,7 @@ async def test_a_scheduled_item_waits(site) -> None:
     publisher = await site.login("publisher")
     pairs = [*form(publish_at="2099-01-01T08:00"), ("action", "preview")]
     page = await (await publisher.post("/admin/publish", pairs)).text()
-    assert "确认发布（定时）" in page
+    assert "确认发布（定时，2099-01-01 08:00）" in page
     r = await publisher.post("/admin/publish", [*pairs[:-1], ("action", "publish"),
                                                  ("preview_hash", preview_hash(page))])
     assert "已定时：共 2 条投递" in await r.text()

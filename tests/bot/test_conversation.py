@@ -32,8 +32,15 @@ class Talk:
         index = await get_index(self.maker)
         async with self.maker() as session:
             follower = await follower_for(session, platform, "plain", who)
-            ctx = Context(session, index, platform, "http://gongkai.test",
-                          account_region=COUNTY, languages=("zh",), title="伊金霍洛旗政务公开")  # fmt: skip
+            ctx = Context(
+                session,
+                index,
+                platform,
+                "http://gongkai.test",
+                account_region=COUNTY,
+                languages=("zh",),
+                title="伊金霍洛旗政务公开",
+            )
             return await respond(ctx, follower, text)
 
     async def follower(self, who: str) -> Follower:
@@ -102,10 +109,19 @@ async def test_language_choice_changes_the_answers(talk: Talk) -> None:
 async def test_latest_lists_items_covering_the_village(talk: Talk) -> None:
     s = talk.settings
     await ingest(s, talk.redis_url, item(id="county-1", title="全旗通知", channels=["web"]))
-    await ingest(s, talk.redis_url, item(id="batuta-1", title="巴图塔嘎查停水通知", kind="notice",
-                                         doc_number=None, regions=[BATUTA], channels=["web"]))  # fmt: skip
-    await ingest(s, talk.redis_url, item(id="subuer-1", title="苏布尔嘎嘎查通知", kind="notice",
-                                         doc_number=None, regions=[SUBUER], channels=["web"]))  # fmt: skip
+    for ident, title, region in [
+        ("batuta-1", "巴图塔嘎查停水通知", BATUTA),
+        ("subuer-1", "苏布尔嘎嘎查通知", SUBUER),
+    ]:
+        notice = item(
+            id=ident,
+            title=title,
+            kind="notice",
+            doc_number=None,
+            regions=[region],
+            channels=["web"],
+        )
+        await ingest(s, talk.redis_url, notice)
     await talk.say("o7", "绑定 巴图塔嘎查")
     latest = (await talk.say("o7", "最新")).text
     assert "全旗通知" in latest and "巴图塔嘎查停水通知" in latest
@@ -129,12 +145,20 @@ async def test_followers_for_an_item(talk: Talk) -> None:
     await talk.say("other-domain", "订阅 义务教育")
     s = talk.settings
     county = (await ingest(s, talk.redis_url, item(id="c1", channels=["web"]))).item
-    village = (await ingest(s, talk.redis_url, item(id="v1", regions=[BATUTA], channels=["web"]))).item
+    village = (
+        await ingest(s, talk.redis_url, item(id="v1", regions=[BATUTA], channels=["web"]))
+    ).item
     async with talk.maker() as session:
         names = lambda rows: sorted(f.external_id for f in rows)  # noqa: E731
-        assert names(await followers_for(session, county)) == ["batuta-fan", "subuer-fan", "unplaced"]
+        assert names(await followers_for(session, county)) == [
+            "batuta-fan",
+            "subuer-fan",
+            "unplaced",
+        ]
         assert names(await followers_for(session, village)) == ["batuta-fan"]
-        fan = (await session.exec(select(Follower).where(Follower.external_id == "batuta-fan"))).one()
+        fan = (
+            await session.exec(select(Follower).where(Follower.external_id == "batuta-fan"))
+        ).one()
         fan.subscribed = False  # unfollowed the account
         session.add(fan)
         await session.commit()
@@ -150,7 +174,10 @@ async def test_every_question_is_stored_and_a_pick_marks_it_answered(talk: Talk)
     assert picked.kind == "answer" and picked.faq_id
     async with talk.maker() as session:
         rows = (await session.exec(select(Question).order_by(Question.id))).all()
-    assert [(q.normalized, q.answered) for q in rows] == [("你们食堂几点开饭", False), ("低保", True)]
+    assert [(q.normalized, q.answered) for q in rows] == [
+        ("你们食堂几点开饭", False),
+        ("低保", True),
+    ]
     assert rows[1].faq_id == picked.faq_id and rows[0].faq_id is None
 
 
@@ -170,5 +197,5 @@ async def test_a_new_faq_goes_live_without_a_restart(talk: Talk) -> None:
     async def answered() -> bool:
         return (await get_index(talk.maker)).ask("草场承包怎么续签").id == "grassland-contract"
 
-    await until(answered, timeout=faq_store.CHECK_EVERY * 3)
+    await until(answered, within=faq_store.CHECK_EVERY * 3)
     assert (await talk.say("o9", "草场承包怎么续签")).faq_id == "grassland-contract"

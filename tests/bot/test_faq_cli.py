@@ -47,7 +47,9 @@ def test_ask_json_is_the_contract(cli) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_region_and_language_options(cli) -> None:  # type: ignore[no-untyped-def]
-    village = json.loads(cli("faq", "ask", "低保标准多少", "--region", "150627100201", "--json").stdout)
+    village = json.loads(
+        cli("faq", "ask", "低保标准多少", "--region", "150627100201", "--json").stdout
+    )
     assert village["id"] == "dibao-standard-150627"
     mn = json.loads(cli("faq", "ask", "低保咋申请", "--lang", "mn", "--json").stdout)
     assert mn["id"] == "dibao-apply" and mn["answer"].startswith("ᠠᠮᠢᠳᠤᠷᠠᠯ")

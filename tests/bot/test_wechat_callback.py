@@ -69,7 +69,12 @@ async def test_a_question_is_answered_in_every_mode(env: BotEnv, account: str) -
     if account == "safe":  # nothing readable travels in safe mode
         assert "低保" not in got.body and "Content" not in got.body
     (q,) = await env.rows(Question)
-    assert (q.answered, q.faq_id, q.platform, q.region_code) == (True, "dibao-apply", "wechat", "150627")
+    assert (q.answered, q.faq_id, q.platform, q.region_code) == (
+        True,
+        "dibao-apply",
+        "wechat",
+        "150627",
+    )
 
 
 async def test_a_safe_mode_account_refuses_plain_pushes(env: BotEnv) -> None:
@@ -242,13 +247,21 @@ async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None
 
     s = env.settings
     await ingest(s, env.redis_url, item(channels=["wechat_mp"]))
-    (target,) = await env.rows(Target, Target.channel == "wechat_mp", Target.account_name == "plain")
+    (target,) = await env.rows(
+        Target, Target.channel == "wechat_mp", Target.account_name == "plain"
+    )
     (d,) = await env.rows(Delivery, Delivery.target_id == target.id)
     engine = make_engine(s.resolved_database_url)
     async with aiohttp.ClientSession() as http:
         pool = await create_pool(arq_settings(env.redis_url))
-        deps = Deps(s, make_sessionmaker(engine), Sealer(s.resolved_secret_key()), http,
-                    pool, RateLimiter(env.redis_url, enabled=False))  # type: ignore[arg-type]
+        deps = Deps(
+            s,
+            make_sessionmaker(engine),
+            Sealer(s.resolved_secret_key()),
+            http,
+            pool,
+            RateLimiter(env.redis_url, enabled=False),
+        )  # type: ignore[arg-type]
         assert await deliver(deps, d.id) == "pending"
         await pool.aclose()
     await engine.dispose()
@@ -259,4 +272,3 @@ async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None
     (d,) = [r for r in await env.rows(Delivery) if r.id == d.id]
     assert d.status == "delivered"
     assert d.provider_message_ids[-1].startswith("article:")
-

@@ -35,6 +35,33 @@
     section.setAttribute("data-delivered", String(delivered));
   }
 
+  var STATUS = {
+    planned: "已计划", scheduled: "定时待发", queued: "排队中", sending: "发送中",
+    delivered: "已送达", failed: "失败待重试", dead: "失败（已放弃）", cancelled: "已取消"
+  };
+
+  // When the stream ends, bring the per-delivery rows up to date from the JSON API (the console
+  // session works there too). Only for the rows this page lists: big items page through the log.
+  function refreshRows(section) {
+    var url = section.getAttribute("data-deliveries");
+    if (!url || !window.fetch || section.getAttribute("data-small") !== "yes") return;
+    window.fetch(url, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) {
+        if (!body) return;
+        body.deliveries.forEach(function (d) {
+          var cell = document.querySelector('[data-delivery-status="' + d.id + '"] .badge');
+          if (cell) {
+            setText(cell, STATUS[d.status] || d.status);
+            cell.className = "badge s-" + d.status;
+          }
+          setText(document.querySelector('[data-delivery-attempts="' + d.id + '"]'), d.attempts);
+          setText(document.querySelector('[data-delivery-error="' + d.id + '"]'), d.last_error || "");
+        });
+      })
+      .catch(function () { /* the counts above are already right */ });
+  }
+
   function follow(section) {
     if (!window.EventSource || section.getAttribute("data-final") === "yes") return;
     var source = new EventSource(section.getAttribute("data-events"));
@@ -43,6 +70,7 @@
     source.addEventListener("done", function (event) {
       onData(event);
       source.close();
+      refreshRows(section);
     });
   }
 

@@ -1,0 +1,78 @@
+"""What a worker shares between jobs, and its caches of what does not change mid-delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gongkai.bot.settings import Settings
+from gongkai.channels.base import SendContext, TargetView
+from gongkai.dispatch.planning import Directory
+from gongkai.dispatch.ratelimit import RateLimiter
+from gongkai.storage.crypto import Sealer
+from gongkai.storage.models import Delivery, Item, Target
+
+CACHE_SECONDS = 30.0
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    maker: async_sessionmaker[AsyncSession]
+    sealer: Sealer
+    http: aiohttp.ClientSession
+    pool: ArqRedis
+    limiter: RateLimiter
+    slots: asyncio.Semaphore  # deliveries being sent at once by this worker
+    # An item's schedule and the opened targets, cached for a few seconds. Recall is still seen
+    # at once: the claim checks it in SQL.
+    items: dict[str, tuple[float, Item]] = field(default_factory=dict)
+    targets: dict[int, tuple[float, TargetView, bool, str | None]] = field(default_factory=dict)
+
+    async def item(self, session: AsyncSession, item_id: str) -> Item | None:
+        hit = self.items.get(item_id)
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        item = await session.get(Item, item_id)
+        if item is not None:
+            session.expunge(item)
+            self.items[item_id] = (time.monotonic(), item)
+        return item
+
+    async def target(
+        self, session: AsyncSession, target_id: int | None, channel: str
+    ) -> tuple[TargetView, bool, str | None]:
+        """(opened target, active, why inactive); LookupError when the target is gone."""
+        if target_id is None:
+            return await Directory(session, self.sealer).target_view(None, channel), True, None
+        hit = self.targets.get(target_id)
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1], hit[2], hit[3]
+        target = await session.get(Target, target_id)
+        if target is None:
+            raise LookupError(f"target {target_id} is gone")
+        tv = await Directory(session, self.sealer).target_view(target, channel)
+        self.targets[target_id] = (time.monotonic(), tv, target.active, target.inactive_reason)
+        return tv, target.active, target.inactive_reason
+
+    def context(
+        self, d: Delivery, tv: TargetView, part_index: int, state: dict[str, Any] | None = None
+    ) -> SendContext:
+        return SendContext(
+            http=self.http,
+            settings=self.settings,
+            redis=self.pool,
+            target=tv,
+            item_id=d.item_id,
+            delivery_id=d.id or 0,
+            part_index=part_index,
+            limiter=self.limiter,
+            state=state if state is not None else {},
+        )

@@ -1,0 +1,65 @@
+"""Parts a provider accepted but has not judged yet (a WeChat article in review)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gongkai.channels import registry
+from gongkai.channels.base import PermanentError, TransientError
+from gongkai.dispatch.deps import Deps
+from gongkai.dispatch.queue import POLL_INTERVAL, enqueue_poll
+from gongkai.storage.models import Delivery, DeliveryStatus
+from gongkai.storage.types import utcnow
+
+
+async def complete_pending(
+    maker: async_sessionmaker[AsyncSession],
+    provider_message_id: str,
+    *,
+    ok: bool,
+    reason: str | None = None,
+    final_id: str | None = None,
+) -> Delivery | None:
+    """A provider's verdict on a pending part (a WeChat PUBLISHJOBFINISH event or a poll)."""
+    async with maker() as session:
+        rows = (
+            await session.exec(select(Delivery).where(Delivery.status == DeliveryStatus.sending))
+        ).all()
+        for d in rows:
+            if provider_message_id in d.provider_message_ids:
+                if ok:
+                    d.status = DeliveryStatus.delivered
+                    d.delivered_at = utcnow()
+                    if final_id:
+                        d.provider_message_ids = [*d.provider_message_ids, final_id]
+                else:
+                    d.status = DeliveryStatus.dead
+                    d.last_error = reason
+                d.updated_at = utcnow()
+                session.add(d)
+                await session.commit()
+                return d
+    return None
+
+
+async def poll_pending(deps: Deps, delivery_id: int) -> str:
+    async with deps.maker() as session:
+        d = await session.get(Delivery, delivery_id)
+        if d is None or d.status != DeliveryStatus.sending or not d.provider_message_ids:
+            return "nothing to poll"
+        tv, _, _ = await deps.target(session, d.target_id, d.channel)
+    pid = d.provider_message_ids[-1]
+    try:
+        result = await registry.get(d.channel).poll(pid, deps.context(d, tv, 0))
+    except PermanentError as exc:
+        await complete_pending(deps.maker, pid, ok=False, reason=str(exc))
+        return "rejected"
+    except TransientError:
+        result = None
+    if result is None:
+        await enqueue_poll(deps.pool, delivery_id, POLL_INTERVAL)
+        return "still pending"
+    await complete_pending(deps.maker, pid, ok=True, final_id=result.provider_message_id)
+    return "delivered"

@@ -1,0 +1,87 @@
+"""Sending one claimed delivery's remaining parts. No database here: the outcome is returned
+and recorded by the caller, for a whole batch of deliveries in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gongkai.channels.base import Channel, PermanentError, SentPart, TargetView, TransientError
+from gongkai.dispatch import metrics
+from gongkai.dispatch.deps import Deps
+from gongkai.dispatch.planning import open_part
+from gongkai.storage.models import Delivery
+from gongkai.storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What happened to one delivery this time round."""
+
+    kind: str  # delivered | pending | rate_limited | transient | permanent
+    parts_done: int
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # Attempt rows to insert
+    provider_message_ids: list[str] = field(default_factory=list)  # appended
+    notes: list[str] = field(default_factory=list)  # appended
+    error: str | None = None
+    retry_after: float | None = None  # transient: the provider's; rate_limited: ours
+    deactivate_target: bool = False
+
+
+async def send_parts(deps: Deps, d: Delivery, channel: Channel, tv: TargetView) -> Outcome:
+    parts = d.payload.get("parts", [])
+    out = Outcome(kind="delivered", parts_done=d.parts_done)
+    state: dict[str, Any] = {}
+    number = d.attempts
+    for index in range(d.parts_done, len(parts)):
+        part = open_part(parts[index], deps.sealer)
+        wait = await deps.limiter.acquire(channel.rate_limits(tv, part))
+        if wait is not None:  # not an attempt: the job is deferred, other channels flow on
+            metrics.RATE_LIMITED.labels(d.channel).inc()
+            out.kind, out.retry_after = "rate_limited", wait
+            return out
+        number += 1
+        attempt: dict[str, Any] = {
+            "delivery_id": d.id,
+            "number": number,
+            "part_index": index,
+            "started_at": utcnow(),
+        }
+        out.attempts.append(attempt)
+        started = time.perf_counter()
+        try:
+            sent: SentPart = await channel.send(part, deps.context(d, tv, index, state))
+        except TransientError as exc:
+            attempt.update(outcome="transient", error=str(exc), retry_after=exc.retry_after)
+            out.kind, out.error, out.retry_after = "transient", str(exc), exc.retry_after
+            return out
+        except PermanentError as exc:
+            attempt.update(outcome="permanent", error=str(exc))
+            out.kind, out.error = "permanent", str(exc)
+            out.deactivate_target = exc.deactivate_target
+            return out
+        except Exception as exc:  # a bug or an unforeseen network error: retry, and say what
+            log.exception("delivery %s: unexpected error", d.id)
+            attempt.update(outcome="transient", error=f"{type(exc).__name__}: {exc}")
+            out.kind, out.error = "transient", attempt["error"]
+            return out
+        finally:
+            attempt["finished_at"] = utcnow()
+            metrics.SEND_LATENCY.labels(d.channel).observe(time.perf_counter() - started)
+        attempt.update(
+            outcome="pending" if sent.pending else "delivered",
+            provider_message_id=sent.provider_message_id,
+            error=f"partly refused: {sent.extra['failed']}" if sent.extra.get("failed") else None,
+        )
+        out.parts_done = index + 1
+        if sent.provider_message_id:
+            out.provider_message_ids.append(sent.provider_message_id)
+        if sent.extra.get("note"):
+            out.notes.append(str(sent.extra["note"]))
+        if sent.pending:
+            out.kind = "pending"
+    return out
