@@ -88,6 +88,10 @@ async def deliver_batch(deps: Deps, ids: list[int]) -> list[str]:
             else:
                 words[delivery_id] = "claimed elsewhere"
         await session.commit()
+        await deps.prefetch_targets(
+            session,
+            {rows[i].target_id for i in claimed if rows[i].target_id is not None},  # type: ignore[misc]
+        )
         jobs = []
         for delivery_id in [i for i in candidates if i in claimed]:
             d = rows[delivery_id]

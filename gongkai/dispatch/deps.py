@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bot.settings import Settings
@@ -35,6 +36,30 @@ class Deps:
     # at once: the claim checks it in SQL.
     items: dict[str, tuple[float, Item]] = field(default_factory=dict)
     targets: dict[int, tuple[float, TargetView, bool, str | None]] = field(default_factory=dict)
+    regions: dict[str, Any] = field(default_factory=dict)
+    accounts: dict[tuple[str, str], Any] = field(default_factory=dict)
+    directory_loaded: float = 0.0
+
+    def directory(self, session: AsyncSession) -> Directory:
+        if time.monotonic() - self.directory_loaded > CACHE_SECONDS:
+            self.regions.clear()
+            self.accounts.clear()
+            self.directory_loaded = time.monotonic()
+        return Directory(session, self.sealer, self.regions, self.accounts)
+
+    async def prefetch_targets(self, session: AsyncSession, ids: set[int]) -> None:
+        """Open a batch's targets with one query instead of one each."""
+        now = time.monotonic()
+        missing = [
+            i for i in ids if i not in self.targets or now - self.targets[i][0] >= CACHE_SECONDS
+        ]
+        if not missing:
+            return
+        directory = self.directory(session)
+        rows = (await session.exec(select(Target).where(col(Target.id).in_(missing)))).all()
+        for target in rows:
+            tv = await directory.target_view(target, target.channel)
+            self.targets[target.id] = (now, tv, target.active, target.inactive_reason)  # type: ignore[index]
 
     async def item(self, session: AsyncSession, item_id: str) -> Item | None:
         hit = self.items.get(item_id)
@@ -51,14 +76,14 @@ class Deps:
     ) -> tuple[TargetView, bool, str | None]:
         """(opened target, active, why inactive); LookupError when the target is gone."""
         if target_id is None:
-            return await Directory(session, self.sealer).target_view(None, channel), True, None
+            return await self.directory(session).target_view(None, channel), True, None
         hit = self.targets.get(target_id)
         if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1], hit[2], hit[3]
         target = await session.get(Target, target_id)
         if target is None:
             raise LookupError(f"target {target_id} is gone")
-        tv = await Directory(session, self.sealer).target_view(target, channel)
+        tv = await self.directory(session).target_view(target, channel)
         self.targets[target_id] = (time.monotonic(), tv, target.active, target.inactive_reason)
         return tv, target.active, target.inactive_reason
 

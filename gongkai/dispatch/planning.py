@@ -47,17 +47,29 @@ def item_view(item: Item, interpretation_ids: tuple[str, ...] = ()) -> ItemView:
 class Directory:
     """Opens targets and accounts for rendering and sending; caches within one unit of work."""
 
-    def __init__(self, session: AsyncSession, sealer: Sealer) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        sealer: Sealer,
+        regions: dict[str, Region | None] | None = None,
+        accounts: dict[tuple[str, str], dict[str, Any] | None] | None = None,
+    ) -> None:
+        """``regions`` and ``accounts`` let a worker keep its caches across units of work."""
         self.session = session
         self.sealer = sealer
-        self._regions: dict[str, Region | None] = {}
-        self._accounts: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._regions: dict[str, Region | None] = {} if regions is None else regions
+        self._accounts: dict[tuple[str, str], dict[str, Any] | None] = (
+            {} if accounts is None else accounts
+        )
 
     async def region(self, code: str | None) -> Region | None:
         if code is None:
             return None
         if code not in self._regions:
-            self._regions[code] = await self.session.get(Region, code)
+            region = await self.session.get(Region, code)
+            if region is not None:
+                self.session.expunge(region)  # cached beyond this session
+            self._regions[code] = region
         return self._regions[code]
 
     async def languages(self, code: str | None) -> tuple[str, ...]:

@@ -31,7 +31,6 @@
       setText(status, ITEM_STATUS[data.item_status]);
       status.className = "badge i-" + data.item_status;
     }
-    section.setAttribute("data-final", data.final ? "yes" : "no");
     section.setAttribute("data-delivered", String(delivered));
   }
 
@@ -70,6 +69,7 @@
     source.addEventListener("done", function (event) {
       onData(event);
       source.close();
+      section.setAttribute("data-final", "yes");
       refreshRows(section);
     });
   }
