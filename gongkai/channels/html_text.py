@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 from itertools import zip_longest
 
 from markdown_it import MarkdownIt
@@ -158,8 +159,14 @@ class WeComDialect(Dialect):
 
 def markdown_blocks(source: str, dialect: Dialect) -> list[str]:
     """Top-level blocks of ``source``, each closing every tag it opens (a safe cut point)."""
-    tokens = _MD.parse(source or "")
-    return [b for b in _blocks(tokens, 0, len(tokens), dialect) if b.strip()]
+    return list(_cached_blocks(source or "", type(dialect)))
+
+
+@lru_cache(maxsize=64)
+def _cached_blocks(source: str, dialect_type: type[Dialect]) -> tuple[str, ...]:
+    """Planning renders one item for thousands of targets: parse its Markdown once."""
+    tokens = _MD.parse(source)
+    return tuple(b for b in _blocks(tokens, 0, len(tokens), dialect_type()) if b.strip())
 
 
 def markdown_to_telegram_html(source: str) -> str:

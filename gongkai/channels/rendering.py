@@ -8,6 +8,7 @@ language is adding templates (and a ``labels/<lang>.yaml``), no code.
 from __future__ import annotations
 
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,12 @@ HTML_LANG = {"zh": "zh-Hans", "mn": "mn-Mong", "ug": "ug-Arab", "bo": "bo", "ii"
 
 
 def _override_dir() -> Path | None:
-    data_dir = os.environ.get("GONGKAI_DATA_DIR", "./var")
+    return _override_in(os.environ.get("GONGKAI_DATA_DIR", "./var"), int(time.monotonic() // 10))
+
+
+@lru_cache(maxsize=8)
+def _override_in(data_dir: str, _epoch: int) -> Path | None:
+    """Looked up at most every ten seconds: a folder created later is still picked up."""
     path = Path(data_dir) / "templates"
     return path if path.is_dir() else None
 

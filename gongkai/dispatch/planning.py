@@ -191,6 +191,9 @@ async def plan(
     directory = Directory(session, sealer)
     view = item_view(item)
     names = item.channels or registry.available()
+    existing = set(
+        (await session.exec(select(Delivery.dedup_key).where(Delivery.item_id == item.id))).all()
+    )
     out: list[Delivery] = []
     for name in names:
         channel = registry.get(name)
@@ -201,7 +204,7 @@ async def plan(
         )
         for target in targets:
             key = dedup_key(item.id, name, target.id if target else None)
-            if (await session.exec(select(Delivery.id).where(Delivery.dedup_key == key))).first():
+            if key in existing:
                 continue
             tv = await directory.target_view(target, name)
             rendered = channel.render(view, tv, public_url)

@@ -47,8 +47,9 @@ class Console:
     async def get(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
         return await self.http.get(path, **kw)
 
-    async def post(self, path: str, data: Any = None, *, csrf: bool = True,
-                   **kw: Any) -> aiohttp.ClientResponse:
+    async def post(
+        self, path: str, data: Any = None, *, csrf: bool = True, **kw: Any
+    ) -> aiohttp.ClientResponse:
         if isinstance(data, aiohttp.FormData):
             if csrf:
                 data.add_field("csrf", self.csrf)
@@ -85,9 +86,15 @@ class Site:
     async def login(self, role: str, password: str | None = None) -> Console:
         console = Console(self.browser())
         page = await console.text("/admin/login")
-        r = await console.post("/admin/login", {"name": f"{role}-user",
-                                                "password": password or PASSWORDS[role],
-                                                "csrf": csrf_in(page)}, csrf=False)
+        r = await console.post(
+            "/admin/login",
+            {
+                "name": f"{role}-user",
+                "password": password or PASSWORDS[role],
+                "csrf": csrf_in(page),
+            },
+            csrf=False,
+        )
         assert r.status == 200 and r.url.path == "/admin/", (r.status, await r.text())
         console.csrf = csrf_in(await r.text())
         return console
@@ -116,8 +123,13 @@ async def add_users(s: Settings) -> None:
     try:
         async with make_sessionmaker(engine)() as session:
             for role in Role:
-                session.add(User(name=f"{role.value}-user", role=role.value,
-                                 password_hash=password_hash(role.value)))
+                session.add(
+                    User(
+                        name=f"{role.value}-user",
+                        role=role.value,
+                        password_hash=password_hash(role.value),
+                    )
+                )
             await session.commit()
     finally:
         await engine.dispose()
@@ -131,8 +143,12 @@ async def robot() -> AsyncIterator[tuple[str, wecom_robot.RobotState]]:
 
 
 @pytest.fixture
-async def site(tmp_path: Path, embedded_redis_url: str, redis: object,
-               robot: tuple[str, wecom_robot.RobotState]) -> AsyncIterator[Site]:
+async def site(
+    tmp_path: Path,
+    embedded_redis_url: str,
+    redis: object,
+    robot: tuple[str, wecom_robot.RobotState],
+) -> AsyncIterator[Site]:
     url, state = robot
     s = settings_for(tmp_path, wecom_api_base=url, max_attempts=2)
     await prepare_db(s)

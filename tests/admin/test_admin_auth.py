@@ -28,9 +28,16 @@ async def test_signed_out_visitors_are_sent_to_the_login_page(site) -> None:
 async def test_login_sets_a_hardened_cookie_and_goes_where_asked(site) -> None:
     http = site.browser()
     page = await (await http.get("/admin/login?next=/admin/deadlines")).text()
-    r = await http.post("/admin/login", data={"name": "viewer-user", "password": PASSWORDS["viewer"],
-                                              "csrf": csrf_in(page), "next": "/admin/deadlines"},
-                        allow_redirects=False)
+    r = await http.post(
+        "/admin/login",
+        data={
+            "name": "viewer-user",
+            "password": PASSWORDS["viewer"],
+            "csrf": csrf_in(page),
+            "next": "/admin/deadlines",
+        },
+        allow_redirects=False,
+    )
     assert r.status == 303 and r.headers["Location"] == "/admin/deadlines"
     cookie = r.headers["Set-Cookie"]
     assert "gk_admin=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
@@ -42,9 +49,16 @@ async def test_login_sets_a_hardened_cookie_and_goes_where_asked(site) -> None:
 async def test_next_never_leaves_the_console(site) -> None:
     http = site.browser()
     page = await (await http.get("/admin/login")).text()
-    r = await http.post("/admin/login", data={"name": "viewer-user", "password": PASSWORDS["viewer"],
-                                              "csrf": csrf_in(page), "next": "//evil.example/"},
-                        allow_redirects=False)
+    r = await http.post(
+        "/admin/login",
+        data={
+            "name": "viewer-user",
+            "password": PASSWORDS["viewer"],
+            "csrf": csrf_in(page),
+            "next": "//evil.example/",
+        },
+        allow_redirects=False,
+    )
     assert r.headers["Location"] == "/admin/"
 
 
@@ -53,8 +67,9 @@ async def test_wrong_password_and_unknown_user_get_the_same_answer(site) -> None
     answers = []
     for name, password in (("viewer-user", "wrong-password"), ("nobody", "wrong-password")):
         page = await (await http.get("/admin/login")).text()
-        r = await http.post("/admin/login", data={"name": name, "password": password,
-                                                  "csrf": csrf_in(page)})
+        r = await http.post(
+            "/admin/login", data={"name": name, "password": password, "csrf": csrf_in(page)}
+        )
         answers.append((r.status, "用户名或密码错误" in await r.text()))
     assert answers == [(401, True), (401, True)]
     assert "gk_admin" not in {c.key for c in http.cookie_jar}
@@ -63,7 +78,9 @@ async def test_wrong_password_and_unknown_user_get_the_same_answer(site) -> None
 async def test_login_form_needs_its_csrf_token(site) -> None:
     http = site.browser()
     await http.get("/admin/login")  # the cookie is set, but the field is missing
-    r = await http.post("/admin/login", data={"name": "viewer-user", "password": PASSWORDS["viewer"]})
+    r = await http.post(
+        "/admin/login", data={"name": "viewer-user", "password": PASSWORDS["viewer"]}
+    )
     assert r.status == 403
     assert "gk_admin" not in {c.key for c in http.cookie_jar}
 
@@ -72,12 +89,15 @@ async def test_five_failures_lock_the_name_for_fifteen_minutes(site) -> None:
     http = site.browser()
     for _ in range(5):
         page = await (await http.get("/admin/login")).text()
-        r = await http.post("/admin/login", data={"name": "admin-user", "password": "guess",
-                                                  "csrf": csrf_in(page)})
+        r = await http.post(
+            "/admin/login", data={"name": "admin-user", "password": "guess", "csrf": csrf_in(page)}
+        )
         assert r.status == 401
     page = await (await http.get("/admin/login")).text()
-    r = await http.post("/admin/login", data={"name": "admin-user", "password": PASSWORDS["admin"],
-                                              "csrf": csrf_in(page)})
+    r = await http.post(
+        "/admin/login",
+        data={"name": "admin-user", "password": PASSWORDS["admin"], "csrf": csrf_in(page)},
+    )
     assert r.status == 429 and "登录失败次数过多" in await r.text()
     pool = site.client.app[POOL]
     keys = [k async for k in pool.scan_iter("gongkai:admin:login-fail:*")]
@@ -114,8 +134,9 @@ async def test_a_deactivated_user_is_signed_out_at_once(site) -> None:
 
 async def test_posts_without_the_session_token_are_refused(site) -> None:
     publisher = await site.login("publisher")
-    api = await publisher.http.post("/api/v1/items", json=item(),
-                                    headers={"X-CSRF-Token": publisher.csrf})
+    api = await publisher.http.post(
+        "/api/v1/items", json=item(), headers={"X-CSRF-Token": publisher.csrf}
+    )
     assert api.status == 201
     r = await publisher.http.post("/admin/items/ejhl-2026-0113/recall", data={"csrf": "forged"})
     assert r.status == 403 and "CSRF" in await r.text()
@@ -133,8 +154,9 @@ async def test_the_json_api_accepts_a_console_session(site) -> None:
     r = await publisher.http.post("/api/v1/items", json=item())
     assert r.status == 403  # a cookie alone never authorises a change
     assert "X-CSRF-Token" in await r.text()
-    r = await publisher.http.post("/api/v1/items", json=item(),
-                                  headers={"X-CSRF-Token": publisher.csrf})
+    r = await publisher.http.post(
+        "/api/v1/items", json=item(), headers={"X-CSRF-Token": publisher.csrf}
+    )
     assert r.status == 201
 
 

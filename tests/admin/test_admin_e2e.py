@@ -20,8 +20,16 @@ from gongkai.storage.models import FaqEntry, Question
 from tests.admin.conftest import PASSWORDS
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VILLAGE = "150627100201"
 
 pytestmark = [
@@ -34,8 +42,7 @@ pytestmark = [
 async def browser():  # type: ignore[no-untyped-def]
     playwright = pytest.importorskip("playwright.async_api")
     async with playwright.async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS,
-                                            headless=True)
+        instance = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         try:
             yield instance
         finally:
@@ -56,13 +63,25 @@ async def worker(site):  # type: ignore[no-untyped-def]
 
 async def test_publish_watch_filter_export_and_answer(site, browser, worker, artifacts_dir) -> None:
     async with site.maker() as session:
-        for text, region in (("牧区饮水补贴怎么申请？", VILLAGE), ("牧区饮水补贴怎么申请", "150627101201")):
-            session.add(Question(platform="wechat", region_code=region, text=text,
-                                 normalized=normalize_question(text)))
+        for text, region in (
+            ("牧区饮水补贴怎么申请？", VILLAGE),
+            ("牧区饮水补贴怎么申请", "150627101201"),
+        ):
+            session.add(
+                Question(
+                    platform="wechat",
+                    region_code=region,
+                    text=text,
+                    normalized=normalize_question(text),
+                )
+            )
         await session.commit()
-    context = await browser.new_context(base_url=site.base, locale="zh-CN",
-                                        viewport={"width": 1280, "height": 900},
-                                        accept_downloads=True)
+    context = await browser.new_context(
+        base_url=site.base,
+        locale="zh-CN",
+        viewport={"width": 1280, "height": 900},
+        accept_downloads=True,
+    )
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -111,13 +130,16 @@ async def test_publish_watch_filter_export_and_answer(site, browser, worker, art
     progress = page.locator("#progress")
     await progress.and_(page.locator('[data-final="yes"]')).wait_for(timeout=30_000)
     assert await progress.get_attribute("data-delivered") == "2"
-    assert "全部结束：2 / 2 条已结束（已送达 2）" in await page.locator("#progress-text").inner_text()
+    assert (
+        "全部结束：2 / 2 条已结束（已送达 2）" in await page.locator("#progress-text").inner_text()
+    )
     assert await page.locator('[data-cell="village_group:delivered"]').inner_text() == "1"
     assert await page.locator("#item-status").inner_text() == "已发布"
     statuses = page.locator("[data-delivery-status]")
     await page.wait_for_function(
         "[...document.querySelectorAll('[data-delivery-status]')]"
-        ".every(td => td.textContent.trim() === '已送达')")
+        ".every(td => td.textContent.trim() === '已送达')"
+    )
     assert await statuses.count() == 2
     assert await page.evaluate("window.__samePage === true")  # live updates, no reload
     assert len(site.robot.messages_for("robot-1")) == 1
@@ -135,7 +157,7 @@ async def test_publish_watch_filter_export_and_answer(site, browser, worker, art
     async with page.expect_download() as download_info:
         await page.get_by_role("link", name="导出 CSV（当前筛选的全部记录）").click()
     download = await download_info.value
-    csv_text = Path(await download.path()).read_text(encoding="utf-8-sig")
+    csv_text = await asyncio.to_thread(Path(await download.path()).read_text, encoding="utf-8-sig")
     assert csv_text.splitlines()[0].startswith("id,item,channel")
     assert len(csv_text.splitlines()) == 2 and "notice-e2e,village_group" in csv_text
 
@@ -150,10 +172,16 @@ async def test_publish_watch_filter_export_and_answer(site, browser, worker, art
     await page.wait_for_selector("text=2 条提问标记为已解答")
     await shot("questions-answered")
     async with site.maker() as session:
-        assert (await session.get(FaqEntry, (await _entry_id(session)))).keywords == ["饮水补贴", "牧区"]
+        assert (await session.get(FaqEntry, (await _entry_id(session)))).keywords == [
+            "饮水补贴",
+            "牧区",
+        ]
 
-    for name, path in (("items", "/admin/items"), ("deadlines", "/admin/deadlines"),
-                       ("report", "/admin/report")):
+    for name, path in (
+        ("items", "/admin/items"),
+        ("deadlines", "/admin/deadlines"),
+        ("report", "/admin/report"),
+    ):
         await page.goto(path)
         await shot(name)
     assert await page.locator("svg.chart").count() == 4

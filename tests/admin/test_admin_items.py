@@ -13,8 +13,14 @@ VILLAGE = "150627100201"  # robot-1, SMS to two phones, languages mn + zh
 
 
 def village_item(n: int = 0, **kw):  # type: ignore[no-untyped-def]
-    data = dict(id=f"notice-{n}", kind="notice", title=f"第{n}号通知：停水安排", doc_number=None,
-                regions=[VILLAGE], channels=["village_group"])
+    data = dict(
+        id=f"notice-{n}",
+        kind="notice",
+        title=f"第{n}号通知：停水安排",
+        doc_number=None,
+        regions=[VILLAGE],
+        channels=["village_group"],
+    )
     data.update(kw)
     return item(**data)
 
@@ -22,9 +28,13 @@ def village_item(n: int = 0, **kw):  # type: ignore[no-untyped-def]
 async def test_item_list_searches_and_filters(site) -> None:
     await ingest(site.settings, site.redis_url, item())  # 社会救助, county 150627
     await ingest(site.settings, site.redis_url, village_item(1, domain="市政服务"))
-    await ingest(site.settings, site.redis_url,
-                 village_item(2, regions=["150627101201"], title="门克庆嘎查道路施工公告",
-                              domain="市政服务"))
+    await ingest(
+        site.settings,
+        site.redis_url,
+        village_item(
+            2, regions=["150627101201"], title="门克庆嘎查道路施工公告", domain="市政服务"
+        ),
+    )
     viewer = await site.login("viewer")
 
     async def titles(query: str) -> set[str]:
@@ -37,9 +47,15 @@ async def test_item_list_searches_and_filters(site) -> None:
     assert await titles("q=notice-1") == {"第1号通知：停水安排"}
     assert await titles("domain=社会救助") == {"关于2026年城乡低保标准调整的通知"}
     # a village sees what was sent to it and what its county sent to everyone
-    assert await titles(f"region={VILLAGE}") == {"第1号通知：停水安排", "关于2026年城乡低保标准调整的通知"}
+    assert await titles(f"region={VILLAGE}") == {
+        "第1号通知：停水安排",
+        "关于2026年城乡低保标准调整的通知",
+    }
     # a township sees what went to villages inside it
-    assert await titles("region=150627101") == {"门克庆嘎查道路施工公告", "关于2026年城乡低保标准调整的通知"}
+    assert await titles("region=150627101") == {
+        "门克庆嘎查道路施工公告",
+        "关于2026年城乡低保标准调整的通知",
+    }
     assert await titles("status=recalled") == set()
     assert await titles("status=publishing") == everything
     assert await titles("since=2099-01-01") == set()
@@ -56,12 +72,17 @@ async def test_item_detail_shows_each_preview_as_sent_with_masked_phones(site) -
     vg = next(d for d in rows if d.channel == "village_group")
     content = vg.payload["parts"][0]["markdown"]["content"]
     assert "第0号通知：停水安排" in content
-    assert (content.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&#34;")) in page  # the stored text, escaped, not re-rendered
+    assert (
+        content.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&#34;")
+    ) in page  # the stored text, escaped, not re-rendered
     assert "村民微信群（企业微信群机器人） · 语言 mn+zh" in page
     # the county's Mongolian name, marked as Mongolian script
     assert '<span lang="mn-Mong" class="mong">ᠡᠵᠡᠨ ᠬᠣᠷᠣᠭ᠎ᠠ ᠬᠣᠰᠢᠭᠤ</span>' in await viewer.text(
-        "/admin/items?region=150627")
+        "/admin/items?region=150627"
+    )
     assert "test</strong> publish" in page  # the timeline starts with who published it
 
 
@@ -71,6 +92,7 @@ async def test_progress_streams_until_every_delivery_has_ended(site) -> None:
     r = await viewer.get("/admin/items/notice-0/events")
     assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
     events: list[tuple[str, dict]] = []
+    first = asyncio.Event()
 
     async def read() -> None:
         name = ""
@@ -80,12 +102,12 @@ async def test_progress_streams_until_every_delivery_has_ended(site) -> None:
                 name = line[7:]
             elif line.startswith("data: "):
                 events.append((name, json.loads(line[6:])))
+                first.set()
                 if name == "done":
                     return
 
     reader = asyncio.create_task(read())
-    while not events:  # the page shows the state before the worker starts
-        await asyncio.sleep(0.05)
+    await asyncio.wait_for(first.wait(), 10)  # the state before the worker starts
     assert events[0][1]["counts"] == {"queued": 1}
     await run_workers(site.settings, site.redis_url)
     await asyncio.wait_for(reader, 10)
@@ -93,6 +115,7 @@ async def test_progress_streams_until_every_delivery_has_ended(site) -> None:
     assert name == "done" and final["final"] is True
     assert final["counts"] == {"delivered": 1}
     assert final["channels"] == {"village_group": {"delivered": 1}}
+    assert final["item_status"] == "published"
     r.close()
     # a finished item: the stream says done at once
     r = await viewer.get("/admin/items/notice-0/events")
@@ -142,7 +165,12 @@ async def test_only_an_admin_retries_a_dead_delivery(site) -> None:
     await run_workers(site.settings, site.redis_url)
     (d,), attempts = await fetch_deliveries(site.settings)
     assert d.status == "delivered"
-    assert [a.outcome for a in attempts[d.id]] == ["transient", "transient", "requeued", "delivered"]
+    assert [a.outcome for a in attempts[d.id]] == [
+        "transient",
+        "transient",
+        "requeued",
+        "delivered",
+    ]
     assert "requeued by admin-user" in (attempts[d.id][2].error or "")
     assert len(site.robot.messages) == 1
     r = await admin.post(f"/admin/deliveries/{d.id}/retry")

@@ -12,9 +12,17 @@ from tests.support import ingest, item
 async def _many(site, n: int) -> None:  # type: ignore[no-untyped-def]
     """n county-wide items: each one web page and three village groups (4n deliveries)."""
     for i in range(n):
-        await ingest(site.settings, site.redis_url,
-                     item(id=f"n-{i:03d}", kind="notice", title=f"通知{i}", doc_number=None,
-                          channels=["web", "village_group"]))
+        await ingest(
+            site.settings,
+            site.redis_url,
+            item(
+                id=f"n-{i:03d}",
+                kind="notice",
+                title=f"通知{i}",
+                doc_number=None,
+                channels=["web", "village_group"],
+            ),
+        )
 
 
 def ids(page: str) -> list[int]:
@@ -38,8 +46,9 @@ async def test_keyset_pages_cover_every_row_once(site) -> None:
 
 async def test_filters_narrow_the_log(site) -> None:
     await _many(site, 3)
-    await ingest(site.settings, site.redis_url,
-                 item(id="sms-1", channels=["sms"], regions=["150627100201"]))
+    await ingest(
+        site.settings, site.redis_url, item(id="sms-1", channels=["sms"], regions=["150627100201"])
+    )
     viewer = await site.login("viewer")
 
     async def rows(query: str) -> list[int]:
@@ -63,8 +72,9 @@ async def test_filters_narrow_the_log(site) -> None:
 
 async def test_csv_has_every_matching_row_with_masked_numbers(site) -> None:
     await _many(site, 30)
-    await ingest(site.settings, site.redis_url,
-                 item(id="sms-1", channels=["sms"], regions=["150627100201"]))
+    await ingest(
+        site.settings, site.redis_url, item(id="sms-1", channels=["sms"], regions=["150627100201"])
+    )
     viewer = await site.login("viewer")
     page = await viewer.text("/admin/deliveries?channel=sms")
     assert 'href="/admin/deliveries.csv?channel=sms"' in page
@@ -78,6 +88,13 @@ async def test_csv_has_every_matching_row_with_masked_numbers(site) -> None:
     sms = [row for row in table if row["channel"] == "sms"]
     assert sms[0]["target"] == "138****0000, 139****0001"
     assert "13800000000" not in text
-    only_web = list(csv.DictReader(io.StringIO(
-        (await (await viewer.get("/admin/deliveries.csv?channel=web")).read()).decode("utf-8-sig"))))
+    only_web = list(
+        csv.DictReader(
+            io.StringIO(
+                (await (await viewer.get("/admin/deliveries.csv?channel=web")).read()).decode(
+                    "utf-8-sig"
+                )
+            )
+        )
+    )
     assert len(only_web) == 30 and {row["channel"] for row in only_web} == {"web"}

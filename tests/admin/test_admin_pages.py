@@ -8,8 +8,16 @@ from html.parser import HTMLParser
 
 from tests.support import ingest, item
 
-PAGES = ["/admin/", "/admin/items", "/admin/items/ejhl-2026-0113", "/admin/deliveries/1",
-         "/admin/deliveries", "/admin/deadlines", "/admin/questions", "/admin/report"]
+PAGES = [
+    "/admin/",
+    "/admin/items",
+    "/admin/items/ejhl-2026-0113",
+    "/admin/deliveries/1",
+    "/admin/deliveries",
+    "/admin/deadlines",
+    "/admin/questions",
+    "/admin/report",
+]
 
 
 class Controls(HTMLParser):
@@ -43,9 +51,11 @@ class Controls(HTMLParser):
 def check_accessible(page: str) -> None:
     parser = Controls()
     parser.feed(page)
-    unlabelled = [c for c in parser.controls
-                  if not c["_in_label"] and c.get("id") not in parser.labelled
-                  and not c.get("aria-label")]
+    unlabelled = [
+        c
+        for c in parser.controls
+        if not c["_in_label"] and c.get("id") not in parser.labelled and not c.get("aria-label")
+    ]
     assert unlabelled == [], unlabelled
     assert parser.external == []
     assert '<html lang="zh-Hans">' in page
@@ -53,7 +63,9 @@ def check_accessible(page: str) -> None:
 
 
 async def test_every_page_renders_for_every_role(site) -> None:
-    await ingest(site.settings, site.redis_url, item(channels=["web", "sms"], regions=["150627100201"]))
+    await ingest(
+        site.settings, site.redis_url, item(channels=["web", "sms"], regions=["150627100201"])
+    )
     for role in ("viewer", "publisher", "admin"):
         console = await site.login(role)
         for path in PAGES:

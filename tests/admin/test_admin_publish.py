@@ -19,10 +19,17 @@ VILLAGE = "150627100201"
 def form(**overrides: Any) -> list[tuple[str, str]]:
     """The form as a browser posts it: one pair per input; unchecked boxes are absent."""
     fields = {
-        "id": "notice-7", "kind": "notice", "title": "关于巴图塔嘎查停水的通知",
-        "issued_at": "2026-11-20", "domain": "市政服务", "disclosure": "public",
-        "approved_by": "王某", "approved_at": "2026-11-20T09:30", "secrecy_reviewed": "on",
-        "summary": "11月25日全天停水。", "body": "因管网维修，\r\n11月25日全天停水。",
+        "id": "notice-7",
+        "kind": "notice",
+        "title": "关于巴图塔嘎查停水的通知",
+        "issued_at": "2026-11-20",
+        "domain": "市政服务",
+        "disclosure": "public",
+        "approved_by": "王某",
+        "approved_at": "2026-11-20T09:30",
+        "secrecy_reviewed": "on",
+        "summary": "11月25日全天停水。",
+        "body": "因管网维修，\r\n11月25日全天停水。",
         "tr.mn.title": "ᠤᠰᠤ ᠵᠣᠭᠰᠣᠭᠠᠬᠤ ᠮᠡᠳᠡᠭᠳᠡᠯ",
     }
     fields.update({k: v for k, v in overrides.items() if v is not None and k != "channels"})
@@ -55,14 +62,17 @@ async def test_preview_every_channel_and_language_then_publish(site) -> None:
     page = await r.text()
     assert r.status == 200, errors_on_page(page)
     assert "公开 页面" not in page and "语言 zh · 公开页面" in page
-    assert "村民微信群（企业微信群机器人）" in page and "语言 mn+zh · 巴图塔嘎查 150627100201" in page
+    assert (
+        "村民微信群（企业微信群机器人）" in page and "语言 mn+zh · 巴图塔嘎查 150627100201" in page
+    )
     assert "ᠤᠰᠤ ᠵᠣᠭᠰᠣᠭᠠᠬᠤ ᠮᠡᠳᠡᠭᠳᠡᠯ" in page and 'class="message has-mong"' in page
     assert "http://gongkai.test/p/notice-7" in page
     async with site.maker() as session:
         assert await session.get(Item, "notice-7") is None  # a preview sends nothing
     digest = preview_hash(page)
-    r = await publisher.post("/admin/publish", [*form(), ("action", "publish"),
-                                                 ("preview_hash", digest)])
+    r = await publisher.post(
+        "/admin/publish", [*form(), ("action", "publish"), ("preview_hash", digest)]
+    )
     assert r.status == 200 and r.url.path == "/admin/items/notice-7"
     assert "已开始发送：共 2 条投递" in await r.text()
     rows, _ = await fetch_deliveries(site.settings, "notice-7")
@@ -81,8 +91,10 @@ async def test_a_changed_form_is_previewed_again_not_sent(site) -> None:
     publisher = await site.login("publisher")
     page = await (await publisher.post("/admin/publish", [*form(), ("action", "preview")])).text()
     digest = preview_hash(page)
-    r = await publisher.post("/admin/publish", [*form(title="改过的标题"), ("action", "publish"),
-                                                 ("preview_hash", digest)])
+    r = await publisher.post(
+        "/admin/publish",
+        [*form(title="改过的标题"), ("action", "publish"), ("preview_hash", digest)],
+    )
     page = await r.text()
     assert r.status == 200 and "内容在预览后有改动" in page and "改过的标题" in page
     async with site.maker() as session:
@@ -91,20 +103,38 @@ async def test_a_changed_form_is_previewed_again_not_sent(site) -> None:
 
 async def test_refusals_are_the_apis_shown_next_to_each_input(site) -> None:
     publisher = await site.login("publisher")
-    bad = form(disclosure="not_public", approved_by=None, secrecy_reviewed=None,
-               body="联系人电话13812345678")
+    bad = form(
+        disclosure="not_public",
+        approved_by=None,
+        secrecy_reviewed=None,
+        body="联系人电话13812345678",
+    )
     r = await publisher.post("/admin/publish", [*bad, ("action", "preview")])
     page = await r.text()
     assert r.status == 422
     shown = errors_on_page(page)
     # the same item through the API
-    data = item(id="notice-7", kind="notice", title="关于巴图塔嘎查停水的通知", issued_at="2026-11-20",
-                domain="市政服务", disclosure="not_public", approved_by=None, secrecy_reviewed=False,
-                approved_at="2026-11-20T09:30:00+08:00", summary="11月25日全天停水。",
-                body="联系人电话13812345678", regions=[VILLAGE], channels=["web", "village_group"],
-                doc_number=None, issuer=None, translations={"mn": {"title": "ᠤᠰᠤ ᠵᠣᠭᠰᠣᠭᠠᠬᠤ ᠮᠡᠳᠡᠭᠳᠡᠯ"}})
-    api = await publisher.http.post("/api/v1/items", json=data,
-                                    headers={"X-CSRF-Token": publisher.csrf})
+    data = item(
+        id="notice-7",
+        kind="notice",
+        title="关于巴图塔嘎查停水的通知",
+        issued_at="2026-11-20",
+        domain="市政服务",
+        disclosure="not_public",
+        approved_by=None,
+        secrecy_reviewed=False,
+        approved_at="2026-11-20T09:30:00+08:00",
+        summary="11月25日全天停水。",
+        body="联系人电话13812345678",
+        regions=[VILLAGE],
+        channels=["web", "village_group"],
+        doc_number=None,
+        issuer=None,
+        translations={"mn": {"title": "ᠤᠰᠤ ᠵᠣᠭᠰᠣᠭᠠᠬᠤ ᠮᠡᠳᠡᠭᠳᠡᠯ"}},
+    )
+    api = await publisher.http.post(
+        "/api/v1/items", json=data, headers={"X-CSRF-Token": publisher.csrf}
+    )
     assert api.status == 422
     assert shown == {(e["field"], e["message"]) for e in (await api.json())["errors"]}
     assert {f for f, _ in shown} == {"disclosure", "approved_by", "secrecy_reviewed", "body"}
@@ -117,26 +147,40 @@ async def test_refusals_are_the_apis_shown_next_to_each_input(site) -> None:
 
 async def test_unknown_region_and_taken_id_are_refused_before_sending(site) -> None:
     publisher = await site.login("publisher")
-    r = await publisher.post("/admin/publish", [*form(), ("regions", "150699"), ("action", "preview")])
+    r = await publisher.post(
+        "/admin/publish", [*form(), ("regions", "150699"), ("action", "preview")]
+    )
     assert r.status == 422
     page = await r.text()
     assert ("regions[1]", "区划 150699 不在目录中 / unknown region") in errors_on_page(page)
     assert "150699（不在目录中）" in page and 'aria-describedby="f-regions-err"' in page
-    await publisher.http.post("/api/v1/items", json=item(id="notice-7"),
-                              headers={"X-CSRF-Token": publisher.csrf})
+    await publisher.http.post(
+        "/api/v1/items", json=item(id="notice-7"), headers={"X-CSRF-Token": publisher.csrf}
+    )
     r = await publisher.post("/admin/publish", [*form(), ("action", "preview")])
     assert r.status == 422 and "编号 notice-7 已被另一条目使用" in await r.text()
 
 
 async def test_an_uploaded_file_fills_the_form_and_is_previewed_first(site) -> None:
     publisher = await site.login("publisher")
-    data = item(id="upload-1", regions=[VILLAGE], channels=["village_group"],
-                catalog={"basis": "《社会救助暂行办法》", "extra_field": "kept"},
-                translations={"mn": {"title": "ᠮᠣᠩᠭᠣᠯ"}, "ug": {"title": "ئۇيغۇرچە"},
-                              "ko": {"title": "조선어"}})
+    data = item(
+        id="upload-1",
+        regions=[VILLAGE],
+        channels=["village_group"],
+        catalog={"basis": "《社会救助暂行办法》", "extra_field": "kept"},
+        translations={
+            "mn": {"title": "ᠮᠣᠩᠭᠣᠯ"},
+            "ug": {"title": "ئۇيغۇرچە"},
+            "ko": {"title": "조선어"},
+        },
+    )
     upload = aiohttp.FormData()
-    upload.add_field("item_file", yaml.safe_dump(data, allow_unicode=True).encode(),
-                     filename="item.yaml", content_type="application/yaml")
+    upload.add_field(
+        "item_file",
+        yaml.safe_dump(data, allow_unicode=True).encode(),
+        filename="item.yaml",
+        content_type="application/yaml",
+    )
     r = await publisher.post("/admin/publish", upload)
     page = await r.text()
     assert r.status == 200, errors_on_page(page)
@@ -144,20 +188,39 @@ async def test_an_uploaded_file_fills_the_form_and_is_previewed_first(site) -> N
     assert 'name="id" type="text" value="upload-1"' in page
     assert 'value="150627100201" selected' in page
     assert "《社会救助暂行办法》" in page and "ئۇيغۇرچە" in page
-    extra = json.loads(html.unescape(re.search(r'name="extra_json" value="([^"]*)"', page).group(1)))
-    assert extra == {"catalog": {"extra_field": "kept"}, "translations": {"ko": {"title": "조선어"}}}
+    extra = json.loads(
+        html.unescape(re.search(r'name="extra_json" value="([^"]*)"', page).group(1))
+    )
+    assert extra == {
+        "catalog": {"extra_field": "kept"},
+        "translations": {"ko": {"title": "조선어"}},
+    }
     async with site.maker() as session:
         assert await session.get(Item, "upload-1") is None
     # the browser posts the filled form back: it publishes what the file said
-    posted = [("id", "upload-1"), ("kind", "policy"), ("title", data["title"]),
-              ("doc_number", data["doc_number"]), ("issuer", data["issuer"]),
-              ("issued_at", "2026-11-02"), ("domain", "社会救助"), ("disclosure", "public"),
-              ("approved_by", "王某"), ("approved_at", "2026-11-20T09:30"),
-              ("secrecy_reviewed", "on"), ("regions", VILLAGE), ("channels", "village_group"),
-              ("summary", data["summary"]), ("body", data["body"].replace("\n", "\r\n")),
-              ("tr.mn.title", "ᠮᠣᠩᠭᠣᠯ"), ("tr.ug.title", "ئۇيغۇرچە"),
-              ("catalog.basis", "《社会救助暂行办法》"), ("extra_json", json.dumps(extra)),
-              ("action", "publish"), ("preview_hash", preview_hash(page))]
+    posted = [
+        ("id", "upload-1"),
+        ("kind", "policy"),
+        ("title", data["title"]),
+        ("doc_number", data["doc_number"]),
+        ("issuer", data["issuer"]),
+        ("issued_at", "2026-11-02"),
+        ("domain", "社会救助"),
+        ("disclosure", "public"),
+        ("approved_by", "王某"),
+        ("approved_at", "2026-11-20T09:30"),
+        ("secrecy_reviewed", "on"),
+        ("regions", VILLAGE),
+        ("channels", "village_group"),
+        ("summary", data["summary"]),
+        ("body", data["body"].replace("\n", "\r\n")),
+        ("tr.mn.title", "ᠮᠣᠩᠭᠣᠯ"),
+        ("tr.ug.title", "ئۇيغۇرچە"),
+        ("catalog.basis", "《社会救助暂行办法》"),
+        ("extra_json", json.dumps(extra)),
+        ("action", "publish"),
+        ("preview_hash", preview_hash(page)),
+    ]
     r = await publisher.post("/admin/publish", posted)
     assert r.url.path == "/admin/items/upload-1", errors_on_page(await r.text())
     async with site.maker() as session:
@@ -168,8 +231,11 @@ async def test_an_uploaded_file_fills_the_form_and_is_previewed_first(site) -> N
 
 async def test_a_bad_file_is_refused_by_name(site) -> None:
     publisher = await site.login("publisher")
-    for content, field in ((b"id: [unclosed", "(file)"), (b"- a list", "(file)"),
-                           (yaml.safe_dump({**item(), "colour": "red"}).encode(), "colour")):
+    for content, field in (
+        (b"id: [unclosed", "(file)"),
+        (b"- a list", "(file)"),
+        (yaml.safe_dump({**item(), "colour": "red"}).encode(), "colour"),
+    ):
         upload = aiohttp.FormData()
         upload.add_field("item_file", content, filename="bad.yaml")
         r = await publisher.post("/admin/publish", upload)
@@ -182,8 +248,9 @@ async def test_a_scheduled_item_waits(site) -> None:
     pairs = [*form(publish_at="2099-01-01T08:00"), ("action", "preview")]
     page = await (await publisher.post("/admin/publish", pairs)).text()
     assert "确认发布（定时，2099-01-01 08:00）" in page
-    r = await publisher.post("/admin/publish", [*pairs[:-1], ("action", "publish"),
-                                                 ("preview_hash", preview_hash(page))])
+    r = await publisher.post(
+        "/admin/publish", [*pairs[:-1], ("action", "publish"), ("preview_hash", preview_hash(page))]
+    )
     assert "已定时：共 2 条投递" in await r.text()
     rows, _ = await fetch_deliveries(site.settings, "notice-7")
     assert {d.status for d in rows} == {"scheduled"}

@@ -234,14 +234,11 @@ async def test_rate_limit_and_length_cap(env: BotEnv) -> None:
 
 
 async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None:
-    import aiohttp
-    from arq import create_pool
+    """A real worker submits the article (the fake answers "publishing"); the verdict then
+    arrives as WeChat's PUBLISHJOBFINISH push, not by polling."""
+    import asyncio
 
-    from gongkai.dispatch.delivery import Deps, deliver
-    from gongkai.dispatch.ratelimit import RateLimiter
-    from gongkai.dispatch.redis_server import arq_settings
-    from gongkai.storage.crypto import Sealer
-    from gongkai.storage.db import make_engine, make_sessionmaker
+    from gongkai.dispatch.worker import build_worker
     from gongkai.storage.models import Delivery, Target
     from tests.support import ingest, item
 
@@ -250,25 +247,22 @@ async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None
     (target,) = await env.rows(
         Target, Target.channel == "wechat_mp", Target.account_name == "plain"
     )
-    (d,) = await env.rows(Delivery, Delivery.target_id == target.id)
-    engine = make_engine(s.resolved_database_url)
-    async with aiohttp.ClientSession() as http:
-        pool = await create_pool(arq_settings(env.redis_url))
-        deps = Deps(
-            s,
-            make_sessionmaker(engine),
-            Sealer(s.resolved_secret_key()),
-            http,
-            pool,
-            RateLimiter(env.redis_url, enabled=False),
-        )  # type: ignore[arg-type]
-        assert await deliver(deps, d.id) == "pending"
-        await pool.aclose()
-    await engine.dispose()
-    (d,) = [r for r in await env.rows(Delivery) if r.id == d.id]
+
+    async def pending() -> Delivery | None:
+        (d,) = await env.rows(Delivery, Delivery.target_id == target.id)
+        return d if d.status == "sending" and d.provider_message_ids else None
+
+    worker = build_worker(s, env.redis_url)
+    running = asyncio.create_task(worker.async_run())
+    try:
+        d = await until(pending, within=30)
+    finally:
+        await worker.close()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
     publish_id = d.provider_message_ids[-1].removeprefix("publish:")
     got = await env.push("plain").send(env.wechat.publish_event_xml(publish_id))
     assert got.body == "success"
-    (d,) = [r for r in await env.rows(Delivery) if r.id == d.id]
+    (d,) = await env.rows(Delivery, Delivery.id == d.id)
     assert d.status == "delivered"
     assert d.provider_message_ids[-1].startswith("article:")

@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, cast, func, or_
+from sqlalchemy import String, and_, cast, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,6 +20,7 @@ from gongkai.storage.models import (
     ItemStatus,
     Question,
 )
+from gongkai.storage.queries import OPEN_STATUSES, item_status
 from gongkai.storage.types import utcnow
 
 ATTENTION = (DeliveryStatus.dead, DeliveryStatus.failed)
@@ -125,6 +126,52 @@ def _region_condition(code: str) -> Any:
     return or_(*conditions)
 
 
+def _open_deliveries() -> Any:
+    return (
+        select(Delivery.id)
+        .where(Delivery.item_id == Item.id, col(Delivery.status).in_(OPEN_STATUSES))
+        .exists()
+    )
+
+
+def _status_condition(status: str) -> Any:
+    """The status a person sees: "published" is derived (nothing of the item still on its way),
+    the worker never writes it on the item row."""
+    if status == ItemStatus.published:
+        return or_(
+            Item.status == ItemStatus.published,
+            and_(Item.status == ItemStatus.publishing, ~_open_deliveries()),
+        )
+    if status == ItemStatus.publishing:
+        return and_(Item.status == ItemStatus.publishing, _open_deliveries())
+    return Item.status == status
+
+
+async def shown_statuses(session: AsyncSession, items: list[Item]) -> dict[str, str]:
+    """Each item's status as shown (see ``queries.item_status``), in one query for a page."""
+    publishing = [i.id for i in items if i.status == ItemStatus.publishing]
+    still_open: set[str] = set()
+    if publishing:
+        still_open = set(
+            (
+                await session.exec(
+                    select(Delivery.item_id)
+                    .distinct()
+                    .where(
+                        col(Delivery.item_id).in_(publishing),
+                        col(Delivery.status).in_(OPEN_STATUSES),
+                    )
+                )
+            ).all()
+        )
+    return {
+        i.id: ItemStatus.published.value
+        if i.status == ItemStatus.publishing and i.id not in still_open
+        else str(i.status)
+        for i in items
+    }
+
+
 async def search_items(
     session: AsyncSession, s: ItemSearch, tz: ZoneInfo
 ) -> tuple[list[Item], bool]:
@@ -143,7 +190,7 @@ async def search_items(
     if s.domain:
         stmt = stmt.where(Item.domain == s.domain)
     if s.status:
-        stmt = stmt.where(Item.status == s.status)
+        stmt = stmt.where(_status_condition(s.status))
     if s.region:
         stmt = stmt.where(_region_condition(s.region))
     if s.since:
@@ -181,14 +228,14 @@ class ItemProgress:
     def final(self) -> bool:
         return self.finished == self.total
 
-    def as_json(self, item_status: str) -> dict[str, Any]:
+    def as_json(self, item: Item | None) -> dict[str, Any]:
         return {
             "total": self.total,
             "finished": self.finished,
             "final": self.final,
             "counts": self.counts,
             "channels": self.channels,
-            "item_status": item_status,
+            "item_status": item_status(item, self.channels) if item else "missing",
         }
 
 

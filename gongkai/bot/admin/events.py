@@ -45,25 +45,20 @@ async def item_events(request: web.Request) -> web.StreamResponse:
     await response.write(b"retry: 2000\n\n")
     started = time.monotonic()
     last: dict[str, object] | None = None
-    final_before = False
     try:
         while True:
             async with maker() as session:
                 item = await session.get(Item, item_id)
                 progress = await cq.item_progress(session, item_id)
-            data = progress.as_json(item.status if item else "missing")
+            data = progress.as_json(item)
             if data != last:
                 await response.write(_event("progress", data))
                 last = data
             else:
                 await response.write(b": still here\n\n")  # a comment keeps proxies from timing out
-            # The item's own status turns "published" a moment after its last delivery; one
-            # more look lets the page show that too rather than a stale "publishing".
-            settled = item is None or item.status != "publishing" or final_before
-            if progress.final and settled:
+            if progress.final:
                 await response.write(_event("done", data))
                 break
-            final_before = progress.final
             if time.monotonic() - started > MAX_STREAM_SECONDS:
                 break
             await asyncio.sleep(INTERVAL_SECONDS)

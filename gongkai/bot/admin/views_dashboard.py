@@ -27,6 +27,7 @@ async def dashboard(request: web.Request) -> web.Response:
         stats = await cq.channel_stats(session, now - timedelta(days=7))
         attention, attention_counts = await cq.needing_attention(session)
         unanswered = await cq.unanswered_count(session)
+        shown = await cq.shown_statuses(session, week_items)
     depth: int | None = None
     with contextlib.suppress(Exception):  # Redis down: the page still shows the database's view
         depth = await queue_depth(request.app[POOL])
@@ -44,4 +45,5 @@ async def dashboard(request: web.Request) -> web.Response:
         attention_counts=attention_counts,
         unanswered=unanswered,
         depth=depth,
+        shown=shown,
     )

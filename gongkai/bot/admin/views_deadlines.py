@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gongkai.bot.admin.console_queries import now_local
+from gongkai.bot.admin.console_queries import now_local, shown_statuses
 from gongkai.bot.admin.render import page
 from gongkai.bot.keys import CALENDAR, MAKER, SETTINGS
 from gongkai.domain.workdays import WorkCalendar
@@ -98,6 +98,7 @@ async def deadlines(request: web.Request) -> web.Response:
     async with request.app[MAKER]() as session:
         late = await late_items(session, calendar, today, tz)
         uninterpreted = await policies_without_interpretation(session, calendar, today)
+        shown = await shown_statuses(session, [o.item for o in late])
     return await page(
         request,
         "deadlines.html.j2",
@@ -105,4 +106,5 @@ async def deadlines(request: web.Request) -> web.Response:
         today=today,
         late=late,
         uninterpreted=uninterpreted,
+        shown=shown,
     )

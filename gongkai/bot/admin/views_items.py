@@ -11,7 +11,7 @@ from gongkai.bot.admin.render import page, parse_day, regions_named
 from gongkai.bot.keys import MAKER, SETTINGS
 from gongkai.domain.catalog import DOMAINS, OTHER_DOMAIN
 from gongkai.storage.models import Attempt, AuditEntry, Delivery, Item, ItemStatus, Target
-from gongkai.storage.queries import target_labels
+from gongkai.storage.queries import item_status, target_labels
 
 routes = web.RouteTableDef()
 DETAIL_ROWS = 200  # more than this: the delivery log, filtered by the item, pages through them
@@ -37,6 +37,7 @@ async def item_list(request: web.Request) -> web.Response:
     async with request.app[MAKER]() as session:
         items, more = await cq.search_items(session, search, request.app[SETTINGS].tz)
         regions = await regions_named(session, [search.region])
+        shown = await cq.shown_statuses(session, items)
     params = {k: v for k, v in q.items() if k != "page" and v}
     return await page(
         request,
@@ -48,6 +49,7 @@ async def item_list(request: web.Request) -> web.Response:
         params=params,
         domains=(*DOMAINS, OTHER_DOMAIN),
         statuses=list(ItemStatus),
+        shown=shown,
         regions=regions,
     )
 
@@ -115,6 +117,7 @@ async def item_detail(request: web.Request) -> web.Response:
         "item.html.j2",
         active="items",
         item=item,
+        item_status=item_status(item, progress.channels),
         progress=progress,
         groups=groups,
         deliveries=rows[:DETAIL_ROWS],
