@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gongkai.channels import registry
 from gongkai.dispatch import metrics
 from gongkai.dispatch.deps import Deps
+from gongkai.dispatch.progress import CLAIMABLE, finish_items
 from gongkai.dispatch.queue import POLL_INTERVAL, backoff_seconds, enqueue_delivery, enqueue_poll
 from gongkai.dispatch.quiet import quiet_until
 from gongkai.dispatch.sending import Outcome, send_parts
@@ -35,12 +36,6 @@ from gongkai.storage.models import (
 from gongkai.storage.types import utcnow
 
 log = logging.getLogger(__name__)
-CLAIMABLE = (
-    DeliveryStatus.planned,
-    DeliveryStatus.scheduled,
-    DeliveryStatus.queued,
-    DeliveryStatus.failed,
-)
 
 
 async def deliver(deps: Deps, delivery_id: int) -> str:
@@ -231,6 +226,7 @@ async def _record(
     if attempts:
         await session.exec(insert(Attempt), params=_complete_attempts(attempts))  # type: ignore[call-overload]
     await session.exec(update(Delivery), params=updates)  # type: ignore[call-overload]
+    await finish_items(session, {d.item_id for d, o in results if o.kind == "delivered"})
     await session.commit()
     return follow
 

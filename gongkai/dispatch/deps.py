@@ -31,7 +31,8 @@ class Deps:
     http: aiohttp.ClientSession
     pool: ArqRedis
     limiter: RateLimiter
-    slots: asyncio.Semaphore  # deliveries being sent at once by this worker
+    # deliveries being sent at once by this worker
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(100))
     # An item's schedule and the opened targets, cached for a few seconds. Recall is still seen
     # at once: the claim checks it in SQL.
     items: dict[str, tuple[float, Item]] = field(default_factory=dict)

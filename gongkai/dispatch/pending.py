@@ -9,6 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gongkai.channels import registry
 from gongkai.channels.base import PermanentError, TransientError
 from gongkai.dispatch.deps import Deps
+from gongkai.dispatch.progress import finish_items
 from gongkai.dispatch.queue import POLL_INTERVAL, enqueue_poll
 from gongkai.storage.models import Delivery, DeliveryStatus
 from gongkai.storage.types import utcnow
@@ -39,6 +40,9 @@ async def complete_pending(
                     d.last_error = reason
                 d.updated_at = utcnow()
                 session.add(d)
+                await session.flush()
+                if ok:
+                    await finish_items(session, {d.item_id})
                 await session.commit()
                 return d
     return None

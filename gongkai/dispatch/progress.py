@@ -1,0 +1,35 @@
+"""An item's progress, derived from its deliveries."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gongkai.storage.models import Delivery, DeliveryStatus, Item, ItemStatus
+
+CLAIMABLE = (
+    DeliveryStatus.planned,
+    DeliveryStatus.scheduled,
+    DeliveryStatus.queued,
+    DeliveryStatus.failed,
+)
+
+
+async def finish_items(session: AsyncSession, item_ids: set[str]) -> None:
+    """An item is published once none of its deliveries is still on its way (once per batch)."""
+    open_statuses = [*CLAIMABLE, DeliveryStatus.sending]
+    for item_id in item_ids:
+        still_open = (
+            await session.exec(
+                select(Delivery.id)
+                .where(Delivery.item_id == item_id, col(Delivery.status).in_(open_statuses))
+                .limit(1)
+            )
+        ).first()
+        if still_open is None:
+            await session.exec(  # type: ignore[call-overload]
+                update(Item)
+                .where(col(Item.id) == item_id, Item.status == ItemStatus.publishing)
+                .values(status=ItemStatus.published)
+            )
