@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Debian packages the tests use: real Redis and PostgreSQL servers, speech, the browser, fonts.
-TEST_DEBS := redis-server postgresql espeak-ng sox chromium fonts-noto-core
+TEST_DEBS := redis-server postgresql espeak-ng sox chromium fonts-noto-core fonts-wqy-microhei
 
 .PHONY: run test install install-test debs lint bench
 

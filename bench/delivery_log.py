@@ -16,6 +16,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -72,7 +73,7 @@ def directory_yaml() -> str:
     return "\n".join(lines) + "\n"
 
 
-async def fill(s: Settings, rows: int, created_index: bool) -> dict[str, str]:
+async def fill(s: Settings, rows: int) -> dict[str, str]:
     await upgrade(s.resolved_database_url)
     engine = make_engine(s.resolved_database_url)
     maker = make_sessionmaker(engine)
@@ -159,10 +160,6 @@ async def fill(s: Settings, rows: int, created_index: bool) -> dict[str, str]:
                 batch.clear()
         if batch:
             await conn.execute(insert(Delivery), batch)
-        if created_index:
-            await conn.execute(
-                text("CREATE INDEX ix_bench_delivery_created ON delivery (created_at)")
-            )
     await engine.dispose()
     return {"item": "bench-0042", "town": "150627103", "village": "150627103205"}
 
@@ -255,11 +252,6 @@ async def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    parser.add_argument(
-        "--created-index",
-        action="store_true",
-        help="add an index on delivery.created_at (not in the schema) to compare",
-    )
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="gongkai-bench-"))
     s = Settings(
@@ -271,13 +263,14 @@ async def main() -> None:
     print(f"machine: {machine()}")
     print(f"database: {s.resolved_database_url.split('@')[-1]}")
     t0 = time.perf_counter()
-    sample = await fill(s, args.rows, args.created_index)
+    sample = await fill(s, args.rows)
     print(f"filled {args.rows:,} deliveries in {time.perf_counter() - t0:.1f} s")
     redis = EmbeddedRedis(data_dir)
     try:
         await measure(s, redis.url, args.repeat, sample)
     finally:
         redis.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,14 @@ class BotEnv:
         finally:
             await engine.dispose()
 
+    async def questions(self) -> list[Any]:
+        """The stored questions, once the app has written those it queued (it batches them)."""
+        from gongkai.bot.inbound import INBOUND
+        from gongkai.storage.models import Question
+
+        await self.client.app[INBOUND].flush()
+        return await self.rows(Question)
+
     async def session_do(self, fn: Callable[[Any], Awaitable[T]]) -> T:
         engine = make_engine(self.settings.resolved_database_url)
         try:

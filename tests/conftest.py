@@ -160,3 +160,32 @@ def postgres_url() -> Iterator[str]:
             stderr=subprocess.DEVNULL,
         )
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+HAVE_CHROMIUM = CHROMIUM.exists()
+# Debian's Chromium as the probe ran it: no background networking on this closed network.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    """Headless Debian Chromium through Playwright (never a downloaded browser)."""
+    if not HAVE_CHROMIUM:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    async_api = pytest.importorskip("playwright.async_api")
+    async with async_api.async_playwright() as pw:
+        instance = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            await instance.close()

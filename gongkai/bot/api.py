@@ -15,8 +15,9 @@ from gongkai.bot.openapi import openapi_document
 from gongkai.dispatch.ingest import ItemConflict, ingest_item
 from gongkai.dispatch.queue import enqueue_delivery
 from gongkai.dispatch.recall import recall_item
+from gongkai.dispatch.retry import NotRetryable, requeue
 from gongkai.domain.items import FieldError, ItemRefused, parse_item
-from gongkai.storage.models import Attempt, AuditEntry, Delivery, DeliveryStatus, Item, Role
+from gongkai.storage.models import Delivery, DeliveryStatus, Item, Role
 from gongkai.storage.queries import (
     DeliveryFilter,
     attempts_for,
@@ -27,7 +28,6 @@ from gongkai.storage.queries import (
     list_deliveries,
     target_labels,
 )
-from gongkai.storage.types import utcnow
 
 routes = web.RouteTableDef()
 
@@ -229,38 +229,10 @@ async def post_retry(request: web.Request) -> web.Response:
             raise web.HTTPNotFound(
                 text='{"error": "no such delivery"}', content_type="application/json"
             )
-        item = await session.get(Item, d.item_id)
-        if d.status not in (DeliveryStatus.dead, DeliveryStatus.failed) or (
-            item is not None and item.status == "recalled"
-        ):
-            return _json(
-                {
-                    "error": f"delivery {d.id} is {d.status}; only dead or failed deliveries "
-                    "of live items can be retried"
-                },
-                status=409,
-            )
-        d.status = DeliveryStatus.queued
-        d.not_before = None
-        d.updated_at = utcnow()
-        session.add(d)
-        session.add(
-            Attempt(
-                delivery_id=d.id,
-                number=d.attempts,
-                outcome="requeued",  # type: ignore[arg-type]
-                error=f"requeued by {who['name'] if who else '?'}",
-            )
-        )
-        session.add(
-            AuditEntry(
-                actor=who["name"] if who else "?",
-                action="retry",
-                item_id=d.item_id,
-                detail={"delivery": d.id},
-            )
-        )
-        await session.commit()
+        try:
+            await requeue(session, d, who["name"] if who else "?")
+        except NotRetryable as exc:
+            return _json({"error": str(exc)}, status=409)
     await enqueue_delivery(app[POOL], delivery_id)
     return _json({"id": delivery_id, "status": "queued"})
 

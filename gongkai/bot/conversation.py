@@ -8,7 +8,9 @@ stored, answered or not: the unanswered ones tell the county what residents need
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 MAX_CHARS = 500  # longer is not a question but a letter: refused politely, not stored
+SEEN_EVERY = timedelta(minutes=10)  # last_seen_at is coarse: not a write per message
 _COMMANDS = (  # longest prefix first
     ("取消订阅", "unsubscribe"),
     ("退订", "unsubscribe"),
@@ -97,6 +100,9 @@ class Context:
     account_region: str | None = None
     languages: tuple[str, ...] = ("zh",)
     title: str = ""
+    # Where plain question rows go; None: into this session. The bots pass a batching writer,
+    # so a question costs no transaction of its own.
+    record: Callable[[dict[str, Any]], None] | None = None
 
 
 @dataclass
@@ -161,7 +167,7 @@ def _numbered(head: str, labels: list[str]) -> str:
 async def respond(ctx: Context, follower: Follower, text: str) -> Reply:
     """Answer one message; commits the follower, any subscription and the question row."""
     text = text.strip()
-    follower.last_seen_at = utcnow()
+    _seen(follower)
     lang = follower.language
     if len(text) > MAX_CHARS:
         reply = Reply(say(lang, "too_long", limit=MAX_CHARS), "refusal")
@@ -175,9 +181,14 @@ async def respond(ctx: Context, follower: Follower, text: str) -> Reply:
                 reply = await command(ctx, follower, *parsed, commit=False)
             else:
                 reply = await _ask(ctx, follower, text)
-    ctx.session.add(follower)
-    await ctx.session.commit()
+    await ctx.session.commit()  # nothing to write for a plain question: no transaction
     return reply
+
+
+def _seen(follower: Follower) -> None:
+    now = utcnow()
+    if follower.last_seen_at is None or now - follower.last_seen_at > SEEN_EVERY:
+        follower.last_seen_at = now
 
 
 async def _resolve(ctx: Context, follower: Follower, text: str) -> Reply | None:
@@ -240,8 +251,7 @@ async def command(
     else:
         reply = Reply(say(lang, "help"))
     if commit:
-        follower.last_seen_at = utcnow()
-        ctx.session.add(follower)
+        _seen(follower)
         await ctx.session.commit()
     return reply
 
@@ -311,19 +321,24 @@ async def _bind_to(ctx: Context, follower: Follower, code: str) -> Reply:
 async def _ask(ctx: Context, follower: Follower, text: str) -> Reply:
     region = follower.region_code or ctx.account_region
     got = ctx.index.ask(text, region, follower.language, hotline=ctx.hotline)
-    question = Question(
-        platform=ctx.platform,
-        follower_id=follower.id,
-        region_code=region,
-        language=follower.language,
-        text=text,
-        normalized=normalize_question(text),
-        answered=got.kind == "answer",
-        faq_id=got.id,
-        score=got.score,
-    )
+    row = {
+        "asked_at": utcnow(),
+        "platform": ctx.platform,
+        "follower_id": follower.id,
+        "region_code": region,
+        "language": follower.language,
+        "text": text,
+        "normalized": normalize_question(text),
+        "answered": got.kind == "answer",
+        "faq_id": got.id,
+        "score": got.score,
+    }
+    if got.kind != "choose" and ctx.record is not None:
+        ctx.record(row)
+        return Reply(got.answer, got.kind, got.id)
+    question = Question(**row)
     ctx.session.add(question)
-    if got.kind == "choose":
+    if got.kind == "choose":  # the offer remembers the row, to mark it answered on a pick
         await ctx.session.flush()
         _set_pending(
             follower,

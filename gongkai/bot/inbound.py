@@ -8,14 +8,19 @@ Telegram polling command.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bot.conversation import Context, follower_for
@@ -23,7 +28,7 @@ from gongkai.bot.faq_store import get_index
 from gongkai.bot.settings import Settings
 from gongkai.dispatch.planning import Directory
 from gongkai.storage.crypto import Sealer
-from gongkai.storage.models import Follower
+from gongkai.storage.models import Follower, Question
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -32,7 +37,62 @@ log = logging.getLogger(__name__)
 ACCOUNT_TTL = 30.0  # seconds an opened account is reused; a directory import shows up after it
 RATE_PER_MINUTE = 10
 SEEN_TTL = 60  # WeChat retries within 15 s; Telegram within a minute or so
-PLATFORM_CHANNEL = {"wechat": "wechat_mp", "telegram": "telegram"}
+FOLLOWER_TTL = 600  # seconds a follower is read from Redis instead of the database
+QUESTION_FLUSH = 0.25  # seconds a question waits to be written with others
+QUESTION_BATCH = 500
+MAX_QUEUED = 20_000  # questions kept while the database refuses them
+_FOLLOWER_FIELDS = ("id", "platform", "account", "external_id", "region_code", "language",
+                    "subscribed", "created_at", "last_seen_at", "state")  # fmt: skip
+
+
+UNREAD = object()
+# First delivery: mark it seen, count it against the sender's minute, return their cached
+# follower row. A repeat: return the reply cached for the first.
+_ADMIT = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return {0, 0, redis.call('GET', KEYS[2])}
+end
+local n = redis.call('INCR', KEYS[3])
+if n == 1 then redis.call('EXPIRE', KEYS[3], 90) end
+return {1, n, redis.call('GET', KEYS[4])}
+"""
+
+
+@dataclass
+class Admission:
+    first: bool
+    verdict: str  # ok | refuse | silent
+    reply: bytes | None  # for a repeat: what the first got
+    follower: bytes | None  # for a first: the cached follower, if any
+
+
+def _bytes(value: Any) -> bytes | None:
+    if value is None or value is False:
+        return None
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def follower_key(platform: str, account: str, external_id: str) -> str:
+    return f"gongkai:bot:follower:{platform}:{account}:{external_id}"
+
+
+def _snapshot(follower: Follower) -> str:
+    data = {name: getattr(follower, name) for name in _FOLLOWER_FIELDS}
+    for name in ("created_at", "last_seen_at"):
+        data[name] = data[name].isoformat() if data[name] else None
+    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+
+def _attach(session: AsyncSession, raw: bytes | str) -> Follower:
+    """The cached follower as a persistent object of ``session``, without a SELECT: changes
+    made to it are flushed as an UPDATE like those of a loaded row."""
+    data = json.loads(raw)
+    for name in ("created_at", "last_seen_at"):
+        data[name] = datetime.fromisoformat(data[name]) if data[name] else None
+    follower = Follower(**data)
+    make_transient_to_detached(follower)
+    session.add(follower)
+    return follower
 
 
 class Inbound:
@@ -52,6 +112,9 @@ class Inbound:
         self.rate_per_minute = rate_per_minute
         self._accounts: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._questions: list[dict[str, Any]] = []
+        self._admit = redis.register_script(_ADMIT)
+        self._flusher: asyncio.Task[None] | None = None
 
     # --- accounts ---------------------------------------------------------------------------
 
@@ -82,6 +145,25 @@ class Inbound:
 
     # --- duplicates and limits --------------------------------------------------------------
 
+    async def admit(self, key: str, platform: str, account: str, external_id: str) -> Admission:
+        """The duplicate guard, the rate count and the cached follower in one round trip."""
+        minute = int(time.time() // 60)
+        keys = [
+            f"gongkai:bot:seen:{key}",
+            f"gongkai:bot:reply:{key}",
+            f"gongkai:bot:rate:{platform}:{account}:{external_id}:{minute}",
+            follower_key(platform, account, external_id),
+        ]
+        first, count, value = await self._admit(keys=keys, args=[SEEN_TTL])
+        if not first:
+            return Admission(False, "ok", _bytes(value), None)
+        return Admission(True, self._verdict(int(count)), None, _bytes(value))
+
+    def _verdict(self, count: int) -> str:
+        if count <= self.rate_per_minute:
+            return "ok"
+        return "refuse" if count == self.rate_per_minute + 1 else "silent"
+
     async def first_time(self, key: str, ttl: int = SEEN_TTL) -> bool:
         """True for the first delivery of a message; retries of it get False."""
         return bool(await self.redis.set(f"gongkai:bot:seen:{key}", b"1", nx=True, ex=ttl))
@@ -101,19 +183,33 @@ class Inbound:
             pipe.incr(key)
             pipe.expire(key, 90)
             count, _ = await pipe.execute()
-        if count <= self.rate_per_minute:
-            return "ok"
-        return "refuse" if count == self.rate_per_minute + 1 else "silent"
+        return self._verdict(int(count))
 
     # --- conversations ----------------------------------------------------------------------
 
     @asynccontextmanager
     async def conversation(
-        self, platform: str, account: str, config: dict[str, Any], external_id: str
+        self,
+        platform: str,
+        account: str,
+        config: dict[str, Any],
+        external_id: str,
+        cached: bytes | object | None = UNREAD,
     ) -> AsyncIterator[tuple[Context, Follower]]:
+        """A session, the follower in it and the conversation context; on the way out the
+        follower's cached copy is brought up to date with what was committed. ``cached`` is
+        the follower as `admit` already read it from Redis."""
         index = await get_index(self.maker, hotline=self.settings.hotline)
+        key = follower_key(platform, account, external_id)
         async with self.maker() as session:
-            follower = await follower_for(session, platform, account, external_id)
+            if cached is UNREAD:
+                cached = await self.redis.get(key)
+            assert cached is None or isinstance(cached, bytes | str)
+            if cached:
+                follower = _attach(session, cached)
+            else:
+                follower = await follower_for(session, platform, account, external_id)
+            before = _snapshot(follower)
             ctx = Context(
                 session=session,
                 index=index,
@@ -123,8 +219,47 @@ class Inbound:
                 account_region=config.get("region"),
                 languages=tuple(config.get("languages") or ("zh",)),
                 title=str(config.get("title") or ""),
+                record=self.record,
             )
             yield ctx, follower
+            if session.dirty or session.new or session.deleted:
+                await session.commit()
+            after = _snapshot(follower)
+            if after != before or not cached:
+                await self.redis.set(key, after, ex=FOLLOWER_TTL)
+
+    async def forget_follower(self, platform: str, account: str, external_id: str) -> None:
+        """For code that changes a follower row outside a conversation."""
+        await self.redis.delete(follower_key(platform, account, external_id))
+
+    # --- questions, written in batches --------------------------------------------------------
+
+    def record(self, question: dict[str, Any]) -> None:
+        """Queue a question row; written within ``QUESTION_FLUSH`` seconds, many per commit.
+        (A crash loses at most that much of the log; the answers went out regardless.)"""
+        self._questions.append(question)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_soon(), name="question log")
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(QUESTION_FLUSH)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the queued questions now (tests and shutdown call this)."""
+        while self._questions:
+            rows, self._questions = (
+                self._questions[:QUESTION_BATCH],
+                self._questions[QUESTION_BATCH:],
+            )
+            try:
+                async with self.maker() as session:
+                    await session.execute(insert(Question), rows)
+                    await session.commit()
+            except Exception:
+                log.exception("could not store %d questions; keeping them for later", len(rows))
+                self._questions[:0] = rows[: MAX_QUEUED - len(self._questions)]
+                return
 
     # --- work that outlives its request -----------------------------------------------------
 
@@ -144,14 +279,17 @@ class Inbound:
         return len(self._tasks)
 
     async def close(self, grace: float = 10.0) -> None:
-        """Let follow-ups finish (a resident is waiting for them), then cancel stragglers."""
-        if not self._tasks:
-            return
-        _, late = await asyncio.wait(set(self._tasks), timeout=grace)
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.gather(*late, return_exceptions=True)
+        """Let follow-ups finish (a resident is waiting for them), cancel stragglers, and write
+        the questions still queued."""
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
+        if self._flusher is not None:  # never cancelled: it may hold rows mid-commit
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self.flush()
 
 
 INBOUND = web.AppKey("inbound", Inbound)

@@ -11,26 +11,29 @@ answer. The answer is passive XML when it is ready within the budget; otherwise 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from wechatpy.crypto import WeChatCrypto
-from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.crypto import PrpCrypto
+from wechatpy.exceptions import InvalidAppIdException
 
 from gongkai.bot.conversation import Context, answer_entry, command, latest, respond, welcome
-from gongkai.bot.inbound import INBOUND, Inbound, install
+from gongkai.bot.inbound import INBOUND, Admission, Inbound, install
 from gongkai.bot.keys import HTTP, MAKER, POOL, SETTINGS
 from gongkai.bot.phrases import say
 from gongkai.bot.villages import find_regions
 from gongkai.bot.wechat_messages import (
     MAX_BODY,
     Refused,
+    cdata,
     check_signed,
     dedup_key,
     parse_xml,
+    signature,
     text_reply,
 )
 from gongkai.channels.base import PermanentError, TransientError
@@ -53,7 +56,7 @@ class WechatAccount:
     app_secret: str
     token: str
     mode: str
-    crypto: WeChatCrypto | None
+    crypto: PrpCrypto | None  # one AES cipher per account, reused for every message
     budget: float
     config: dict[str, Any]
 
@@ -79,9 +82,7 @@ async def _account(request: web.Request) -> WechatAccount:
         app_secret=str(config.get("app_secret") or ""),
         token=str(config["token"]),
         mode=mode,
-        crypto=WeChatCrypto(str(config["token"]), str(aes), str(config.get("app_id")))
-        if aes
-        else None,
+        crypto=PrpCrypto(_aes_key(str(aes))) if aes else None,
         budget=float(config.get("reply_budget", REPLY_BUDGET)),
         config=config,
     )
@@ -89,6 +90,11 @@ async def _account(request: web.Request) -> WechatAccount:
         _opened.clear()
     _opened[id(config)] = account
     return account
+
+
+def _aes_key(encoding_aes_key: str) -> bytes:
+    """EncodingAESKey (43 characters of base64) → the 32-byte AES key."""
+    return base64.b64decode(encoding_aes_key + "=")
 
 
 def _refusal(exc: Refused) -> web.Response:
@@ -137,11 +143,7 @@ async def _open(request: web.Request, account: WechatAccount) -> tuple[dict[str,
         raise Refused(400, "no Encrypt field")
     check_signed(account.token, timestamp, nonce, q.get("msg_signature"), ciphertext)
     try:
-        plain = account.crypto.decrypt_message(
-            {"Encrypt": ciphertext}, q.get("msg_signature"), timestamp, nonce
-        )
-    except InvalidSignatureException:
-        raise Refused(403, "bad msg_signature") from None
+        plain = account.crypto.decrypt(ciphertext, account.app_id)
     except InvalidAppIdException:
         raise Refused(403, "message for another app id") from None
     except Exception:  # wrong key, bad padding, bad base64: all just garbage to us
@@ -156,7 +158,13 @@ def _reply_response(
         return web.Response(text=SUCCESS, content_type="text/plain")
     if encrypted:
         assert account.crypto is not None
-        xml = account.crypto.encrypt_message(xml, nonce, str(int(time.time())))
+        ciphertext = account.crypto.encrypt(xml, account.app_id).decode()
+        timestamp = str(int(time.time()))
+        xml = (
+            f"<xml><Encrypt>{cdata(ciphertext)}</Encrypt>"
+            f"<MsgSignature>{cdata(signature(account.token, timestamp, nonce, ciphertext))}"
+            f"</MsgSignature><TimeStamp>{timestamp}</TimeStamp><Nonce>{cdata(nonce)}</Nonce></xml>"
+        )
     return web.Response(text=xml, content_type="application/xml")
 
 
@@ -170,12 +178,15 @@ async def receive(request: web.Request) -> web.Response:
     inbound = request.app[INBOUND]
     nonce = request.query.get("nonce", "")
     key = dedup_key(account.app_id, fields)
-    if not await inbound.first_time(key):
-        cached = await inbound.cached_reply(key)
-        return _reply_response(account, cached.decode() if cached else None, encrypted, nonce)
     openid = str(fields.get("FromUserName") or "")
     ours = str(fields.get("ToUserName") or "")
-    work = inbound.spawn(_handle(request.app, inbound, account, fields), name=f"wechat {key}")
+    admission = await inbound.admit(key, "wechat", account.name, openid)
+    if not admission.first:  # WeChat's retry: the same answer, or "success" while it's pending
+        cached = admission.reply.decode() if admission.reply else None
+        return _reply_response(account, cached, encrypted, nonce)
+    work = inbound.spawn(
+        _handle(request.app, inbound, account, fields, admission), name=f"wechat {key}"
+    )
     done, _ = await asyncio.wait({work}, timeout=account.budget)
     if not done:  # too slow for a passive reply: answer later through the service API
         inbound.spawn(_follow_up(request.app, account, openid, work))
@@ -214,7 +225,11 @@ USER_EVENTS = {"subscribe", "SCAN", "CLICK"}
 
 
 async def _handle(
-    app: web.Application, inbound: Inbound, account: WechatAccount, fields: dict[str, Any]
+    app: web.Application,
+    inbound: Inbound,
+    account: WechatAccount,
+    fields: dict[str, Any],
+    admission: Admission,
 ) -> str | None:
     """The reply text for one message or event; None when nothing is to be said."""
     kind = str(fields.get("MsgType") or "")
@@ -227,11 +242,12 @@ async def _handle(
         return None  # VIEW, LOCATION, MASSSENDJOBFINISH, TEMPLATESENDJOBFINISH …
     if not openid:
         return None
-    if event != "unsubscribe":
-        verdict = await inbound.allow("wechat", account.name, openid)
-        if verdict != "ok":
-            return say("zh", "too_many") if verdict == "refuse" else None
-    async with inbound.conversation("wechat", account.name, account.config, openid) as (ctx, f):
+    if event != "unsubscribe" and admission.verdict != "ok":
+        return say("zh", "too_many") if admission.verdict == "refuse" else None
+    talk = inbound.conversation(
+        "wechat", account.name, account.config, openid, cached=admission.follower
+    )
+    async with talk as (ctx, f):
         if kind == "event":
             return await _event(ctx, f, event, str(fields.get("EventKey") or ""))
         if kind == "text":

@@ -116,6 +116,12 @@ async def test_progress_streams_until_every_delivery_has_ended(site) -> None:
     assert final["counts"] == {"delivered": 1}
     assert final["channels"] == {"village_group": {"delivered": 1}}
     assert final["item_status"] == "published"
+    listed = await viewer.text("/admin/items?status=published")
+    assert (
+        "第0号通知：停水安排" in listed
+        and '<span class="badge i-published">已发布</span>' in listed
+    )
+    assert "第0号通知" not in await viewer.text("/admin/items?status=publishing")
     r.close()
     # a finished item: the stream says done at once
     r = await viewer.get("/admin/items/notice-0/events")

@@ -31,6 +31,7 @@ async def test_unanswered_questions_grouped_with_counts_regions_and_time(env: Bo
     await push.send(text_xml("o-county2", "食堂几点开饭"))
     await push.send(text_xml("o-county", "草场什么时候围栏"))
     await push.send(text_xml("o-county", "低保咋申请"))  # answered: not listed
+    assert len(await env.questions()) == 5  # written (the app batches question rows)
     status, body = await get(env)
     assert status == 200
     groups = body["groups"]

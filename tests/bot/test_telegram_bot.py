@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gongkai.storage.models import Follower, Question, Subscription
+from gongkai.storage.models import Follower, Subscription
 from tests.bot_support import TG_SECRET, TG_TOKEN, BotEnv, bot_env, until
 
 _ids = itertools.count(1000)
@@ -65,7 +65,7 @@ async def test_start_and_a_question_are_answered_through_the_bot_api(env: BotEnv
     assert answers[0].startswith("持户口簿、身份证")
     sent = [p for _, method, p in env.telegram.requests if method.lower() == "sendmessage"]
     assert all(not p.get("parse_mode") for p in sent)  # plain text: nothing typed becomes markup
-    (q,) = await env.rows(Question)
+    (q,) = await env.questions()
     assert (q.platform, q.faq_id, q.answered) == ("telegram", "dibao-apply", True)
 
 
@@ -74,7 +74,7 @@ async def test_a_resent_update_is_answered_once(env: BotEnv) -> None:
     assert await post(env, body) == 200
     assert await post(env, body) == 200
     await until(lambda: shown(env))
-    assert len(shown(env)) == 1 and len(await env.rows(Question)) == 1
+    assert len(shown(env)) == 1 and len(await env.questions()) == 1
 
 
 async def test_subscribe_language_and_bind_commands(env: BotEnv) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from gongkai.bot.inbound import INBOUND
 from gongkai.bot.wechat_messages import Refused, check_signed
-from gongkai.storage.models import Follower, Question
+from gongkai.storage.models import Follower
 from tests.bot_support import BotEnv, bot_env, until
 from tests.fakes.wechat_push import (
     VECTOR_ENCRYPT,
@@ -68,7 +68,7 @@ async def test_a_question_is_answered_in_every_mode(env: BotEnv, account: str) -
     assert got.fields["Content"].startswith(DIBAO_ANSWER)
     if account == "safe":  # nothing readable travels in safe mode
         assert "低保" not in got.body and "Content" not in got.body
-    (q,) = await env.rows(Question)
+    (q,) = await env.questions()
     assert (q.answered, q.faq_id, q.platform, q.region_code) == (
         True,
         "dibao-apply",
@@ -80,7 +80,7 @@ async def test_a_question_is_answered_in_every_mode(env: BotEnv, account: str) -
 async def test_a_safe_mode_account_refuses_plain_pushes(env: BotEnv) -> None:
     got = await env.push("safe", mode="plain").send(text_xml("o-x", "低保咋申请"))
     assert got.status == 403
-    assert await env.rows(Question) == []
+    assert await env.questions() == []
 
 
 async def test_the_official_sample_push_is_refused_as_a_replay(env: BotEnv) -> None:
@@ -94,7 +94,7 @@ async def test_the_official_sample_push_is_refused_as_a_replay(env: BotEnv) -> N
     body = f"<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><Encrypt><![CDATA[{VECTOR_ENCRYPT}]]></Encrypt></xml>"  # noqa: E501
     got = await push.send_raw(query, body)
     assert got.status == 403
-    assert await env.rows(Question) == [] and await env.rows(Follower) == []
+    assert await env.questions() == [] and await env.rows(Follower) == []
 
 
 @pytest.mark.parametrize("forgery", ["signature", "msg_signature", "stale", "other_key"])
@@ -114,7 +114,7 @@ async def test_forged_or_stale_pushes_get_403_and_are_not_processed(
         query, body = other.build(text_xml("o-mallory", "低保咋申请"))
     got = await push.send_raw(query, body)
     assert got.status == 403, got.body
-    assert await env.rows(Question) == [] and await env.rows(Follower) == []
+    assert await env.questions() == [] and await env.rows(Follower) == []
 
 
 BOMB = (
@@ -135,13 +135,13 @@ async def test_an_xml_bomb_is_rejected_quickly(env: BotEnv, account: str) -> Non
     got = await push.send(BOMB)
     assert got.status == 400
     assert time.perf_counter() - started < 0.5
-    assert await env.rows(Question) == []
+    assert await env.questions() == []
 
 
 async def test_an_oversized_body_is_refused_before_parsing(env: BotEnv) -> None:
     got = await env.push("plain").send(text_xml("o-big", "低" * 40_000))
     assert got.status == 413
-    assert await env.rows(Question) == []
+    assert await env.questions() == []
 
 
 async def test_a_duplicate_msgid_is_answered_once(env: BotEnv) -> None:
@@ -150,7 +150,7 @@ async def test_a_duplicate_msgid_is_answered_once(env: BotEnv) -> None:
     first, second = await push.send(xml), await push.send(xml)
     assert first.fields is not None and second.fields is not None
     assert second.fields["Content"] == first.fields["Content"]
-    assert len(await env.rows(Question)) == 1
+    assert len(await env.questions()) == 1
 
 
 async def test_a_slow_answer_follows_through_the_customer_service_api(env: BotEnv) -> None:
@@ -165,7 +165,7 @@ async def test_a_slow_answer_follows_through_the_customer_service_api(env: BotEn
     assert again.body == "success"
     await until(lambda: env.client.app[INBOUND].pending == 0)
     assert len(env.wechat.custom_messages) == 1
-    assert len(await env.rows(Question)) == 1
+    assert len(await env.questions()) == 1
 
 
 async def test_subscribe_welcomes_and_unsubscribe_stops_pushes(env: BotEnv) -> None:
@@ -230,7 +230,7 @@ async def test_rate_limit_and_length_cap(env: BotEnv) -> None:
     answers = [await push.send(text_xml("o-chatty", f"低保咋申请{n}")) for n in range(10)]
     assert answers[-1].fields is not None and "太频繁" in answers[-1].fields["Content"]
     assert (await push.send(text_xml("o-chatty", "低保"))).body == "success"  # silent after
-    assert len(await env.rows(Question)) == 9  # the long one is no question
+    assert len(await env.questions()) == 9  # the long one is no question
 
 
 async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None:

@@ -4,8 +4,6 @@ stay whole at line ends, Uyghur runs right to left, and the printed sheet is A4 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,38 +12,13 @@ from tests.web.web_items import MN, NNBSP, publish, trilingual
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE = {"width": 390, "height": 700}
 # a body long enough to need several columns on a phone: the reader must scroll sideways
 LONG_BODY = "\n\n".join([MN["body"], MN["summary"], MN["body"], MN["summary"], MN["body"]])
 
 
-@pytest.fixture
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    return CHROMIUM
 
 
-@pytest.fixture
-async def browser(chromium: Path) -> AsyncIterator[Any]:
-    async_api = pytest.importorskip("playwright.async_api")
-    async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(chromium), args=ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def _open(browser: Any, url: str, **context: Any) -> Any:

@@ -6,65 +6,21 @@ Both do exactly what the API's routes do, recorded in the audit log under the si
 from __future__ import annotations
 
 from aiohttp import web
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bot.admin.render import message_page, needs, see_other
 from gongkai.bot.admin.sessions import SESSION, flash
 from gongkai.bot.keys import HTTP, MAKER, POOL, SEALER, SETTINGS
 from gongkai.dispatch.queue import enqueue_delivery
 from gongkai.dispatch.recall import recall_item
+from gongkai.dispatch.retry import NotRetryable, requeue
 from gongkai.storage.models import (
-    Attempt,
-    AuditEntry,
     Delivery,
-    DeliveryStatus,
     Item,
     ItemStatus,
     Role,
 )
-from gongkai.storage.types import utcnow
 
 routes = web.RouteTableDef()
-
-
-class NotRetryable(Exception):
-    pass
-
-
-async def requeue(session: AsyncSession, d: Delivery, actor: str) -> None:
-    """Dead or failed deliveries of live items only: a delivered one is never sent again.
-
-    The same rule and record as ``POST /api/v1/deliveries/{id}/retry``; the "requeued" attempt
-    starts the failure count afresh in the dispatcher.
-    """
-    item = await session.get(Item, d.item_id)
-    if d.status not in (DeliveryStatus.dead, DeliveryStatus.failed) or (
-        item is not None and item.status == ItemStatus.recalled
-    ):
-        raise NotRetryable(
-            f"投递 #{d.id} 的状态是“{d.status}”，只有失败或已放弃、且条目未撤回的投递可以重试"
-        )
-    d.status = DeliveryStatus.queued
-    d.not_before = None
-    d.updated_at = utcnow()
-    session.add(d)
-    session.add(
-        Attempt(
-            delivery_id=d.id,
-            number=d.attempts,
-            outcome="requeued",  # type: ignore[arg-type]
-            error=f"requeued by {actor}",
-        )
-    )
-    session.add(
-        AuditEntry(
-            actor=actor,
-            action="retry",
-            item_id=d.item_id,
-            detail={"delivery": d.id, "via": "console"},
-        )
-    )
-    await session.commit()
 
 
 def _back(value: object, default: str) -> str:
