@@ -338,7 +338,7 @@ def deliveries(
 def main() -> None:
     import importlib
 
-    for extra in ("gongkai.bot.cli_faq", "gongkai.bot.cli_users"):
+    for extra in ("gongkai.bot.cli_faq", "gongkai.bot.cli_users", "gongkai.bot.cli_bots"):
         try:
             importlib.import_module(extra)  # registers its commands on ``app``
         except ModuleNotFoundError as exc:
