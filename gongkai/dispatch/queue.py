@@ -31,7 +31,7 @@ async def enqueue_delivery(
     await pool.enqueue_job(DELIVER_JOB, delivery_id, **kwargs)
 
 
-BATCH = 25  # delivery ids per job: arq's per-job overhead is paid once per batch
+BATCH = 100  # delivery ids per job: arq's per-job overhead is paid once per batch
 
 
 async def enqueue_deliveries(
