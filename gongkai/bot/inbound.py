@@ -1,5 +1,11 @@
-"""What both bots need before and after the conversation: the account's opened config, the
-duplicate guard, the per-follower rate limit and the follow-up tasks that outlive a request.
+"""What both bots need around the conversation: the account's opened config, the duplicate
+guard, the per-follower rate limit, the follower, the question log and follow-up tasks.
+
+A WeChat message must be answered in well under a second, hundreds a second per core, so the
+common case touches no database: the duplicate guard, the rate count and the follower come from
+Redis in one round trip (the follower row is cached there and written through on change), and
+question rows are written in batches a few times a second. Only a change (a subscription, a
+binding, a numbered offer) costs a transaction.
 
 Built once per process: by `install` for the web app (both bots share it), or directly by the
 Telegram polling command.
@@ -171,10 +177,6 @@ class Inbound:
     async def remember_reply(self, key: str, reply: bytes, ttl: int = SEEN_TTL) -> None:
         await self.redis.set(f"gongkai:bot:reply:{key}", reply, ex=ttl)
 
-    async def cached_reply(self, key: str) -> bytes | None:
-        value = await self.redis.get(f"gongkai:bot:reply:{key}")
-        return value if value is None or isinstance(value, bytes) else str(value).encode()
-
     async def allow(self, platform: str, account: str, external_id: str) -> str:
         """ "ok"; "refuse" for the first message over the limit (say so once); "silent" after."""
         minute = int(time.time() // 60)
@@ -242,24 +244,32 @@ class Inbound:
             self._flusher = asyncio.create_task(self._flush_soon(), name="question log")
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(QUESTION_FLUSH)
-        await self.flush()
+        """One batch per interval: under load a batch holds many rows, never one at a time."""
+        while self._questions:
+            await asyncio.sleep(QUESTION_FLUSH)
+            if not await self._write(QUESTION_BATCH):
+                return
 
     async def flush(self) -> None:
-        """Write the queued questions now (tests and shutdown call this)."""
+        """Write every queued question now (tests and shutdown call this)."""
         while self._questions:
-            rows, self._questions = (
-                self._questions[:QUESTION_BATCH],
-                self._questions[QUESTION_BATCH:],
-            )
-            try:
-                async with self.maker() as session:
-                    await session.execute(insert(Question), rows)
-                    await session.commit()
-            except Exception:
-                log.exception("could not store %d questions; keeping them for later", len(rows))
-                self._questions[:0] = rows[: MAX_QUEUED - len(self._questions)]
+            if not await self._write(QUESTION_BATCH):
                 return
+
+    async def _write(self, limit: int) -> bool:
+        rows = self._questions[:limit]
+        del self._questions[:limit]
+        if not rows:
+            return True
+        try:
+            async with self.maker() as session:
+                await session.execute(insert(Question), rows)
+                await session.commit()
+        except Exception:
+            log.exception("could not store %d questions; keeping them for later", len(rows))
+            self._questions[:0] = rows[: max(0, MAX_QUEUED - len(self._questions))]
+            return False
+        return True
 
     # --- work that outlives its request -----------------------------------------------------
 

@@ -153,6 +153,21 @@ async def test_a_duplicate_msgid_is_answered_once(env: BotEnv) -> None:
     assert len(await env.questions()) == 1
 
 
+async def test_a_repeated_event_is_handled_once(env: BotEnv) -> None:
+    """Events carry no MsgId: sender and CreateTime tell WeChat's retry from a new event.
+    (On the slow account every handled event ends in one customer-service message.)"""
+    push = env.push("slow")
+    created = int(time.time())
+    click = event_xml("o-twice", "CLICK", "faq:dibao-apply", created=created)
+    assert (await push.send(click)).body == "success"
+    assert (await push.send(click)).body == "success"
+    await until(lambda: env.wechat.custom_messages)
+    await push.send(event_xml("o-twice", "CLICK", "faq:dibao-apply", created=created + 1))
+    await until(lambda: len(env.wechat.custom_messages) == 2)
+    await until(lambda: env.client.app[INBOUND].pending == 0)
+    assert len(env.wechat.custom_messages) == 2
+
+
 async def test_a_slow_answer_follows_through_the_customer_service_api(env: BotEnv) -> None:
     push = env.push("slow")  # its reply budget is 0 s: every answer is "too slow"
     xml = text_xml("o-patient", "低保咋申请", msg_id=4242)
@@ -237,6 +252,7 @@ async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None
     """A real worker submits the article (the fake answers "publishing"); the verdict then
     arrives as WeChat's PUBLISHJOBFINISH push, not by polling."""
     import asyncio
+    import contextlib
 
     from gongkai.dispatch.worker import build_worker
     from gongkai.storage.models import Delivery, Target
@@ -256,8 +272,9 @@ async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None
     running = asyncio.create_task(worker.async_run())
     try:
         d = await until(pending, within=30)
-    finally:
-        await worker.close()
+    finally:  # stopping cancels jobs still running (the other accounts' deliveries)
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.close()
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
     publish_id = d.provider_message_ids[-1].removeprefix("publish:")
