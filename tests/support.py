@@ -22,7 +22,8 @@ DATA = Path(__file__).resolve().parent / "data"
 DIRECTORY = """
 accounts:
   wechat_mp:
-    - {name: ejhl, app_id: wx0000000000000001, app_secret: s3cret-app, token: t0ken, region: "150627"}
+    - {name: ejhl, app_id: wx0000000000000001, app_secret: s3cret-app, token: t0ken,
+       region: "150627"}
   telegram:
     - {name: ordos, token: "123456:TESTTOKEN", webhook_secret: hook-secret}
   sms:

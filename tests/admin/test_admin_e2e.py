@@ -26,8 +26,6 @@ pytestmark = [
 ]
 
 
-
-
 @pytest.fixture
 async def worker(site):  # type: ignore[no-untyped-def]
     """A long-running worker in this process, as ``gongkai run`` has one."""

@@ -17,10 +17,6 @@ PHONE = {"width": 390, "height": 700}
 LONG_BODY = "\n\n".join([MN["body"], MN["summary"], MN["body"], MN["summary"], MN["body"]])
 
 
-
-
-
-
 async def _open(browser: Any, url: str, **context: Any) -> Any:
     ctx = await browser.new_context(**context)
     page = await ctx.new_page()
