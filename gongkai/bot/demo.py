@@ -60,7 +60,32 @@ async def load_demo(s: Settings, redis_url: str) -> list[str]:
         async with maker() as session:
             token = await create_token(session, Role.publisher, "demo publisher")
         urls.append(f"publisher token for the API (shown once): {token}")
+        password = await _demo_admin(maker)
+        urls.append(f"console {base}/admin/ — user demo-admin, password {password} (new each run)")
     finally:
         await pool.aclose()
         await engine.dispose()
     return urls
+
+
+async def _demo_admin(maker) -> str:  # type: ignore[no-untyped-def]
+    """A console admin for the newcomer; its password is replaced on every demo start."""
+    import asyncio
+    import secrets
+
+    from sqlmodel import select
+
+    from gongkai.bot.admin.users import create_user, hash_password
+    from gongkai.storage.models import User
+
+    password = secrets.token_urlsafe(9)
+    async with maker() as session:
+        user = (await session.exec(select(User).where(User.name == "demo-admin"))).first()
+        if user is None:
+            await create_user(session, "demo-admin", Role.admin, password)
+        else:
+            user.password_hash = await asyncio.to_thread(hash_password, password)
+            user.active = True
+            session.add(user)
+            await session.commit()
+    return password
