@@ -57,6 +57,10 @@ def item_fields(item: ItemView, lang: str) -> dict[str, Any]:
 # --- overflow --------------------------------------------------------------------------------
 
 
+# A heading block as either chat dialect writes it: "## …" or **…** (WeCom), <b>…</b> (Telegram).
+_HEADING = re.compile(r"#{1,6} [^\n]*|\*\*[^\n]*\*\*|<b>[^\n]*</b>")
+
+
 def fit_parts(
     blocks: Sequence[str],
     footer: str,
@@ -95,9 +99,15 @@ def fit_parts(
             if pieces and grown <= budget:
                 pieces[-1].append(chunk)
                 size = grown
-            else:
-                pieces.append([chunk])
-                size = measure(chunk)
+                continue
+            # a heading goes with its section, never alone at the end of a part
+            carried = pieces[-1][-1:] if pieces and len(pieces[-1]) > 1 else []
+            if carried and _HEADING.fullmatch(carried[0]):
+                if measure(carried[0]) + measure(sep) + measure(chunk) <= budget:
+                    pieces[-1].pop()
+                    chunk = sep.join([carried[0], chunk])
+            pieces.append([chunk])
+            size = measure(chunk)
     total = len(pieces)
     return [
         f"{prefix}{_number(i, total)}\n{sep.join(piece)}{sep}{footer}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,33 @@ def label(key: str, lang: str = "zh") -> str:
 
 def utf8_len(text: str) -> int:
     return len(text.encode("utf-8"))
+
+
+# Mongolian free variation selectors, vowel separator and the joiners: inside a word.
+_WORD_JOINERS = "\u180b\u180c\u180d\u180e\u180f\u200c\u200d"
+
+
+def _in_spaced_word(ch: str) -> bool:
+    """A letter, digit, mark or joiner of a script that spaces its words (Mongolian, Uyghur,
+    Latin); a Chinese character is a word of its own, so a cut between two is fine."""
+    if ch in _WORD_JOINERS:
+        return True
+    letter = ch.isalnum() or unicodedata.category(ch).startswith("M")
+    return letter and unicodedata.east_asian_width(ch) not in ("W", "F")
+
+
+def word_start(text: str, cut: int) -> int:
+    """``cut`` moved back to the start of the word it would split; unchanged when it falls
+    between words or the text is one long word. A Mongolian word cut short takes other letter
+    forms at its new end: the reader sees a different word, not half of this one."""
+    if not 0 < cut < len(text) or not (
+        _in_spaced_word(text[cut - 1]) and _in_spaced_word(text[cut])
+    ):
+        return cut
+    start = cut
+    while start > 0 and _in_spaced_word(text[start - 1]):
+        start -= 1
+    return start or cut
 
 
 def split_to_fit(

@@ -106,6 +106,7 @@ def shorten(text: str, limit: int) -> str:
         cut -= 1
     while cut > 0 and _belongs_to_previous(text[cut]):
         cut -= 1
+    cut = rendering.word_start(text, cut)
     return text[:cut].rstrip(_NO_TRAILING) + ELLIPSIS
 
 

@@ -332,7 +332,7 @@ def _cut_long(line: str, limit: int = MAX_SENTENCE) -> str:
         if len(body) <= limit:
             out.append(sentence)
             continue
-        clauses = body.split("，")
+        clauses = _top_level_clauses(body)
         current = clauses[0]
         pieces = []
         for clause in clauses[1:]:
@@ -344,6 +344,23 @@ def _cut_long(line: str, limit: int = MAX_SENTENCE) -> str:
         pieces.append(current)
         out.append("。".join(pieces) + (end or ""))
     return "".join(out)
+
+
+def _top_level_clauses(body: str) -> list[str]:
+    """The clauses between commas outside brackets: a cut inside （…） would leave the bracket
+    open on one line of the script and closed on the next."""
+    clauses: list[str] = []
+    depth = start = 0
+    for i, ch in enumerate(body):
+        if ch in "（(【《「“":
+            depth += 1
+        elif ch in "）)】》」”":
+            depth = max(0, depth - 1)
+        elif ch == "，" and depth == 0:
+            clauses.append(body[start:i])
+            start = i + 1
+    clauses.append(body[start:])
+    return clauses
 
 
 def spoken_sentences(text: str, lang: str = "zh") -> list[str]:

@@ -8,6 +8,7 @@ delivery is exactly what WeChat receives and an admin can see why a title ends i
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from functools import lru_cache
@@ -26,6 +27,7 @@ CONTENT_MAX_CHARS = 19_999  # WeChat: fewer than 20,000 characters
 CONTENT_MAX_BYTES = 999_999  # and less than 1 MB
 PARAGRAPH_UNIT = 4_000  # a longer paragraph is cut into sentences before truncating
 ELLIPSIS = "…"
+_FOLDABLE_SPACE = re.compile(r"[ \t\r\n\u3000]+")
 
 
 def _image_as_link(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
@@ -47,8 +49,12 @@ def markdown() -> MarkdownIt:
 
 
 def cut(text: str, limit: int) -> str:
-    text = " ".join(text.split()) if "\n" in text else text
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
+    """At most ``limit`` characters, ending in "…" at a word boundary when cut. Line breaks
+    fold to spaces but U+202F stays: str.split() would part Mongolian words from suffixes."""
+    text = _FOLDABLE_SPACE.sub(" ", text).strip() if "\n" in text else text
+    if len(text) <= limit:
+        return text
+    return text[: rendering.word_start(text, limit - 1)].rstrip() + ELLIPSIS
 
 
 def page_url(public_url: str, item_id: str) -> str:
