@@ -65,15 +65,15 @@ async def recall_item(
             d.status = DeliveryStatus.cancelled
             d.last_error = "recalled before sending"
             report.cancelled += 1
-        elif (
-            d.status in (DeliveryStatus.delivered, DeliveryStatus.sending)
-            and d.provider_message_ids
+        elif d.status == DeliveryStatus.delivered or (
+            d.status == DeliveryStatus.sending and (d.provider_message_ids or d.parts_done)
         ):
+            # A robot's message has no id, yet it reached the group: the log must say so.
             channel = registry.get(d.channel)
             if not channel.can_recall:
                 d.notes = [*d.notes, f"cannot be recalled on the {d.channel} channel"]
                 report.not_recallable += 1
-            else:
+            elif d.provider_message_ids:
                 target = await session.get(Target, d.target_id) if d.target_id else None
                 ctx = SendContext(
                     http=http,
