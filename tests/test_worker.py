@@ -221,3 +221,28 @@ async def test_a_delivery_left_sending_by_a_dead_worker_is_swept(tmp_path, redis
     await run_workers(s, redis_url)
     (d,), _ = await fetch_deliveries(s)
     assert d.status == "delivered" and len(state.messages) == 1
+
+
+async def test_a_recall_landing_mid_message_stops_before_the_next_part(tmp_path, redis_url, robot):
+    from redis.asyncio import Redis
+
+    from gongkai.dispatch.queue import recalled_key
+
+    url, state = robot
+    s = settings_for(tmp_path, wecom_api_base=url)
+    await prepare_db(s)
+    long_body = "\n\n".join(
+        f"第{i}段：" + "请各位村民按时缴纳医疗保险费用。" * 20 for i in range(12)
+    )
+    result = await ingest(s, redis_url, village_item(body=long_body))
+    parts = result.deliveries[0].payload["parts"]
+    assert len(parts) > 1
+    # The recall has flagged the item (as recall_item does) while this delivery was claimable.
+    client = Redis.from_url(redis_url)
+    await client.set(recalled_key("notice-0"), 1)
+    await client.aclose()
+    await run_workers(s, redis_url)
+    (d,), _ = await fetch_deliveries(s)
+    assert d.status == "cancelled"
+    assert d.last_error == "recalled while sending; stopped before part 2"
+    assert len(state.messages_for("robot-1")) == 1 and d.parts_done == 1

@@ -187,6 +187,9 @@ async def _record(
         elif o.kind == "rate_limited":
             row.update(status=DeliveryStatus.queued)
             follow.append((d.id, "rate limited", None, o.retry_after))  # type: ignore[arg-type]
+        elif o.kind == "recalled":
+            row.update(status=DeliveryStatus.cancelled, last_error=o.error)
+            follow.append((d.id, "cancelled", None, None))  # type: ignore[arg-type]
         elif o.kind == "permanent":
             row.update(status=DeliveryStatus.dead, last_error=o.error)
             word = "dead"

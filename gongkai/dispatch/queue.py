@@ -68,5 +68,9 @@ def backoff_seconds(failures: int, base: float, cap: float, retry_after: float |
     return delay
 
 
+def recalled_key(item_id: str) -> str:
+    return f"gongkai:recalled:{item_id}"
+
+
 async def queue_depth(pool: ArqRedis) -> int:
     return int(await pool.zcard(QUEUE_NAME))

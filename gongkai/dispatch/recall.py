@@ -13,6 +13,7 @@ from gongkai.bot.settings import Settings
 from gongkai.channels import registry
 from gongkai.channels.base import ChannelError, SendContext
 from gongkai.dispatch.planning import Directory
+from gongkai.dispatch.queue import recalled_key
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.models import (
     PENDING_STATUSES,
@@ -58,6 +59,8 @@ async def recall_item(
     item.recalled_at = utcnow()
     session.add(item)
     await session.commit()  # workers see it at once and stop picking up its deliveries
+    if redis is not None:  # and a worker between two parts of a message stops there
+        await redis.set(recalled_key(item.id), 1, ex=7 * 86400)  # type: ignore[attr-defined]
     rows = (await session.exec(select(Delivery).where(Delivery.item_id == item.id))).all()
     directory = Directory(session, sealer)
     for d in rows:

@@ -12,6 +12,7 @@ from gongkai.channels.base import Channel, PermanentError, SentPart, TargetView,
 from gongkai.dispatch import metrics
 from gongkai.dispatch.deps import Deps
 from gongkai.dispatch.planning import open_part
+from gongkai.dispatch.queue import recalled_key
 from gongkai.storage.models import Delivery
 from gongkai.storage.types import utcnow
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     """What happened to one delivery this time round."""
 
-    kind: str  # delivered | pending | rate_limited | transient | permanent
+    kind: str  # delivered | pending | rate_limited | transient | permanent | recalled
     parts_done: int
     attempts: list[dict[str, Any]] = field(default_factory=list)  # Attempt rows to insert
     provider_message_ids: list[str] = field(default_factory=list)  # appended
@@ -38,6 +39,12 @@ async def send_parts(deps: Deps, d: Delivery, channel: Channel, tv: TargetView) 
     state: dict[str, Any] = {}
     number = d.attempts
     for index in range(d.parts_done, len(parts)):
+        if index > d.parts_done and await deps.pool.exists(recalled_key(d.item_id)):
+            out.kind, out.error = (
+                "recalled",
+                f"recalled while sending; stopped before part {index + 1}",
+            )
+            return out
         part = open_part(parts[index], deps.sealer)
         wait = await deps.limiter.acquire(channel.rate_limits(tv, part))
         if wait is not None:  # not an attempt: the job is deferred, other channels flow on
