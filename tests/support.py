@@ -199,3 +199,26 @@ async def fetch_deliveries(s: Settings, item_id: str | None = None):  # type: ig
             return rows, attempts
     finally:
         await engine.dispose()
+
+
+async def workers_until(s: Settings, redis_url: str, done, n: int = 1, limit: float = 30) -> None:  # type: ignore[no-untyped-def]
+    """Run ``n`` long-lived workers until ``await done()`` is true (for jobs deferred on purpose,
+    such as a provider-verdict poll a minute away, which a burst worker would wait out)."""
+    import asyncio
+    import contextlib
+
+    from gongkai.dispatch.worker import build_worker
+
+    workers = [build_worker(s, redis_url) for _ in range(n)]
+    tasks = [asyncio.create_task(w.async_run()) for w in workers]
+    try:
+        async with asyncio.timeout(limit):
+            while not await done():  # noqa: ASYNC110  (the condition lives in the database)
+                await asyncio.sleep(0.05)
+    finally:
+        for w in workers:
+            await w.close()
+        for t in tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t

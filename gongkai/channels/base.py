@@ -60,6 +60,7 @@ class ItemView:
     interprets: str | None = None
     interpretation_ids: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)  # per-channel wishes of the item
 
     def text(self, lang: str, field_name: str) -> str | None:
         """The field in ``lang``; None when that translation is missing."""

@@ -185,6 +185,10 @@ def render_template_push(
     return Rendered(parts=parts, notes=sorted(set(notes)), meta={"recipients": len(parts)})
 
 
+# 43004: the follower unsubscribed; 43101: they refused template messages.
+FOLLOWER_GONE = {43004, 43101}
+
+
 class WechatMpChannel(Channel):
     name: ClassVar[str] = "wechat_mp"
     title: ClassVar[str] = "WeChat official account"
@@ -194,6 +198,9 @@ class WechatMpChannel(Channel):
     broadcast: ClassVar[bool] = True  # the county account carries a village's notice too
 
     def render(self, item: ItemView, target: TargetView, public_url: str) -> Rendered:
+        wishes = item.options.get("wechat") or {}
+        if wishes.get("mass_send"):  # a mass send carries the article itself (see render_mass_send)
+            return render_mass_send(item, target, public_url, tag_id=wishes.get("tag_id"))
         article, notes, meta = build_article(item, target, public_url)
         part = {"kind": "article", "cover": _cover_choice(target, notes), "article": article}
         return Rendered(parts=[part], notes=notes, meta=meta)
@@ -217,7 +224,13 @@ class WechatMpChannel(Channel):
         if kind == "template":
             api = api_for(ctx)
             body = {k: part[k] for k in ("touser", "template_id", "url", "client_msg_id", "data")}
-            msgid = await api.send_template(body)
+            try:
+                msgid = await api.send_template(body)
+            except PermanentError as exc:
+                if getattr(exc, "errcode", None) not in FOLLOWER_GONE:
+                    raise
+                # One follower who left must not stop the push to everyone after them.
+                return SentPart(extra={"note": f"template not sent to {body['touser']}: {exc}"})
             return SentPart(provider_message_id=f"template:{msgid}")
         raise PermanentError(f"unknown wechat_mp part kind {kind!r}")
 

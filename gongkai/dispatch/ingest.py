@@ -124,7 +124,12 @@ async def ingest_item(
 
     data = item_in.model_dump(mode="python")
     item = Item(
-        **{k: v for k, v in data.items() if k not in ("catalog", "translations", "channels")},
+        **{
+            k: v
+            for k, v in data.items()
+            if k not in ("catalog", "translations", "channels", "wechat")
+        },
+        options={"wechat": item_in.wechat.model_dump()} if item_in.wechat else {},
         catalog={k: v for k, v in item_in.catalog.model_dump().items() if v is not None},
         translations={
             lang: {k: v for k, v in tr.model_dump().items() if v}

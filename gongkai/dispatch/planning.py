@@ -41,6 +41,7 @@ def item_view(item: Item, interpretation_ids: tuple[str, ...] = ()) -> ItemView:
         interprets=item.interprets,
         interpretation_ids=interpretation_ids,
         regions=tuple(item.regions or ()),
+        options=dict(item.options or {}),
     )
 
 
@@ -225,5 +226,65 @@ async def plan(
             )
             session.add(delivery)
             out.append(delivery)
+    if (item.options or {}).get("wechat", {}).get("template_push") and "wechat_mp" in names:
+        out += await _plan_template_push(
+            session, directory, item, view, public_url, status, existing
+        )
     await session.flush()
+    return out
+
+
+async def _plan_template_push(
+    session: AsyncSession,
+    directory: Directory,
+    item: Item,
+    view: ItemView,
+    public_url: str,
+    status: DeliveryStatus,
+    existing: set[str],
+) -> list[Delivery]:
+    """精准推送: one template message per follower subscribed to the item's domain and place."""
+    from gongkai.bot.subscriptions import followers_for  # the residents' side fills this table
+    from gongkai.channels.wechat_mp import render_template_push
+
+    channel = registry.get("wechat_mp")
+    out: list[Delivery] = []
+    for target in await targets_for(session, channel, item.regions):
+        key = dedup_key(item.id, "wechat_mp", target.id) + "|template"
+        if key in existing:
+            continue
+        tv = await directory.target_view(target, "wechat_mp")
+        template_id = (tv.account or {}).get("template_id")
+        if not template_id:
+            continue  # the account has no approved template: the article alone goes out
+        followers = await followers_for(
+            session, item, platform="wechat", account=target.account_name
+        )
+        if not followers:
+            continue
+        rendered = render_template_push(
+            view,
+            tv,
+            public_url,
+            openids=[f.external_id for f in followers],
+            template_id=str(template_id),
+            fields=(tv.account or {}).get("template_fields"),
+        )
+        now = utcnow()
+        delivery = Delivery(
+            item_id=item.id,
+            target_id=target.id,
+            channel="wechat_mp",
+            region_code=target.region_code,
+            languages=list(tv.languages),
+            payload={"parts": rendered.parts, "meta": rendered.meta},
+            notes=list(rendered.notes),
+            status=status,
+            created_at=now,
+            updated_at=now,
+            dedup_key=key,
+            not_before=item.publish_at,
+        )
+        session.add(delivery)
+        out.append(delivery)
     return out

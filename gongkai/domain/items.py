@@ -61,6 +61,15 @@ class Translation(BaseModel):
     body: str | None = None
 
 
+class WechatOptions(BaseModel):
+    """Scarce WeChat pushes an item may ask for besides the article itself."""
+
+    model_config = ConfigDict(extra="forbid")
+    mass_send: bool = False  # 群发: notifies followers, spends the account's small quota
+    tag_id: int | None = None  # mass send to one follower tag instead of everyone
+    template_push: bool = False  # a template message to followers subscribed to the domain
+
+
 class ItemIn(BaseModel):
     """The item file (YAML or JSON) and the JSON body of ``POST /api/v1/items``."""
 
@@ -87,6 +96,7 @@ class ItemIn(BaseModel):
     redacted_body: str | None = None
     catalog: Catalog = Field(default_factory=Catalog)
     translations: dict[str, Translation] = Field(default_factory=dict)
+    wechat: WechatOptions | None = None
 
     @field_validator("domain")
     @classmethod

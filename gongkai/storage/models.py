@@ -135,6 +135,7 @@ class Item(SQLModel, table=True):
     catalog: dict[str, Any] = _json({})
     translations: dict[str, dict[str, str]] = _json({})
     attachments: list[dict[str, Any]] = _json([])
+    options: dict[str, Any] = _json({})  # per-channel wishes, e.g. {"wechat": {"mass_send": …}}
     status: str = Field(default=ItemStatus.publishing, index=True, max_length=16)
     publish_due: date | None = None
     interpretation_due: date | None = None
