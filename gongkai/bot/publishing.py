@@ -17,7 +17,7 @@ from gongkai.bot.settings import Settings
 from gongkai.channels import registry
 from gongkai.channels.base import TargetView
 from gongkai.channels.rendering import utf8_len
-from gongkai.dispatch.ingest import ItemConflict, ingest_item
+from gongkai.dispatch.ingest import ItemConflict, ingest_item, item_row
 from gongkai.dispatch.planning import Directory, item_view, seal_parts, targets_for
 from gongkai.dispatch.queue import QUEUE_NAME
 from gongkai.dispatch.redis_server import arq_settings
@@ -162,19 +162,7 @@ async def render_preview(
     engine = make_engine(s.resolved_database_url)
     try:
         async with make_sessionmaker(engine)() as session:
-            data = item_in.model_dump(mode="python")
-            item = Item(
-                **{
-                    k: v
-                    for k, v in data.items()
-                    if k not in ("catalog", "translations", "channels")
-                },
-                catalog={k: v for k, v in item_in.catalog.model_dump().items() if v},
-                translations={
-                    lg: {k: v for k, v in tr.model_dump().items() if v}
-                    for lg, tr in item_in.translations.items()
-                },
-            )
+            item = item_row(item_in)
             view = item_view(item)
             directory = Directory(session, Sealer(s.resolved_secret_key()))
             target_view: TargetView

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from arq.connections import ArqRedis
@@ -64,39 +65,11 @@ async def ingest_item(
         return IngestResult(existing, deliveries, created=False)
 
     check_publishable(item_in, list(registry.CHANNEL_NAMES))
-    errors: list[FieldError] = []
-    for i, code in enumerate(item_in.regions):
-        if await session.get(Region, code) is None:
-            errors.append(
-                FieldError(
-                    field=f"regions[{i}]", message=f"区划 {code} 不在目录中 / unknown region"
-                )
-            )
-    policy: Item | None = None
-    if item_in.interprets:
-        policy = await session.get(Item, item_in.interprets)
-        if policy is None:
-            errors.append(
-                FieldError(
-                    field="interprets", message=f"找不到政策 {item_in.interprets} / unknown policy"
-                )
-            )
-        elif policy.kind != "policy":
-            errors.append(
-                FieldError(
-                    field="interprets", message=f"{item_in.interprets} 不是政策文件 / not a policy"
-                )
-            )
-    for name in item_in.channels or []:
-        try:
-            registry.get(name)
-        except registry.UnknownChannel:
-            errors.append(
-                FieldError(field="channels", message=f"渠道 {name} 尚未启用 / not available")
-            )
+    errors = await directory_errors(session, item_in)
     if errors:
         raise ItemRefused(errors)
 
+    policy = await session.get(Item, item_in.interprets) if item_in.interprets else None
     now = utcnow()
     scheduled = item_in.publish_at is not None and item_in.publish_at > now
     warnings: list[str] = []
@@ -122,20 +95,8 @@ async def ingest_item(
             f"({policy.interpretation_due.isoformat()})"
         )
 
-    data = item_in.model_dump(mode="python")
-    item = Item(
-        **{
-            k: v
-            for k, v in data.items()
-            if k not in ("catalog", "translations", "channels", "wechat")
-        },
-        options={"wechat": item_in.wechat.model_dump()} if item_in.wechat else {},
-        catalog={k: v for k, v in item_in.catalog.model_dump().items() if v is not None},
-        translations={
-            lang: {k: v for k, v in tr.model_dump().items() if v}
-            for lang, tr in item_in.translations.items()
-        },
-        channels=list(item_in.channels or []),
+    item = item_row(
+        item_in,
         status=ItemStatus.scheduled if scheduled else ItemStatus.publishing,
         publish_due=publish_due,
         interpretation_due=interpretation_due,
@@ -167,3 +128,48 @@ async def ingest_item(
         ids = [d.id for d in deliveries if d.id is not None]
         await enqueue_deliveries(pool, ids, at=item.publish_at if scheduled else None)
     return IngestResult(item, deliveries, created=True, warnings=warnings)
+
+
+async def directory_errors(session: AsyncSession, item_in: ItemIn) -> list[FieldError]:
+    """What a valid item can still be refused for: the directory and the items it names."""
+    errors: list[FieldError] = []
+    for i, code in enumerate(item_in.regions):
+        if await session.get(Region, code) is None:
+            errors.append(
+                FieldError(
+                    field=f"regions[{i}]", message=f"区划 {code} 不在目录中 / unknown region"
+                )
+            )
+    if item_in.interprets:
+        policy = await session.get(Item, item_in.interprets)
+        if policy is None:
+            message = f"找不到政策 {item_in.interprets} / unknown policy"
+            errors.append(FieldError(field="interprets", message=message))
+        elif policy.kind != "policy":
+            message = f"{item_in.interprets} 不是政策文件 / not a policy"
+            errors.append(FieldError(field="interprets", message=message))
+    for name in item_in.channels or []:
+        try:
+            registry.get(name)
+        except registry.UnknownChannel:
+            errors.append(
+                FieldError(field="channels", message=f"渠道 {name} 尚未启用 / not available")
+            )
+    return errors
+
+
+def item_row(item_in: ItemIn, **extra: Any) -> Item:
+    """The Item row for an item file (not added to any session)."""
+    data = item_in.model_dump(mode="python")
+    nested = ("catalog", "translations", "channels", "wechat")
+    return Item(
+        **{k: v for k, v in data.items() if k not in nested},
+        catalog={k: v for k, v in item_in.catalog.model_dump().items() if v is not None},
+        translations={
+            lang: {k: v for k, v in tr.model_dump().items() if v}
+            for lang, tr in item_in.translations.items()
+        },
+        channels=list(item_in.channels or []),
+        options={"wechat": item_in.wechat.model_dump()} if item_in.wechat else {},
+        **extra,
+    )

@@ -15,10 +15,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gongkai.bot.admin.parts import ShownPart, shown_parts
 from gongkai.channels import registry
 from gongkai.channels.base import TargetView
+from gongkai.dispatch.ingest import directory_errors as ingest_directory_errors
+from gongkai.dispatch.ingest import item_row
 from gongkai.dispatch.planning import Directory, item_view, seal_parts, targets_for
 from gongkai.domain.items import FieldError, ItemIn
 from gongkai.storage.crypto import Sealer
-from gongkai.storage.models import Item, Region, Target
+from gongkai.storage.models import Item, Target
 from gongkai.storage.types import utcnow
 
 
@@ -51,50 +53,14 @@ async def directory_errors(session: AsyncSession, item_in: ItemIn) -> list[Field
                 " / the id is taken by different content",
             )
         )
-    for i, code in enumerate(item_in.regions):
-        if await session.get(Region, code) is None:
-            errors.append(
-                FieldError(
-                    field=f"regions[{i}]", message=f"区划 {code} 不在目录中 / unknown region"
-                )
-            )
-    if item_in.interprets:
-        policy = await session.get(Item, item_in.interprets)
-        if policy is None:
-            errors.append(
-                FieldError(
-                    field="interprets", message=f"找不到政策 {item_in.interprets} / unknown policy"
-                )
-            )
-        elif policy.kind != "policy":
-            errors.append(
-                FieldError(
-                    field="interprets", message=f"{item_in.interprets} 不是政策文件 / not a policy"
-                )
-            )
-    available = registry.available()
-    for name in item_in.channels or []:
-        if name in registry.CHANNEL_NAMES and name not in available:
-            errors.append(
-                FieldError(field="channels", message=f"渠道 {name} 尚未启用 / not available")
-            )
+    errors += await ingest_directory_errors(session, item_in)
     return errors
 
 
 def unsaved_item(item_in: ItemIn) -> Item:
     """The row ingest would store (never added to the session)."""
-    data = item_in.model_dump(mode="python")
     scheduled = item_in.publish_at is not None and item_in.publish_at > utcnow()
-    return Item(
-        **{k: v for k, v in data.items() if k not in ("catalog", "translations", "channels")},
-        catalog={k: v for k, v in item_in.catalog.model_dump().items() if v is not None},
-        translations={
-            lang: {k: v for k, v in tr.model_dump().items() if v}
-            for lang, tr in item_in.translations.items()
-        },
-        channels=list(item_in.channels or []),
-        published_at=None if scheduled else utcnow(),
-    )
+    return item_row(item_in, published_at=None if scheduled else utcnow())
 
 
 async def _group(
