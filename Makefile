@@ -4,8 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Debian packages the tests use: real Redis and PostgreSQL servers, speech, the browser, fonts.
-TEST_DEBS := redis-server postgresql espeak-ng sox chromium fonts-noto-core fonts-wqy-microhei
+# Debian packages the tests use: real Redis and PostgreSQL servers, speech, the browser, and a
+# CJK font so screenshots are readable (the Mongolian font ships inside the package).
+TEST_DEBS := redis-server postgresql espeak-ng sox chromium fonts-wqy-microhei
 
 .PHONY: run test install install-test debs lint bench
 
