@@ -270,7 +270,7 @@ def render(
         out.print(f"[yellow]note:[/] {note}")
     for i, part in enumerate(result["parts"], 1):
         out.rule(f"part {i}/{len(result['parts'])} · {part['bytes']} bytes · {part['chars']} chars")
-        out.print(part["text"], markup=False, highlight=False)
+        out.print(part["text"], markup=False, highlight=False, soft_wrap=True)  # exact text
     if result["meta"]:
         out.rule()
         out.print(json.dumps(result["meta"], ensure_ascii=False), markup=False)
