@@ -10,7 +10,6 @@ is shared with the village_group channel by using the same rate-limit key.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 from pathlib import Path
@@ -29,7 +28,6 @@ from gongkai.channels.base import (
     SendContext,
     SentPart,
     TargetView,
-    TransientError,
 )
 from gongkai.channels.rendering import has_templates, render, split_to_fit, utf8_len
 from gongkai.channels.spoken import (
@@ -40,7 +38,7 @@ from gongkai.channels.spoken import (
     to_spoken,
 )
 from gongkai.channels.tts import SpeechUnavailable, audio_for, engine_from_spec
-from gongkai.channels.village_group import ROBOT_RATE, post_to_robot, robot_limit_key
+from gongkai.channels.village_group import ROBOT_RATE, call_robot, post_to_robot, robot_limit_key
 
 MARKDOWN_LIMIT = 4096  # bytes, WeCom robot markdown
 READ_BUDGET_SECONDS = 75  # one reading of the body; read twice, a notice stays under ~3 minutes
@@ -315,28 +313,15 @@ async def upload_media(
             "form-data", name="media", filename=filename, filelength=str(len(data))
         )
     url = f"{api_base.rstrip('/')}/cgi-bin/webhook/upload_media"
-    try:
-        async with http.post(
+    answer = await call_robot(
+        http.post(
             url, params={"key": robot_key, "type": "file"}, data=form, timeout=UPLOAD_TIMEOUT
-        ) as resp:
-            raw, status = await resp.text(), resp.status
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise TransientError(f"WeCom upload unreachable: {type(exc).__name__}: {exc}") from exc
-    if status >= 500:
-        raise TransientError(f"WeCom upload answered HTTP {status}")
-    try:
-        answer = json.loads(raw)
-        errcode = int(answer.get("errcode", -1))
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise TransientError(f"WeCom upload answered HTTP {status} without JSON") from exc
-    errmsg = str(answer.get("errmsg", ""))
-    if errcode == 0 and answer.get("media_id"):
-        return str(answer["media_id"])
-    if errcode == 93000:
-        raise PermanentError("robot key invalid", deactivate_target=True)
-    if errcode in (45009, -1):
-        raise TransientError(f"WeCom upload: {errmsg}", retry_after=60 if errcode else None)
-    raise PermanentError(f"WeCom upload errcode {errcode}: {errmsg}")
+        ),
+        "WeCom upload",
+    )
+    if not answer.get("media_id") or answer.get("errcode"):
+        raise PermanentError(f"WeCom upload gave no media_id: {answer.get('errmsg', '')}")
+    return str(answer["media_id"])
 
 
 CHANNEL = LoudspeakerChannel()

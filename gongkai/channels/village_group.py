@@ -112,33 +112,41 @@ async def post_to_robot(
     Public so the loudspeaker channel, posting through the same robots, maps errors the same.
     """
     url = f"{api_base.rstrip('/')}/cgi-bin/webhook/send"
+    answer = await call_robot(
+        http.post(url, params={"key": robot_key}, json=payload, timeout=SEND_TIMEOUT), "WeCom robot"
+    )
+    if answer.get("errcode") == _TOO_LONG:
+        raise PermanentError(f"content too long: {answer.get('errmsg', '')}")
+    return SentPart(provider_message_id=None)
+
+
+async def call_robot(request: Any, what: str) -> dict[str, Any]:
+    """Await one robot API call and map WeCom's answer to success, retry or give up.
+
+    Shared by message sends and media uploads: both speak the same errcodes.
+    """
     try:
-        async with http.post(
-            url, params={"key": robot_key}, json=payload, timeout=SEND_TIMEOUT
-        ) as resp:
-            raw = await resp.text()
-            status = resp.status
+        async with request as resp:
+            raw, status = await resp.text(), resp.status
     except (TimeoutError, aiohttp.ClientError) as exc:
-        raise TransientError(f"WeCom robot unreachable: {type(exc).__name__}: {exc}") from exc
+        raise TransientError(f"{what} unreachable: {type(exc).__name__}: {exc}") from exc
     if status >= 500:
-        raise TransientError(f"WeCom robot answered HTTP {status}")
+        raise TransientError(f"{what} answered HTTP {status}")
     try:
         answer = json.loads(raw)
         errcode = int(answer.get("errcode", -1))
     except (ValueError, AttributeError, TypeError) as exc:
-        raise TransientError(f"WeCom robot answered HTTP {status} without JSON") from exc
+        raise TransientError(f"{what} answered HTTP {status} without JSON") from exc
     errmsg = str(answer.get("errmsg", ""))
-    if errcode == 0:
-        return SentPart(provider_message_id=None)
+    if errcode in (0, _TOO_LONG):
+        return answer
     if errcode == _INVALID_KEY:
         raise PermanentError("robot key invalid", deactivate_target=True)
     if errcode == _FREQUENCY:
-        raise TransientError(f"robot rate limit: {errmsg}", retry_after=60)
-    if errcode == _TOO_LONG:
-        raise PermanentError(f"content too long: {errmsg}")
+        raise TransientError(f"{what} rate limit: {errmsg}", retry_after=60)
     if errcode == _SYSTEM_BUSY:
-        raise TransientError(f"WeCom busy: {errmsg}")
-    raise PermanentError(f"WeCom errcode {errcode}: {errmsg}")
+        raise TransientError(f"{what} busy: {errmsg}")
+    raise PermanentError(f"{what} errcode {errcode}: {errmsg}")
 
 
 def _robot_key(target: TargetView) -> str:

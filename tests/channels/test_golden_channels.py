@@ -12,9 +12,7 @@ the diff before committing it.
 
 from __future__ import annotations
 
-import difflib
 import json
-import os
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,8 +26,8 @@ from gongkai.channels.markdown_speech import speech_marks_left
 from gongkai.channels.rendering import utf8_len
 from gongkai.channels.spoken import assert_speakable
 from gongkai.channels.village_group import MARKDOWN_LIMIT
+from tests.golden import assert_golden
 
-GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden"
 PUBLIC = "https://gk.yjhl.gov.cn"
 NNBSP = "\u202f"
 MONGOLIAN = re.compile(r"[\u1800-\u18af\u202f]+")
@@ -224,24 +222,6 @@ def shipped_templates_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 def as_json(rendered: Rendered) -> str:
     data = {"parts": rendered.parts, "notes": rendered.notes, "meta": rendered.meta}
     return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-
-
-def assert_golden(name: str, actual: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("GONGKAI_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-    assert path.exists(), f"no golden file {path}: run with GONGKAI_UPDATE_GOLDEN=1"
-    expected = path.read_text(encoding="utf-8")
-    if actual != expected:
-        diff = "\n".join(
-            difflib.unified_diff(
-                expected.splitlines(), actual.splitlines(), "golden", "rendered", lineterm=""
-            )
-        )
-        pytest.fail(
-            f"{name} differs from the golden file (GONGKAI_UPDATE_GOLDEN=1 rewrites):\n{diff}"
-        )
 
 
 def render(channel: str, languages: tuple[str, ...], item: ItemView | None = None) -> Rendered:

@@ -7,9 +7,7 @@ diff before committing it.
 
 from __future__ import annotations
 
-import difflib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -21,29 +19,11 @@ from gongkai.channels.base import TargetView
 from gongkai.channels.web import CHANNEL as WEB
 from gongkai.dispatch.planning import item_view
 from gongkai.storage.models import Item
+from tests.golden import assert_golden
 from tests.support import item
 from tests.web.web_items import MN, NNBSP, UG, publish, trilingual
 
-GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden"
 FONT = Path(rendering.__file__).resolve().parent.parent / "static" / "fonts"
-
-
-def assert_golden(name: str, actual: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("GONGKAI_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-    assert path.exists(), f"no golden file {path}: run with GONGKAI_UPDATE_GOLDEN=1"
-    expected = path.read_text(encoding="utf-8")
-    if actual != expected:
-        diff = "\n".join(
-            difflib.unified_diff(
-                expected.splitlines(), actual.splitlines(), "golden", "rendered", lineterm=""
-            )
-        )
-        pytest.fail(
-            f"{name} differs from the golden file (GONGKAI_UPDATE_GOLDEN=1 rewrites):\n{diff}"
-        )
 
 
 @pytest.mark.parametrize("lang", ["zh", "mn", "ug"])
