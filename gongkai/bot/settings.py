@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     tts_engine: str = "espeak"
     holidays_file: Path | None = None
     hotline: str = "12345"
+    # reverse proxies whose X-Forwarded-For is believed (the console's login limit is per address)
+    trusted_proxies: str = "127.0.0.1,::1"
     log_level: str = "INFO"
 
     @classmethod

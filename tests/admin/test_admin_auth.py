@@ -107,6 +107,26 @@ async def test_five_failures_lock_the_name_for_fifteen_minutes(site) -> None:
     assert console.csrf
 
 
+async def test_behind_our_proxy_the_limit_counts_each_client_not_the_proxy(site) -> None:
+    """Through nginx every request comes from 127.0.0.1: the forwarded client address counts."""
+    http = site.browser()
+
+    async def attempt(client_ip: str, password: str) -> int:
+        page = await (await http.get("/admin/login")).text()
+        r = await http.post(
+            "/admin/login",
+            data={"name": "admin-user", "password": password, "csrf": csrf_in(page)},
+            headers={"X-Forwarded-For": f"198.51.100.9, {client_ip}"},
+        )
+        return r.status
+
+    for _ in range(5):
+        assert await attempt("203.0.113.5", "guess") == 401
+    assert await attempt("203.0.113.5", PASSWORDS["admin"]) == 429
+    # the admin at another address behind the same proxy still signs in
+    assert await attempt("203.0.113.77", PASSWORDS["admin"]) in (200, 302, 303)
+
+
 async def test_logout_ends_the_session_on_the_server(site) -> None:
     console = await site.login("viewer")
     cookie = next(c.value for c in console.http.cookie_jar if c.key == "gk_admin")

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gongkai.bot.clients import client_address
 from gongkai.bot.keys import MAKER, POOL, SETTINGS
 from gongkai.storage.models import ROLE_RANK, Role, User
 
@@ -161,17 +162,17 @@ def _failure_key(name: str, ip: str) -> str:
 
 
 async def login_blocked(request: web.Request, name: str) -> bool:
-    raw = await request.app[POOL].get(_failure_key(name, request.remote or "?"))
+    raw = await request.app[POOL].get(_failure_key(name, client_address(request)))
     return raw is not None and int(raw) >= LOGIN_FAILURES_ALLOWED
 
 
 async def record_login_failure(request: web.Request, name: str) -> None:
     """A fixed window starting at the first failure: five tries per fifteen minutes."""
     pool = request.app[POOL]
-    key = _failure_key(name, request.remote or "?")
+    key = _failure_key(name, client_address(request))
     if await pool.incr(key) == 1:
         await pool.expire(key, LOGIN_WINDOW_SECONDS)
 
 
 async def clear_login_failures(request: web.Request, name: str) -> None:
-    await request.app[POOL].delete(_failure_key(name, request.remote or "?"))
+    await request.app[POOL].delete(_failure_key(name, client_address(request)))
