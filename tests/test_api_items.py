@@ -59,6 +59,10 @@ async def test_same_id_again_is_idempotent_and_changed_content_conflicts(gk) -> 
     assert len((await r.json())["deliveries"]) == 1
     r3 = await gk.post("/api/v1/items", json=item(title="改过的标题"), headers=gk.auth("publisher"))
     assert r3.status == 409
+    r = await gk.get("/api/v1/deliveries?item=ejhl-2026-0113&format=csv", headers=gk.auth("viewer"))
+    header, row = (await r.text()).strip().splitlines()
+    assert r.content_type == "text/csv" and header.startswith("id,item,channel,region,target")
+    assert row.startswith(f"{first['planned'][0]['id']},ejhl-2026-0113,web,")
 
 
 async def test_deadlines_are_stored_on_the_item(gk) -> None:

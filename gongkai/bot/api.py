@@ -26,6 +26,7 @@ from gongkai.storage.queries import (
     delivery_public,
     item_public,
     list_deliveries,
+    list_delivery_rows,
     target_labels,
 )
 
@@ -198,17 +199,19 @@ async def get_deliveries(request: web.Request) -> web.StreamResponse:
     as_csv = request.query.get("format") == "csv"
     if as_csv and "limit" not in request.query:
         f.limit = 10000
-    async with request.app[MAKER]() as session:
-        rows = await list_deliveries(session, f)
-        labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
-    data = [delivery_public(d, labels.get(d.target_id or -1)) for d in rows]
     if as_csv:
+        async with request.app[MAKER]() as session:
+            csv_rows = await list_delivery_rows(session, f)
         return web.Response(
-            text=deliveries_csv(data),
+            text=deliveries_csv(csv_rows),
             content_type="text/csv",
             charset="utf-8",
             headers={"Content-Disposition": 'attachment; filename="deliveries.csv"'},
         )
+    async with request.app[MAKER]() as session:
+        rows = await list_deliveries(session, f)
+        labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
+    data = [delivery_public(d, labels.get(d.target_id or -1)) for d in rows]
     next_after = rows[-1].id if len(rows) == f.limit and rows else None
     return _json({"deliveries": data, "next_after": next_after})
 

@@ -28,27 +28,60 @@ class DeliveryFilter:
     after_id: int | None = None  # keyset pagination: fast over 100,000 rows
 
 
-async def list_deliveries(session: AsyncSession, f: DeliveryFilter) -> list[Delivery]:
-    stmt = select(Delivery)
+async def _conditions(session: AsyncSession, f: DeliveryFilter) -> list[Any]:
+    conditions: list[Any] = []
     if f.item:
-        stmt = stmt.where(Delivery.item_id == f.item)
+        conditions.append(Delivery.item_id == f.item)
     if f.channel:
-        stmt = stmt.where(Delivery.channel == f.channel)
+        conditions.append(Delivery.channel == f.channel)
     if f.status:
-        stmt = stmt.where(Delivery.status == f.status)
+        conditions.append(Delivery.status == f.status)
     if f.region:
         region = await session.get(Region, f.region)
         prefix = region.path if region else f"/{f.region}/"
         sub = select(Region.code).where(col(Region.path).startswith(prefix))
-        stmt = stmt.where(col(Delivery.region_code).in_(sub))
+        conditions.append(col(Delivery.region_code).in_(sub))
     if f.since:
-        stmt = stmt.where(Delivery.created_at >= f.since)
+        conditions.append(Delivery.created_at >= f.since)
     if f.until:
-        stmt = stmt.where(Delivery.created_at < f.until)
+        conditions.append(Delivery.created_at < f.until)
     if f.after_id:
-        stmt = stmt.where(col(Delivery.id) < f.after_id)
+        conditions.append(col(Delivery.id) < f.after_id)
+    return conditions
+
+
+async def list_deliveries(session: AsyncSession, f: DeliveryFilter) -> list[Delivery]:
+    stmt = select(Delivery).where(*await _conditions(session, f))
     stmt = stmt.order_by(col(Delivery.id).desc()).limit(f.limit)
     return list((await session.exec(stmt)).all())
+
+
+_ROW_COLUMNS = {
+    "id": Delivery.id,
+    "item": Delivery.item_id,
+    "channel": Delivery.channel,
+    "region": Delivery.region_code,
+    "target_id": Delivery.target_id,
+    "languages": Delivery.languages,
+    "status": Delivery.status,
+    "attempts": Delivery.attempts,
+    "last_error": Delivery.last_error,
+    "created_at": Delivery.created_at,
+    "delivered_at": Delivery.delivered_at,
+}
+
+
+async def list_delivery_rows(session: AsyncSession, f: DeliveryFilter) -> list[dict[str, Any]]:
+    """The log's columns without the stored payloads: what a CSV of 100,000 rows needs."""
+    stmt = select(*_ROW_COLUMNS.values()).where(*await _conditions(session, f))  # type: ignore[call-overload]
+    stmt = stmt.order_by(col(Delivery.id).desc()).limit(f.limit)
+    rows = [dict(zip(_ROW_COLUMNS, r, strict=True)) for r in (await session.exec(stmt)).all()]
+    labels = await target_labels(session, {r["target_id"] for r in rows if r["target_id"]})
+    for r in rows:
+        r["target"] = labels.get(r.pop("target_id") or -1)
+        for key in ("created_at", "delivered_at"):
+            r[key] = r[key].isoformat() if r[key] else None
+    return rows
 
 
 async def counts_by_channel(session: AsyncSession, item_id: str) -> dict[str, dict[str, int]]:

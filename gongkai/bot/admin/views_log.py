@@ -8,7 +8,6 @@ rows holds one batch in memory, not all of them.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
@@ -24,6 +23,7 @@ from gongkai.storage.queries import (
     deliveries_csv,
     delivery_public,
     list_deliveries,
+    list_delivery_rows,
     target_labels,
 )
 
@@ -120,11 +120,8 @@ async def delivery_log_csv(request: web.Request) -> web.StreamResponse:
     first = True
     while True:
         async with request.app[MAKER]() as session:
-            rows = await list_deliveries(session, f)
-            labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
-        data: list[dict[str, Any]] = [
-            delivery_public(d, labels.get(d.target_id or -1)) for d in rows
-        ]
+            data = await list_delivery_rows(session, f)
+        rows = data
         text = deliveries_csv(data)
         if not first:
             text = text.split("\n", 1)[1] if "\n" in text else ""  # the header once
@@ -133,6 +130,6 @@ async def delivery_log_csv(request: web.Request) -> web.StreamResponse:
         first = False
         if len(rows) < f.limit:
             break
-        f.after_id = rows[-1].id
+        f.after_id = rows[-1]["id"]
     await response.write_eof()
     return response
