@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import insert, or_
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -195,7 +195,7 @@ async def plan(
     existing = set(
         (await session.exec(select(Delivery.dedup_key).where(Delivery.item_id == item.id))).all()
     )
-    out: list[Delivery] = []
+    rows: list[dict[str, Any]] = []
     for name in names:
         channel = registry.get(name)
         targets: list[Target | None] = (
@@ -210,28 +210,47 @@ async def plan(
             tv = await directory.target_view(target, name)
             rendered = channel.render(view, tv, public_url)
             now = utcnow()
-            delivery = Delivery(
-                item_id=item.id,
-                target_id=target.id if target else None,
-                channel=name,
-                region_code=target.region_code if target else None,
-                languages=list(tv.languages),
-                payload={"parts": seal_parts(rendered.parts, sealer), "meta": rendered.meta},
-                notes=list(rendered.notes),
-                status=status,
-                created_at=now,
-                updated_at=now,
-                dedup_key=key,
-                not_before=item.publish_at,
+            rows.append(
+                {
+                    "item_id": item.id,
+                    "target_id": target.id if target else None,
+                    "channel": name,
+                    "region_code": target.region_code if target else None,
+                    "languages": list(tv.languages),
+                    "payload": {
+                        "parts": seal_parts(rendered.parts, sealer),
+                        "meta": rendered.meta,
+                    },
+                    "notes": list(rendered.notes),
+                    "status": status,
+                    "attempts": 0,
+                    "parts_done": 0,
+                    "provider_message_ids": [],
+                    "created_at": now,
+                    "updated_at": now,
+                    "dedup_key": key,
+                    "not_before": item.publish_at,
+                }
             )
-            session.add(delivery)
-            out.append(delivery)
+    out = await _insert(session, rows)
     if (item.options or {}).get("wechat", {}).get("template_push") and "wechat_mp" in names:
         out += await _plan_template_push(
             session, directory, item, view, public_url, status, existing
         )
     await session.flush()
     return out
+
+
+async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> list[Delivery]:
+    """One multi-row INSERT … RETURNING: a county-wide item plans thousands of rows at once."""
+    if not rows:
+        return []
+    result = await session.execute(
+        insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True), rows
+    )
+    ids = [r[0] for r in result.all()]
+    # Rows for the caller to read (ids, channels, notes), built without re-validating each one.
+    return [Delivery.model_construct(id=i, **row) for i, row in zip(ids, rows, strict=True)]
 
 
 async def _plan_template_push(
