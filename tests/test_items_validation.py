@@ -108,3 +108,10 @@ def test_times_need_an_offset() -> None:
     with pytest.raises(ItemRefused) as exc:
         parse_item(item(approved_at="2026-11-20T09:30:00"))
     assert [e.field for e in exc.value.errors] == ["approved_at"]
+
+
+def test_content_hash_ignores_defaults_so_new_optional_fields_keep_resends_idempotent() -> None:
+    plain = parse_item(item())
+    explicit = parse_item(item(urgent=False, wechat=None, publish_at=None, redacted_body=None))
+    assert plain.content_hash() == explicit.content_hash()
+    assert plain.content_hash() != parse_item(item(urgent=True)).content_hash()

@@ -132,7 +132,9 @@ class ItemIn(BaseModel):
         return value
 
     def content_hash(self) -> str:
-        data = self.model_dump(mode="json")
+        """Defaults are left out, so a field added in a later release does not change the hash
+        of an item sent before it (re-sending it stays idempotent)."""
+        data = self.model_dump(mode="json", exclude_defaults=True)
         return hashlib.sha256(
             json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
         ).hexdigest()
