@@ -172,3 +172,15 @@ def _tables(lines: list[str], p: dict[str, str]) -> list[str]:
             if spoken:
                 out.append(p["sep"].join(spoken) + p["end"])
     return out
+
+
+def assert_speakable(text: str) -> None:
+    """Fail when a reader would stumble: an Arabic digit, a URL or a Markdown mark."""
+    problems = []
+    if m := re.search(r"[0-9０-９]", text):
+        problems.append(f"digit {m[0]!r}")
+    if m := URL_RE.search(text):
+        problems.append(f"URL {m[0]!r}")
+    problems += [f"mark {mark!r}" for mark in speech_marks_left(text)]
+    if problems:
+        raise AssertionError(f"not speakable ({', '.join(problems)}): {text!r}")

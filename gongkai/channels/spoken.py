@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import cn2an
 
-from gongkai.channels.markdown_speech import MASK, URL_RE, speech_marks_left, strip_markdown
+from gongkai.channels.markdown_speech import MASK, assert_speakable, strip_markdown
 
 __all__ = [
     "assert_speakable",
@@ -388,15 +388,3 @@ def estimate_read_seconds(text: str, lang: str = "zh") -> int:
     words = re.findall(r"[^ \t\r\n]+", text)
     pauses = len(re.findall(r"[᠃᠉!?؟\n]", text))
     return math.ceil(len(words) / WORDS_PER_SECOND + pauses * PAUSE_SECONDS)
-
-
-def assert_speakable(text: str) -> None:
-    """Fail when a reader would stumble: an Arabic digit, a URL or a Markdown mark."""
-    problems = []
-    if m := re.search(r"[0-9０-９]", text):
-        problems.append(f"digit {m[0]!r}")
-    if m := URL_RE.search(text):
-        problems.append(f"URL {m[0]!r}")
-    problems += [f"mark {mark!r}" for mark in speech_marks_left(text)]
-    if problems:
-        raise AssertionError(f"not speakable ({', '.join(problems)}): {text!r}")
