@@ -1,0 +1,247 @@
+"""SMS sending against the fake Aliyun and Tencent servers: signatures, limits, error codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from gongkai.channels.base import (
+    PermanentError,
+    TransientError,
+)
+from gongkai.channels.sms import CHANNEL
+from tests.channels.sms_cases import (
+    PUBLIC,
+    SIGN,
+    aliyun_account,
+    ctx_for,
+    make_item,
+    make_target,
+    phones,
+    tencent_account,
+)
+from tests.conftest import free_port
+from tests.fakes import aliyun_sms, tencent_sms
+from tests.fakes.server import serve
+
+# --- send: Aliyun ------------------------------------------------------------------------------
+
+
+async def test_aliyun_delivers_the_rendered_text_to_every_number_in_one_request(http) -> None:
+    app, state = aliyun_sms.make_app()
+    target = make_target(aliyun_account(), phones(3))
+    rendered = CHANNEL.render(make_item(), target, PUBLIC)
+    async with serve(app) as base:
+        sent = await CHANNEL.send(rendered.parts[0], ctx_for(http, target, base))
+    assert len(state.requests) == 1
+    assert sent.provider_message_id == state.messages[0].biz_id
+    assert sent.extra["accepted"] == 3
+    for number in phones(3):
+        assert state.texts_to(number) == [rendered.meta["text"]]
+    assert {m.out_id for m in state.messages} == {"42-0"}
+
+
+async def test_aliyun_wrong_secret_is_permanent(http) -> None:
+    app, state = aliyun_sms.make_app()
+    target = make_target(aliyun_account(access_key_secret="not-the-secret"), ["13800000000"])
+    part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
+    async with serve(app) as base:
+        with pytest.raises(PermanentError, match="SignatureDoesNotMatch"):
+            await CHANNEL.send(part, ctx_for(http, target, base))
+    assert state.messages == []
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("Throttling.User", 400), ("ServiceUnavailable", 503), ("isp.SYSTEM_ERROR", 200)],
+)
+async def test_aliyun_throttling_and_outages_are_transient(http, code: str, status: int) -> None:
+    app, state = aliyun_sms.make_app()
+    state.fail_next(code, status=status)
+    target = make_target(aliyun_account(), ["13800000000"])
+    part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
+    async with serve(app) as base:
+        with pytest.raises(TransientError, match=code):
+            await CHANNEL.send(part, ctx_for(http, target, base))
+        await CHANNEL.send(part, ctx_for(http, target, base))  # the retry goes through
+    assert state.texts_to("13800000000") and len(state.messages) == 1
+
+
+async def test_aliyun_per_number_daily_limit(http) -> None:
+    app, state = aliyun_sms.make_app(per_number_daily_limit=1)
+    target = make_target(aliyun_account(), ["13800000000", "13800000001"])
+    first = CHANNEL.render(make_item(), make_target(aliyun_account(), ["13800000000"]), PUBLIC)
+    both = CHANNEL.render(make_item(id="2026-0114"), target, PUBLIC)
+    async with serve(app) as base:
+        await CHANNEL.send(first.parts[0], ctx_for(http, target, base))
+        with pytest.raises(TransientError, match="BUSINESS_LIMIT_CONTROL") as exc:
+            await CHANNEL.send(first.parts[0], ctx_for(http, target, base))
+        assert exc.value.retry_after is not None and exc.value.retry_after >= 3600
+        sent = await CHANNEL.send(both.parts[0], ctx_for(http, target, base))
+    assert sent.provider_message_id
+    assert len(state.texts_to("13800000000")) == 1  # over its limit: reported in a receipt
+    assert len(state.texts_to("13800000001")) == 1
+    assert [r["PhoneNum"] for r in state.receipts] == ["13800000000"]
+
+
+@pytest.mark.parametrize(
+    ("fake", "account", "message"),
+    [
+        ({"balance": 0}, {}, "out of credit"),
+        ({}, {"template_code": "SMS_999"}, "SMS_TEMPLATE_ILLEGAL"),
+        ({}, {"sign_name": "别的签名"}, "SMS_SIGNATURE_ILLEGAL"),
+        ({}, {"access_key_id": "nobody"}, "InvalidAccessKeyId.NotFound"),
+        ({}, {"variable_max_len": 60}, "PARAM_LENGTH_LIMIT"),
+        ({"templates": {"SMS_000001": "${title}${doc_number}"}}, {}, "TEMPLATE_MISSING_PARAMETERS"),
+    ],
+)
+async def test_aliyun_refusals_that_retrying_cannot_fix_are_permanent(
+    http, fake: dict, account: dict, message: str
+) -> None:
+    app, state = aliyun_sms.make_app(**fake)
+    target = make_target(aliyun_account(**account), ["13800000000"])
+    title = "关于进一步做好2026年度城乡居民最低生活保障标准调整及资金发放工作的补充通知"
+    part = CHANNEL.render(make_item(title=title), target, PUBLIC).parts[0]
+    async with serve(app) as base:
+        with pytest.raises(PermanentError, match=message):
+            await CHANNEL.send(part, ctx_for(http, target, base))
+    assert state.messages == []
+
+
+async def test_an_unreachable_provider_is_transient(http) -> None:
+    target = make_target(aliyun_account(), ["13800000000"])
+    part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
+    with pytest.raises(TransientError, match="unreachable"):
+        await CHANNEL.send(part, ctx_for(http, target, f"http://127.0.0.1:{free_port()}"))
+
+
+async def test_aliyun_fake_refuses_stale_timestamps_and_replayed_nonces(http) -> None:
+    from gongkai.channels.sms_providers import aliyun_send_params
+
+    app, _ = aliyun_sms.make_app()
+    target = make_target(aliyun_account(), ["13800000000"])
+    part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
+    async with serve(app) as base:
+        old = aliyun_send_params(aliyun_account(), part, out_id="1", timestamp=1e9, nonce="n")
+        async with http.post(base + "/", data=old) as resp:
+            assert (await resp.json())["Code"] == "InvalidTimeStamp.Expired"
+        import time
+
+        fresh = aliyun_send_params(
+            aliyun_account(), part, out_id="1", timestamp=time.time(), nonce="n2"
+        )
+        for expected in ("OK", "SignatureNonceUsed"):
+            async with http.post(base + "/", data=fresh) as resp:
+                assert (await resp.json())["Code"] == expected
+
+
+# --- send: Tencent -----------------------------------------------------------------------------
+
+
+async def test_tencent_delivers_in_e164_with_a_signed_request(http) -> None:
+    app, state = tencent_sms.make_app()
+    target = make_target(tencent_account(), phones(3))
+    rendered = CHANNEL.render(make_item(), target, PUBLIC)
+    async with serve(app) as base:
+        sent = await CHANNEL.send(rendered.parts[0], ctx_for(http, target, base, index=2))
+    assert len(state.requests) == 1
+    assert state.requests[0]["PhoneNumberSet"] == [f"+86{p}" for p in phones(3)]
+    assert state.requests[0]["SessionContext"] == "42-2"
+    assert sent.extra["accepted"] == 3 and "failed" not in sent.extra
+    for number in phones(3):
+        assert state.texts_to(number) == [rendered.meta["text"]]
+    assert rendered.meta["text"] == (
+        f"【{SIGN}】巴图塔嘎查政务公开：关于2026年城乡低保…，详情请登录政府网站查看（2026-0113）"
+    )
+
+
+async def test_tencent_wrong_secret_is_permanent(http) -> None:
+    app, state = tencent_sms.make_app()
+    target = make_target(tencent_account(secret_key="wrong"), ["13800000000"])
+    part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
+    async with serve(app) as base:
+        with pytest.raises(PermanentError, match=r"AuthFailure\.SignatureFailure"):
+            await CHANNEL.send(part, ctx_for(http, target, base))
+    assert state.messages == []
+
+
+async def test_tencent_request_throttling_is_transient(http) -> None:
+    app, state = tencent_sms.make_app()
+    state.fail_next("RequestLimitExceeded")
+    target = make_target(tencent_account(), ["13800000000"])
+    part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
+    async with serve(app) as base:
+        with pytest.raises(TransientError, match="RequestLimitExceeded"):
+            await CHANNEL.send(part, ctx_for(http, target, base))
+    assert state.messages == []
+
+
+async def test_tencent_daily_limit_fails_one_number_and_the_others_are_sent_once(http) -> None:
+    app, state = tencent_sms.make_app(daily_limit_per_number=1)
+    numbers = ["13800000000", "13800000001", "13800000002"]
+    earlier = CHANNEL.render(
+        make_item(id="2026-0100"), make_target(tencent_account(), ["13800000001"]), PUBLIC
+    )
+    target = make_target(tencent_account(), numbers)
+    part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
+    async with serve(app) as base:
+        await CHANNEL.send(earlier.parts[0], ctx_for(http, target, base))
+        before = len(state.requests)
+        sent = await CHANNEL.send(part, ctx_for(http, target, base))
+    assert len(state.requests) == before + 1
+    assert sent.extra["accepted"] == 2
+    assert sent.extra["failed"] == ["138****0001 LimitExceeded.PhoneNumberDailyLimit"]
+    assert sent.extra["failed_index"] == [1]
+    assert "1 of 3 numbers refused" in sent.extra["note"]
+    assert len(state.texts_to("13800000000")) == 1 and len(state.texts_to("13800000002")) == 1
+    assert len(state.texts_to("13800000001")) == 1  # only the earlier notice
+
+
+async def test_tencent_same_content_within_30s_is_transient_when_nothing_was_accepted(http) -> None:
+    app, state = tencent_sms.make_app()
+    target = make_target(tencent_account(), ["13800000000"])
+    part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
+    async with serve(app) as base:
+        await CHANNEL.send(part, ctx_for(http, target, base))
+        with pytest.raises(TransientError, match="PhoneNumberThirtySecondLimit") as exc:
+            await CHANNEL.send(part, ctx_for(http, target, base))
+        assert exc.value.retry_after == 30
+        state.advance(31)
+        await CHANNEL.send(part, ctx_for(http, target, base))
+    assert len(state.texts_to("13800000000")) == 2
+
+
+async def test_tencent_refuses_a_url_in_a_variable_and_render_warns(http) -> None:
+    app, state = tencent_sms.make_app(templates={"1002": "{1}：{2}"}, variable_max_len=None)
+    account = tencent_account(
+        template_code="1002", template_text="{title}：{link}", variable_max_len=40
+    )
+    target = make_target(account, ["13800000000"])
+    rendered = CHANNEL.render(make_item(), target, PUBLIC)
+    assert any("tencent refuses URLs" in n for n in rendered.notes)
+    async with serve(app) as base:
+        with pytest.raises(PermanentError, match="ProhibitedUseUrlInTemplateParameter"):
+            await CHANNEL.send(rendered.parts[0], ctx_for(http, target, base))
+    assert state.messages == []
+
+
+async def test_tencent_refuses_more_than_200_numbers(http) -> None:
+    app, state = tencent_sms.make_app()
+    target = make_target(tencent_account(), ["13800000000"])
+    part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
+    part = dict(part, phones=[f"+86{p}" for p in phones(201)])
+    async with serve(app) as base:
+        with pytest.raises(PermanentError, match="PhoneNumberCountLimit"):
+            await CHANNEL.send(part, ctx_for(http, target, base))
+    assert state.messages == []
+
+
+async def test_an_account_without_credentials_fails_permanently_before_any_request(http) -> None:
+    app, state = tencent_sms.make_app()
+    account = tencent_account()
+    del account["sdk_app_id"]
+    target = make_target(account, ["13800000000"])
+    part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
+    async with serve(app) as base:
+        with pytest.raises(PermanentError, match="sdk_app_id missing"):
+            await CHANNEL.send(part, ctx_for(http, target, base))
+    assert state.requests == []
