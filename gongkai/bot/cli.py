@@ -6,7 +6,8 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,12 +62,17 @@ def _logging(level: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-async def _session_ctx(s: Settings):  # type: ignore[no-untyped-def]
+@asynccontextmanager
+async def database(s: Settings) -> AsyncIterator[Any]:
+    """A migrated database for one command: its session maker, the engine disposed after."""
     from gongkai.storage.db import make_engine, make_sessionmaker, upgrade
 
     await upgrade(s.resolved_database_url)
     engine = make_engine(s.resolved_database_url)
-    return engine, make_sessionmaker(engine)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 def read_file(path: Path) -> str:
@@ -166,12 +172,8 @@ def directory_import(file: Path) -> None:
         fail(f"{file}: {exc}")
 
     async def go():  # type: ignore[no-untyped-def]
-        engine, maker = await _session_ctx(s)
-        try:
-            async with maker() as session:
-                return await import_directory(session, data, Sealer(s.resolved_secret_key()))
-        finally:
-            await engine.dispose()
+        async with database(s) as maker, maker() as session:
+            return await import_directory(session, data, Sealer(s.resolved_secret_key()))
 
     try:
         report = run(go)
@@ -195,12 +197,8 @@ def token_create(
     s = settings()
 
     async def go() -> str:
-        engine, maker = await _session_ctx(s)
-        try:
-            async with maker() as session:
-                return await create_token(session, role, name)
-        finally:
-            await engine.dispose()
+        async with database(s) as maker, maker() as session:
+            return await create_token(session, role, name)
 
     print(run(go))
 
@@ -300,19 +298,15 @@ def deliveries(
     s = settings()
 
     async def go() -> list[dict[str, Any]]:
-        engine, maker = await _session_ctx(s)
-        try:
-            async with maker() as session:
-                rows = await list_deliveries(
-                    session,
-                    DeliveryFilter(
-                        item=item, channel=channel, status=status, region=region, limit=limit
-                    ),
-                )
-                labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
-                return [delivery_public(d, labels.get(d.target_id or -1)) for d in rows]
-        finally:
-            await engine.dispose()
+        async with database(s) as maker, maker() as session:
+            rows = await list_deliveries(
+                session,
+                DeliveryFilter(
+                    item=item, channel=channel, status=status, region=region, limit=limit
+                ),
+            )
+            labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
+            return [delivery_public(d, labels.get(d.target_id or -1)) for d in rows]
 
     rows = run(go)
     if as_csv:

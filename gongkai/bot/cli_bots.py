@@ -43,19 +43,15 @@ def telegram_webhook(
     target = url or f"{s.public_url.rstrip('/')}/telegram/{bot}"
 
     async def go() -> None:
-        from gongkai.bot.cli import _session_ctx
+        from gongkai.bot.cli import database
         from gongkai.bot.telegram_bot import bot_for
         from gongkai.dispatch.planning import Directory
         from gongkai.storage.crypto import Sealer
 
-        engine, maker = await _session_ctx(s)
-        try:
-            async with maker() as session:
-                config = await Directory(session, Sealer(s.resolved_secret_key())).account(
-                    "telegram", bot
-                )
-        finally:
-            await engine.dispose()
+        async with database(s) as maker, maker() as session:
+            config = await Directory(session, Sealer(s.resolved_secret_key())).account(
+                "telegram", bot
+            )
         if config is None:
             raise ValueError(f"no Telegram bot named '{bot}' in the directory")
         if not config.get("webhook_secret"):

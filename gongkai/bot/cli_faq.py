@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from gongkai.bot.cli import _session_ctx, app, fail, out, read_file, run, settings
+from gongkai.bot.cli import app, database, fail, out, read_file, run, settings
 from gongkai.bot.faq import FaqAnswer, FaqFormatError, FaqIndex
 
 faq_app = typer.Typer(help="The FAQ the bots answer from.", no_args_is_help=True)
@@ -42,12 +42,8 @@ def faq_import(
         raise
 
     async def go():  # type: ignore[no-untyped-def]
-        engine, maker = await _session_ctx(s)
-        try:
-            async with maker() as session:
-                return await import_entries(session, entries, synonyms, prune=prune)
-        finally:
-            await engine.dispose()
+        async with database(s) as maker, maker() as session:
+            return await import_entries(session, entries, synonyms, prune=prune)
 
     report = run(go)
     out.print(report.summary(), highlight=False)
@@ -63,12 +59,8 @@ def faq_export(
     s = settings()
 
     async def go() -> str:
-        engine, maker = await _session_ctx(s)
-        try:
-            async with maker() as session:
-                return await export_faq_text(session)
-        finally:
-            await engine.dispose()
+        async with database(s) as maker, maker() as session:
+            return await export_faq_text(session)
 
     text = run(go)
     if output is None:
@@ -99,11 +91,8 @@ def faq_ask(
     s = settings()
 
     async def go() -> FaqIndex:
-        engine, maker = await _session_ctx(s)
-        try:
+        async with database(s) as maker:
             return await get_index(maker, hotline=s.hotline)
-        finally:
-            await engine.dispose()
 
     index = run(go)
     if text == "-":
@@ -151,29 +140,28 @@ async def _import_wechat(s: Any, redis_url: str, account: str) -> tuple[Any, lis
     from gongkai.dispatch.planning import Directory
     from gongkai.storage.crypto import Sealer
 
-    engine, maker = await _session_ctx(s)
-    redis = Redis.from_url(redis_url)
-    try:
-        async with maker() as session:
-            config = await Directory(session, Sealer(s.resolved_secret_key())).account(
-                "wechat_mp", account
-            )
-        if config is None:
-            raise ValueError(f"--account: no official account named '{account}'")
-        async with aiohttp.ClientSession() as http:
-            api = WechatApi(
-                s.wechat_api_base, str(config.get("app_id") or ""),
-                str(config.get("app_secret") or ""), http, redis,
-                token_endpoint=str(config.get("token_endpoint") or "stable"),
-            )  # fmt: skip
-            try:
-                rules = await api.autoreply_rules()
-            except (TransientError, PermanentError) as exc:
-                raise ValueError(f"WeChat refused get_current_autoreply_info: {exc}") from None
-        entries, notes = entries_from_autoreply(rules)
-        async with maker() as session:
-            report = await import_entries(session, entries, {})
-        return report, notes
-    finally:
-        await redis.aclose()
-        await engine.dispose()
+    async with database(s) as maker:
+        redis = Redis.from_url(redis_url)
+        try:
+            async with maker() as session:
+                config = await Directory(session, Sealer(s.resolved_secret_key())).account(
+                    "wechat_mp", account
+                )
+            if config is None:
+                raise ValueError(f"--account: no official account named '{account}'")
+            async with aiohttp.ClientSession() as http:
+                api = WechatApi(
+                    s.wechat_api_base, str(config.get("app_id") or ""),
+                    str(config.get("app_secret") or ""), http, redis,
+                    token_endpoint=str(config.get("token_endpoint") or "stable"),
+                )  # fmt: skip
+                try:
+                    rules = await api.autoreply_rules()
+                except (TransientError, PermanentError) as exc:
+                    raise ValueError(f"WeChat refused get_current_autoreply_info: {exc}") from None
+            entries, notes = entries_from_autoreply(rules)
+            async with maker() as session:
+                report = await import_entries(session, entries, {})
+            return report, notes
+        finally:
+            await redis.aclose()

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from gongkai.bot.cli import _session_ctx, fail, out, run, settings, user_app
+from gongkai.bot.cli import database, fail, out, run, settings, user_app
 from gongkai.storage.models import Role
 
 
@@ -33,12 +33,8 @@ def user_create(
         fail(f"password: at least {MIN_PASSWORD_LENGTH} characters")
 
     async def go() -> None:
-        engine, maker = await _session_ctx(s)
-        try:
-            async with maker() as session:
-                await create_user(session, name, role, password)
-        finally:
-            await engine.dispose()
+        async with database(s) as maker, maker() as session:
+            await create_user(session, name, role, password)
 
     try:
         run(go)
