@@ -12,7 +12,15 @@ from gongkai.dispatch.queue import enqueue_delivery
 from gongkai.dispatch.redis_server import arq_settings
 from tests.fakes import wecom_robot
 from tests.fakes.server import serve
-from tests.support import fetch_deliveries, ingest, item, prepare_db, run_workers, settings_for
+from tests.support import (
+    fetch_deliveries,
+    ingest,
+    item,
+    prepare_db,
+    run_workers,
+    settings_for,
+    workers_until,
+)
 
 VILLAGE = "150627100201"  # one village group, robot key "robot-1"
 
@@ -122,29 +130,15 @@ async def test_two_workers_share_one_robot_within_its_limit(tmp_path, redis_url,
     await prepare_db(s)
     for n in range(22):  # 22 notices, one robot: 20 may go this minute, 2 must wait
         await ingest(s, redis_url, village_item(n))
-    workers = [
-        __import__("gongkai.dispatch.worker", fromlist=["build_worker"]).build_worker(
-            s, redis_url, burst=False, max_jobs=10
-        )
-        for _ in range(2)
-    ]
-    import asyncio
 
-    tasks = [asyncio.create_task(w.async_run()) for w in workers]
-    try:
-        for _ in range(600):  # wait on the condition: 20 sent and 2 deferred by the limit
-            rows, _ = await fetch_deliveries(s)
-            if (
-                sum(d.status == "delivered" for d in rows) == 20
-                and sum(d.status == "queued" and d.attempts == 0 for d in rows) == 2
-            ):
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        for w in workers:
-            await w.close()
-        for t in tasks:
-            t.cancel()
+    async def twenty_sent_two_deferred() -> bool:
+        rows, _ = await fetch_deliveries(s)
+        return (
+            sum(d.status == "delivered" for d in rows) == 20
+            and sum(d.status == "queued" and d.attempts == 0 for d in rows) == 2
+        )
+
+    await workers_until(s, redis_url, twenty_sent_two_deferred, n=2)
     assert len(state.messages_for("robot-1")) == 20
     assert state.rate_limited == 0  # the fake never had to refuse
     rows, _ = await fetch_deliveries(s)

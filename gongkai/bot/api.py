@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bot.auth import principal, require
 from gongkai.bot.keys import CALENDAR, HTTP, MAKER, POOL, SEALER, SETTINGS
@@ -85,15 +86,18 @@ async def post_item(request: web.Request) -> web.Response:
     return _json(body, status=201 if result.created else 200)
 
 
+async def _item_or_404(session: AsyncSession, request: web.Request) -> Item:
+    item = await session.get(Item, request.match_info["id"])
+    if item is None:
+        raise web.HTTPNotFound(text='{"error": "no such item"}', content_type="application/json")
+    return item
+
+
 @routes.get("/api/v1/items/{id}")
 @require(Role.viewer)
 async def get_item(request: web.Request) -> web.Response:
     async with request.app[MAKER]() as session:
-        item = await session.get(Item, request.match_info["id"])
-        if item is None:
-            raise web.HTTPNotFound(
-                text='{"error": "no such item"}', content_type="application/json"
-            )
+        item = await _item_or_404(session, request)
         return _json(item_public(item, await counts_by_channel(session, item.id)))
 
 
@@ -101,11 +105,7 @@ async def get_item(request: web.Request) -> web.Response:
 @require(Role.viewer)
 async def get_item_deliveries(request: web.Request) -> web.Response:
     async with request.app[MAKER]() as session:
-        item = await session.get(Item, request.match_info["id"])
-        if item is None:
-            raise web.HTTPNotFound(
-                text='{"error": "no such item"}', content_type="application/json"
-            )
+        item = await _item_or_404(session, request)
         rows = list(
             (
                 await session.exec(
@@ -137,11 +137,7 @@ async def post_recall(request: web.Request) -> web.Response:
     app = request.app
     who = await principal(request)
     async with app[MAKER]() as session:
-        item = await session.get(Item, request.match_info["id"])
-        if item is None:
-            raise web.HTTPNotFound(
-                text='{"error": "no such item"}', content_type="application/json"
-            )
+        item = await _item_or_404(session, request)
         report = await recall_item(
             session,
             app[SEALER],
