@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from gongkai.channels.base import (
     Channel,
@@ -33,6 +35,7 @@ MARKDOWN_LIMIT = 4096  # bytes of UTF-8, per WeCom's documentation
 TEXT_LIMIT = 2048
 ROBOT_RATE = "20/minute"
 SEND_TIMEOUT = aiohttp.ClientTimeout(total=15)
+_JSON = {"Content-Type": "application/json; charset=utf-8"}
 
 # errcode → what the dispatcher should do about it
 _INVALID_KEY = 93000
@@ -111,9 +114,13 @@ async def post_to_robot(
 
     Public so the loudspeaker channel, posting through the same robots, maps errors the same.
     """
-    url = f"{api_base.rstrip('/')}/cgi-bin/webhook/send"
+    url = URL(  # already encoded: yarl need not parse and re-encode it for every message
+        f"{api_base.rstrip('/')}/cgi-bin/webhook/send?key={quote(robot_key, safe='')}",
+        encoded=True,
+    )
+    body = json.dumps(payload, ensure_ascii=False).encode()
     answer = await call_robot(
-        http.post(url, params={"key": robot_key}, json=payload, timeout=SEND_TIMEOUT), "WeCom robot"
+        http.post(url, data=body, headers=_JSON, timeout=SEND_TIMEOUT), "WeCom robot"
     )
     if answer.get("errcode") == _TOO_LONG:
         raise PermanentError(f"content too long: {answer.get('errmsg', '')}")
@@ -127,7 +134,7 @@ async def call_robot(request: Any, what: str) -> dict[str, Any]:
     """
     try:
         async with request as resp:
-            raw, status = await resp.text(), resp.status
+            raw, status = await resp.read(), resp.status  # JSON is UTF-8: no charset sniffing
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise TransientError(f"{what} unreachable: {type(exc).__name__}: {exc}") from exc
     if status >= 500:

@@ -4,6 +4,9 @@ arq runs a job at least once, so the delivery row is the guard: one compare-and-
 the batch's claimable rows, parts already accepted are never sent again, and a delivered row is
 left alone. Sending touches no database (``sending.py``); the outcomes of the whole batch are
 recorded in one transaction, which is what makes a worker fast.
+
+This is the hot path of a fan-out, so it speaks SQLAlchemy Core: rows come back as tuples, not
+ORM objects, and outcomes are written with one executemany per statement shape.
 """
 
 from __future__ import annotations
@@ -14,8 +17,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, update
-from sqlmodel import col, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
@@ -24,18 +26,30 @@ from gongkai.dispatch.deps import Deps
 from gongkai.dispatch.progress import CLAIMABLE, finish_items
 from gongkai.dispatch.queue import POLL_INTERVAL, backoff_seconds, enqueue_delivery, enqueue_poll
 from gongkai.dispatch.quiet import quiet_until
-from gongkai.dispatch.sending import Outcome, send_parts
-from gongkai.storage.models import (
-    Attempt,
-    Delivery,
-    DeliveryStatus,
-    Item,
-    ItemStatus,
-    Target,
-)
+from gongkai.dispatch.sending import Claimed, Outcome, send_parts
+from gongkai.storage.models import Attempt, Delivery, DeliveryStatus, Item, ItemStatus, Target
 from gongkai.storage.types import utcnow
 
 log = logging.getLogger(__name__)
+
+D = Delivery.__table__.c  # type: ignore[attr-defined]
+A = Attempt.__table__  # type: ignore[attr-defined]
+
+
+_CLAIMED_COLUMNS = (
+    D.id,
+    D.item_id,
+    D.target_id,
+    D.channel,
+    D.payload,
+    D.parts_done,
+    D.attempts,
+    D.provider_message_ids,
+    D.notes,
+    D.last_error,
+    D.not_before,
+    D.delivered_at,
+)
 
 
 async def deliver(deps: Deps, delivery_id: int) -> str:
@@ -48,48 +62,53 @@ async def deliver_batch(deps: Deps, ids: list[int]) -> list[str]:
     later: list[tuple[int, datetime | None, float | None]] = []  # (id, at, delay) to enqueue
     now = utcnow()
     async with deps.maker() as session:
-        rows = {
-            d.id: d
-            for d in (await session.exec(select(Delivery).where(col(Delivery.id).in_(ids)))).all()
-        }
+        rows = (
+            await session.execute(
+                select(D.id, D.item_id, D.channel, D.status, D.not_before).where(D.id.in_(ids))
+            )
+        ).all()
+        found = {r[0]: r for r in rows}
         candidates: list[int] = []
+        quiet: dict[datetime, list[int]] = defaultdict(list)
         for delivery_id in ids:
-            d = rows.get(delivery_id)
-            if d is None:
+            row = found.get(delivery_id)
+            if row is None:
                 words[delivery_id] = "missing"
                 continue
-            if d.status not in CLAIMABLE:
-                words[delivery_id] = f"skipped ({d.status})"
+            _, item_id, channel, status, not_before = row
+            if status not in CLAIMABLE:
+                words[delivery_id] = f"skipped ({status})"
                 continue
-            item = await deps.item(session, d.item_id)
-            wait_until = _not_yet(deps, d, item, now)
+            item = await deps.item(session, item_id)
+            wait_until = _not_yet(deps, channel, not_before, item, now)
             if wait_until is not None:
                 word, at = wait_until
                 words[delivery_id] = word
                 if word == "quiet hours":
-                    d.status, d.not_before, d.updated_at = DeliveryStatus.queued, at, now
-                    session.add(d)
+                    quiet[at].append(delivery_id)
                 later.append((delivery_id, at, None))
                 continue
             candidates.append(delivery_id)
-        claimed = await _claim(session, candidates) if candidates else set()
-        for delivery_id in set(candidates) - claimed:
-            await session.refresh(rows[delivery_id])
-            d = rows[delivery_id]
-            if d.status in CLAIMABLE:  # not claimable only because its item was recalled
-                d.status, d.last_error, d.updated_at = DeliveryStatus.cancelled, "recalled", now
-                session.add(d)
-                words[delivery_id] = "cancelled"
-            else:
-                words[delivery_id] = "claimed elsewhere"
+        for at, quiet_ids in quiet.items():
+            await session.execute(
+                update(Delivery.__table__)  # type: ignore[attr-defined]
+                .where(D.id.in_(quiet_ids))
+                .values(status=DeliveryStatus.queued, not_before=at, updated_at=now)
+            )
+        claimed = await _claim(session, candidates) if candidates else []
+        unclaimed = set(candidates) - {c.id for c in claimed}
+        if unclaimed:
+            cancelled = await _cancel_recalled(session, unclaimed, now)
+            for delivery_id in unclaimed:
+                words[delivery_id] = (
+                    "cancelled" if delivery_id in cancelled else "claimed elsewhere"
+                )
         await session.commit()
         await deps.prefetch_targets(
-            session,
-            {rows[i].target_id for i in claimed if rows[i].target_id is not None},  # type: ignore[misc]
+            session, {c.target_id for c in claimed if c.target_id is not None}
         )
         jobs = []
-        for delivery_id in [i for i in candidates if i in claimed]:
-            d = rows[delivery_id]
+        for d in claimed:
             try:
                 tv, active, reason = await deps.target(session, d.target_id, d.channel)
             except LookupError as exc:
@@ -119,97 +138,116 @@ async def deliver_batch(deps: Deps, ids: list[int]) -> list[str]:
 
 
 def _not_yet(
-    deps: Deps, d: Delivery, item: Item | None, now: datetime
+    deps: Deps, channel: str, not_before: datetime | None, item: Item | None, now: datetime
 ) -> tuple[str, datetime] | None:
     if item is None:
         return None
     if item.publish_at and item.publish_at > now:
         return "scheduled", item.publish_at
-    if d.not_before and d.not_before > now + timedelta(seconds=1):
-        return "not yet", d.not_before
-    if registry.get(d.channel).quiet_hours_apply and not item.urgent:
+    if not_before and not_before > now + timedelta(seconds=1):
+        return "not yet", not_before
+    if registry.get(channel).quiet_hours_apply and not item.urgent:
         until = quiet_until(now, deps.settings.quiet_window, deps.settings.tz)
         if until is not None:
             return "quiet hours", until
     return None
 
 
-async def _claim(session: AsyncSession, ids: list[int]) -> set[int]:
-    result = await session.exec(  # type: ignore[call-overload]
-        update(Delivery)
-        .where(
-            col(Delivery.id).in_(ids),
-            col(Delivery.status).in_(CLAIMABLE),
-            col(Delivery.item_id).not_in(select(Item.id).where(Item.status == ItemStatus.recalled)),
-        )
+def _recalled_items() -> Any:
+    return select(Item.id).where(Item.status == ItemStatus.recalled)
+
+
+async def _claim(session: AsyncSession, ids: list[int]) -> list[Claimed]:
+    result = await session.execute(
+        update(Delivery.__table__)  # type: ignore[attr-defined]
+        .where(D.id.in_(ids), D.status.in_(CLAIMABLE), D.item_id.not_in(_recalled_items()))
         .values(status=DeliveryStatus.sending, updated_at=utcnow())
-        .returning(Delivery.id)
+        .returning(*_CLAIMED_COLUMNS)
+    )
+    by_id = {row[0]: Claimed(*row) for row in result.all()}
+    return [by_id[i] for i in ids if i in by_id]  # the job's order
+
+
+async def _cancel_recalled(session: AsyncSession, ids: set[int], now: datetime) -> set[int]:
+    """Candidates the claim passed over while still claimable: only their item's recall does
+    that, so they are cancelled. The rest were claimed by another worker in the meantime."""
+    result = await session.execute(
+        update(Delivery.__table__)  # type: ignore[attr-defined]
+        .where(D.id.in_(ids), D.status.in_(CLAIMABLE), D.item_id.in_(_recalled_items()))
+        .values(status=DeliveryStatus.cancelled, last_error="recalled", updated_at=now)
+        .returning(D.id)
     )
     return {row[0] for row in result.all()}
 
 
-async def _immediate(kind: str, d: Delivery, error: str) -> Outcome:
+async def _immediate(kind: str, d: Claimed, error: str) -> Outcome:
     return Outcome(kind=kind, parts_done=d.parts_done, error=error)
 
 
-async def _bounded(deps: Deps, d: Delivery, tv: Any) -> Outcome:
+async def _bounded(deps: Deps, d: Claimed, tv: Any) -> Outcome:
     async with deps.slots:
         return await send_parts(deps, d, registry.get(d.channel), tv)
 
 
+_UPDATE = (
+    update(Delivery.__table__)  # type: ignore[attr-defined]
+    .where(D.id == bindparam("_id"))
+    .values(
+        status=bindparam("status"),
+        parts_done=bindparam("parts_done"),
+        attempts=bindparam("attempts"),
+        provider_message_ids=bindparam("provider_message_ids"),
+        notes=bindparam("notes"),
+        last_error=bindparam("last_error"),
+        not_before=bindparam("not_before"),
+        delivered_at=bindparam("delivered_at"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+
+
 async def _record(
-    session: AsyncSession, deps: Deps, results: list[tuple[Delivery, Outcome]]
+    session: AsyncSession, deps: Deps, results: list[tuple[Claimed, Outcome]]
 ) -> list[tuple[int, str, datetime | None, float | None]]:
-    """Write every outcome of the batch in one transaction; return what to enqueue next."""
+    """Write every outcome of the batch in one transaction; return what to enqueue next.
+
+    Rows whose outcome is alike (most of a fan-out: delivered, one attempt, nothing to append)
+    share one ``UPDATE … WHERE id IN``; the rest go through one executemany of whole rows.
+    """
     now = utcnow()
     attempts = [a for _, o in results for a in o.attempts]
     failures = await _failures_since_requeue(
         session, [d.id for d, o in results if o.kind == "transient"]
-    )  # type: ignore[misc]
-    updates: list[dict[str, Any]] = []
+    )
+    alike: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    whole: list[dict[str, Any]] = []
     follow: list[tuple[int, str, datetime | None, float | None]] = []
+    deactivate: dict[int, str | None] = {}
     for d, o in results:
-        row: dict[str, Any] = {
-            "id": d.id,
-            "parts_done": o.parts_done,
-            "attempts": d.attempts + len(o.attempts),
-            "provider_message_ids": [*d.provider_message_ids, *o.provider_message_ids],
-            "notes": [*d.notes, *o.notes],
-            "updated_at": now,
-        }
+        changes: dict[str, Any] = {"parts_done": o.parts_done, "updated_at": now}
         word = o.kind
+        delay: float | None = None
         if o.kind == "delivered":
-            row.update(status=DeliveryStatus.delivered, delivered_at=now, last_error=None)
-            follow.append((d.id, "delivered", None, None))  # type: ignore[arg-type]
+            changes.update(status=DeliveryStatus.delivered, delivered_at=now, last_error=None)
         elif o.kind == "pending":
-            row.update(status=DeliveryStatus.sending)
-            follow.append((d.id, "pending", None, None))  # type: ignore[arg-type]
+            changes["status"] = DeliveryStatus.sending
         elif o.kind == "rate_limited":
-            row.update(status=DeliveryStatus.queued)
-            follow.append((d.id, "rate limited", None, o.retry_after))  # type: ignore[arg-type]
+            changes["status"] = DeliveryStatus.queued
+            word, delay = "rate limited", o.retry_after
         elif o.kind == "recalled":
-            row.update(status=DeliveryStatus.cancelled, last_error=o.error)
-            follow.append((d.id, "cancelled", None, None))  # type: ignore[arg-type]
+            changes.update(status=DeliveryStatus.cancelled, last_error=o.error)
+            word = "cancelled"
         elif o.kind == "permanent":
-            row.update(status=DeliveryStatus.dead, last_error=o.error)
+            changes.update(status=DeliveryStatus.dead, last_error=o.error)
             word = "dead"
             if o.deactivate_target and d.target_id is not None:
-                await session.exec(  # type: ignore[call-overload]
-                    update(Target)
-                    .where(col(Target.id) == d.target_id)
-                    .values(active=False, inactive_reason=o.error)
-                )
-                deps.targets.pop(d.target_id, None)
-            follow.append((d.id, word, None, None))  # type: ignore[arg-type]
+                deactivate[d.target_id] = o.error
         else:  # transient
-            count = failures.get(d.id, 0) + 1  # type: ignore[arg-type]
+            count = failures.get(d.id, 0) + 1
             if count >= deps.settings.max_attempts:
-                row.update(
-                    status=DeliveryStatus.dead,
-                    last_error=f"gave up after {count} attempts: {o.error}",
-                )
+                error = f"gave up after {count} attempts: {o.error}"
+                changes.update(status=DeliveryStatus.dead, last_error=error)
                 word = "dead"
-                follow.append((d.id, word, None, None))  # type: ignore[arg-type]
             else:
                 delay = backoff_seconds(
                     count,
@@ -217,56 +255,85 @@ async def _record(
                     deps.settings.retry_max_seconds,
                     o.retry_after,
                 )
-                row.update(
+                changes.update(
                     status=DeliveryStatus.failed,
                     last_error=o.error,
                     not_before=now + timedelta(seconds=delay),
                 )
                 word = "failed"
-                follow.append((d.id, word, None, delay))  # type: ignore[arg-type]
-        metrics.DELIVERIES.labels(d.channel, row.get("status", "queued")).inc()
-        updates.append(row)
+        follow.append((d.id, word, None, delay))
+        metrics.outcome(d.channel, changes["status"])
+        if o.provider_message_ids or o.notes or "not_before" in changes:
+            whole.append(
+                {
+                    "_id": d.id,
+                    "attempts": d.attempts + len(o.attempts),
+                    "provider_message_ids": [*d.provider_message_ids, *o.provider_message_ids],
+                    "notes": [*d.notes, *o.notes],
+                    "last_error": d.last_error,
+                    "not_before": d.not_before,
+                    "delivered_at": d.delivered_at,
+                    **changes,
+                }
+            )
+        else:
+            alike[(len(o.attempts), *sorted(changes.items()))].append(d.id)
+    for target_id, reason in deactivate.items():
+        await session.execute(
+            update(Target.__table__)  # type: ignore[attr-defined]
+            .where(Target.__table__.c.id == target_id)  # type: ignore[attr-defined]
+            .values(active=False, inactive_reason=reason)
+        )
+        deps.targets.pop(target_id, None)
     if attempts:
-        await session.exec(insert(Attempt), params=_complete_attempts(attempts))  # type: ignore[call-overload]
-    await session.exec(update(Delivery), params=updates)  # type: ignore[call-overload]
+        await session.execute(insert(A), _complete_attempts(attempts))
+    for (added, *changes_items), ids in alike.items():
+        await session.execute(
+            update(Delivery.__table__)  # type: ignore[attr-defined]
+            .where(D.id.in_(ids))
+            .values({**dict(changes_items), "attempts": D.attempts + added})
+        )
+    if whole:
+        await session.execute(_UPDATE, whole)
     await finish_items(session, {d.item_id for d, o in results if o.kind == "delivered"})
     await session.commit()
     return follow
 
 
+_ATTEMPT_KEYS = (
+    "delivery_id",
+    "number",
+    "part_index",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "provider_message_id",
+    "error",
+    "retry_after",
+)
+
+
 def _complete_attempts(attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    keys = (
-        "delivery_id",
-        "number",
-        "part_index",
-        "started_at",
-        "finished_at",
-        "outcome",
-        "provider_message_id",
-        "error",
-        "retry_after",
-    )
-    return [{k: a.get(k) for k in keys} for a in attempts]
+    return [{k: a.get(k) for k in _ATTEMPT_KEYS} for a in attempts]
 
 
 async def _failures_since_requeue(session: AsyncSession, ids: list[int]) -> dict[int, int]:
     """Transient failures per delivery since an admin last requeued it (a retry starts afresh)."""
     if not ids:
         return {}
+    a = A.c
     requeued = dict(
         (
-            await session.exec(
-                select(Attempt.delivery_id, func.max(Attempt.id))
-                .where(col(Attempt.delivery_id).in_(ids), Attempt.outcome == "requeued")
-                .group_by(Attempt.delivery_id)
+            await session.execute(
+                select(a.delivery_id, func.max(a.id))
+                .where(a.delivery_id.in_(ids), a.outcome == "requeued")
+                .group_by(a.delivery_id)
             )
         ).all()
     )
     rows = (
-        await session.exec(
-            select(Attempt.delivery_id, Attempt.id).where(
-                col(Attempt.delivery_id).in_(ids), Attempt.outcome == "transient"
-            )
+        await session.execute(
+            select(a.delivery_id, a.id).where(a.delivery_id.in_(ids), a.outcome == "transient")
         )
     ).all()
     counts: dict[int, int] = defaultdict(int)
@@ -279,4 +346,12 @@ async def _failures_since_requeue(session: AsyncSession, ids: list[int]) -> dict
 # The pending-verdict half lives in pending.py; these names are where callers look for them.
 from gongkai.dispatch.pending import complete_pending, poll_pending  # noqa: E402
 
-__all__ = ["CLAIMABLE", "Deps", "complete_pending", "deliver", "deliver_batch", "poll_pending"]
+__all__ = [
+    "CLAIMABLE",
+    "Claimed",
+    "Deps",
+    "complete_pending",
+    "deliver",
+    "deliver_batch",
+    "poll_pending",
+]

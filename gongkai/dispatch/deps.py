@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 from arq.connections import ArqRedis
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bot.settings import Settings
@@ -57,8 +57,14 @@ class Deps:
         if not missing:
             return
         directory = self.directory(session)
-        rows = (await session.exec(select(Target).where(col(Target.id).in_(missing)))).all()
-        for target in rows:
+        t = Target.__table__.c  # type: ignore[attr-defined]
+        columns = (t.id, t.channel, t.region_code, t.address_sealed, t.account_name, t.options)
+        rows = (
+            await session.execute(
+                select(*columns, t.active, t.inactive_reason).where(t.id.in_(missing))
+            )
+        ).all()
+        for target in rows:  # plain rows: target_view reads the same attribute names
             tv = await directory.target_view(target, target.channel)
             self.targets[target.id] = (now, tv, target.active, target.inactive_reason)  # type: ignore[index]
 

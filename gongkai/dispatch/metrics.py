@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -33,3 +35,14 @@ DELIVERY_ROWS = Gauge(
     registry=REGISTRY,
 )
 QUEUE_DEPTH = Gauge("gongkai_queue_depth", "Jobs waiting in the queue", registry=REGISTRY)
+
+
+_OUTCOMES: dict[tuple[str, str], Any] = {}
+
+
+def outcome(channel: str, status: str) -> None:
+    """Count one delivery outcome; the labelled child is looked up once per pair."""
+    child = _OUTCOMES.get((channel, status))
+    if child is None:
+        child = _OUTCOMES[(channel, status)] = DELIVERIES.labels(channel, status)
+    child.inc()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from gongkai.channels.base import Channel, PermanentError, SentPart, TargetView, TransientError
@@ -13,10 +14,27 @@ from gongkai.dispatch import metrics
 from gongkai.dispatch.deps import Deps
 from gongkai.dispatch.planning import open_part
 from gongkai.dispatch.queue import recalled_key
-from gongkai.storage.models import Delivery
 from gongkai.storage.types import utcnow
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A delivery this worker has claimed: what sending needs and what recording appends to."""
+
+    id: int
+    item_id: str
+    target_id: int | None
+    channel: str
+    payload: dict[str, Any]
+    parts_done: int
+    attempts: int
+    provider_message_ids: list[str]
+    notes: list[str]
+    last_error: str | None
+    not_before: datetime | None
+    delivered_at: datetime | None
 
 
 @dataclass
@@ -33,7 +51,7 @@ class Outcome:
     deactivate_target: bool = False
 
 
-async def send_parts(deps: Deps, d: Delivery, channel: Channel, tv: TargetView) -> Outcome:
+async def send_parts(deps: Deps, d: Claimed, channel: Channel, tv: TargetView) -> Outcome:
     parts = d.payload.get("parts", [])
     out = Outcome(kind="delivered", parts_done=d.parts_done)
     state: dict[str, Any] = {}
@@ -46,7 +64,11 @@ async def send_parts(deps: Deps, d: Delivery, channel: Channel, tv: TargetView) 
             )
             return out
         part = open_part(parts[index], deps.sealer)
-        wait = await deps.limiter.acquire(channel.rate_limits(tv, part))
+        wait = (
+            await deps.limiter.acquire(channel.rate_limits(tv, part))
+            if deps.limiter.enabled
+            else None
+        )
         if wait is not None:  # not an attempt: the job is deferred, other channels flow on
             metrics.RATE_LIMITED.labels(d.channel).inc()
             out.kind, out.retry_after = "rate_limited", wait
