@@ -114,14 +114,19 @@ class Counter:
         self.loop = asyncio.new_event_loop()
         self.engine = make_engine(url)
 
-    def delivered(self, item_id: str) -> int:
+    def progress(self, item_id: str) -> tuple[int, int]:
+        """(rows a worker has touched, rows delivered)."""
         from sqlalchemy import text
 
-        async def go() -> int:
+        sql = (
+            "SELECT count(*) FILTER (WHERE status NOT IN ('planned', 'scheduled', 'queued')),"
+            " count(*) FILTER (WHERE status = 'delivered') FROM delivery WHERE item_id = :i"
+        )
+
+        async def go() -> tuple[int, int]:
             async with self.engine.connect() as conn:
-                sql = "SELECT count(*) FROM delivery WHERE item_id = :i AND status = 'delivered'"
-                result = await conn.execute(text(sql), {"i": item_id})
-                return int(result.scalar_one())
+                touched, done = (await conn.execute(text(sql), {"i": item_id})).one()
+                return int(touched), int(done)
 
         return self.loop.run_until_complete(go())
 
@@ -137,14 +142,21 @@ def vm_hwm_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_workers(
     env: dict[str, str], n: int, counter: Counter, item_id: str, total: int
-) -> tuple[float, float, list[float]]:
-    """Start ``n`` workers on a queue already full; return (steady rate, rate incl. start-up,
-    peak memory of each worker).
+) -> tuple[float, float, list[float], float]:
+    """Start ``n`` workers on a queue already full; return (rate once started, rate incl.
+    start-up, peak memory of each worker, their CPU seconds after start-up).
 
-    The steady rate runs from the first delivered row to the last, so it leaves out the
-    interpreter's start-up (about a second of imports), which a long-running worker pays once.
+    The first rate runs from the first claimed row to the last delivered one, so it leaves out
+    the interpreter's start-up (about a second of imports), which a long-running worker pays
+    once; the second counts from the moment the processes were spawned.
     """
     procs = [
         subprocess.Popen(
@@ -156,27 +168,30 @@ def run_workers(
         for _ in range(n)
     ]
     start = time.perf_counter()
-    first: tuple[float, int] | None = None
+    first: float | None = None
+    cpu_at_first = 0.0
     try:
         while True:
-            done = counter.delivered(item_id)
+            touched, done = counter.progress(item_id)
             now = time.perf_counter()
-            if done and first is None:
-                first = (now, done)
+            if touched and first is None:
+                first = now
+                cpu_at_first = sum(cpu_seconds(p.pid) for p in procs)
             if done >= total:
                 break
             if any(p.poll() is not None for p in procs):
                 raise RuntimeError("a worker exited early")
             time.sleep(0.05)
         peaks = [vm_hwm_mb(p.pid) for p in procs]
+        cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_at_first
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(20)
     assert first is not None
-    steady = (total - first[1]) / max(now - first[0], 1e-9)
-    return steady, total / (now - start), peaks
+    steady = total / max(now - first, 1e-9)
+    return steady, total / (now - start), peaks, cpu
 
 
 async def bare_loop(base: str, payloads: list[dict], concurrency: int = 50) -> float:
@@ -264,13 +279,17 @@ def main() -> None:
             )
             plan_s = time.perf_counter() - t0
             counter = counter or Counter(db_url)
-            steady, overall, peaks = run_workers(env, workers, counter, item_id, n)
+            fake_cpu = cpu_seconds(fake.pid)
+            steady, overall, peaks, cpu = run_workers(env, workers, counter, item_id, n)
+            fake_cpu = cpu_seconds(fake.pid) - fake_cpu
             results[workers] = (steady, peaks, plan_s)
             print(
                 f"{workers} worker(s): {steady:,.0f} deliveries/s "
                 f"({overall:,.0f}/s counting process start-up; "
                 f"planning {n / plan_s:,.0f}/s incl. process start), "
-                f"peak memory {', '.join(f'{p:.0f} MB' for p in peaks)}"
+                f"peak memory {', '.join(f'{p:.0f} MB' for p in peaks)}; "
+                f"CPU per delivery: workers {cpu / n * 1e6:.0f} µs, "
+                f"fake {fake_cpu / n * 1e6:.0f} µs"
             )
             if not payloads:
                 payloads = asyncio.run(_payloads(db_url, item_id))

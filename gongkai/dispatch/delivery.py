@@ -44,11 +44,6 @@ _CLAIMED_COLUMNS = (
     D.payload,
     D.parts_done,
     D.attempts,
-    D.provider_message_ids,
-    D.notes,
-    D.last_error,
-    D.not_before,
-    D.delivered_at,
 )
 
 
@@ -189,38 +184,23 @@ async def _bounded(deps: Deps, d: Claimed, tv: Any) -> Outcome:
         return await send_parts(deps, d, registry.get(d.channel), tv)
 
 
-_UPDATE = (
-    update(Delivery.__table__)  # type: ignore[attr-defined]
-    .where(D.id == bindparam("_id"))
-    .values(
-        status=bindparam("status"),
-        parts_done=bindparam("parts_done"),
-        attempts=bindparam("attempts"),
-        provider_message_ids=bindparam("provider_message_ids"),
-        notes=bindparam("notes"),
-        last_error=bindparam("last_error"),
-        not_before=bindparam("not_before"),
-        delivered_at=bindparam("delivered_at"),
-        updated_at=bindparam("updated_at"),
-    )
-)
-
-
 async def _record(
     session: AsyncSession, deps: Deps, results: list[tuple[Claimed, Outcome]]
 ) -> list[tuple[int, str, datetime | None, float | None]]:
     """Write every outcome of the batch in one transaction; return what to enqueue next.
 
     Rows whose outcome is alike (most of a fan-out: delivered, one attempt, nothing to append)
-    share one ``UPDATE … WHERE id IN``; the rest go through one executemany of whole rows.
+    share one ``UPDATE … WHERE id IN``; the rest go through one executemany per shape of change.
     """
     now = utcnow()
     attempts = [a for _, o in results for a in o.attempts]
     failures = await _failures_since_requeue(
         session, [d.id for d, o in results if o.kind == "transient"]
     )
+    appends = {d.id for d, o in results if o.provider_message_ids or o.notes}
+    lists = await _lists(session, appends)
     alike: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-    whole: list[dict[str, Any]] = []
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     follow: list[tuple[int, str, datetime | None, float | None]] = []
     deactivate: dict[int, str | None] = {}
     for d, o in results:
@@ -263,19 +243,13 @@ async def _record(
                 word = "failed"
         follow.append((d.id, word, None, delay))
         metrics.outcome(d.channel, changes["status"])
-        if o.provider_message_ids or o.notes or "not_before" in changes:
-            whole.append(
-                {
-                    "_id": d.id,
-                    "attempts": d.attempts + len(o.attempts),
-                    "provider_message_ids": [*d.provider_message_ids, *o.provider_message_ids],
-                    "notes": [*d.notes, *o.notes],
-                    "last_error": d.last_error,
-                    "not_before": d.not_before,
-                    "delivered_at": d.delivered_at,
-                    **changes,
-                }
-            )
+        if d.id in appends or "not_before" in changes:
+            row = {"_id": d.id, "attempts": d.attempts + len(o.attempts), **changes}
+            if d.id in appends:
+                message_ids, notes = lists[d.id]
+                row["provider_message_ids"] = [*message_ids, *o.provider_message_ids]
+                row["notes"] = [*notes, *o.notes]
+            shapes[tuple(sorted(row))].append(row)
         else:
             alike[(len(o.attempts), *sorted(changes.items()))].append(d.id)
     for target_id, reason in deactivate.items():
@@ -293,11 +267,24 @@ async def _record(
             .where(D.id.in_(ids))
             .values({**dict(changes_items), "attempts": D.attempts + added})
         )
-    if whole:
-        await session.execute(_UPDATE, whole)
+    for keys, rows in shapes.items():
+        await session.execute(
+            update(Delivery.__table__)  # type: ignore[attr-defined]
+            .where(D.id == bindparam("_id"))
+            .values({k: bindparam(k) for k in keys if k != "_id"}),
+            rows,
+        )
     await finish_items(session, {d.item_id for d, o in results if o.kind == "delivered"})
     await session.commit()
     return follow
+
+
+async def _lists(session: AsyncSession, ids: set[int]) -> dict[int, tuple[list[str], list[str]]]:
+    """Provider message ids and notes so far, for the rows that append to them."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(D.id, D.provider_message_ids, D.notes).where(D.id.in_(ids)))
+    return {i: (list(m or []), list(n or [])) for i, m, n in rows.all()}
 
 
 _ATTEMPT_KEYS = (

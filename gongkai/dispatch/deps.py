@@ -39,14 +39,16 @@ class Deps:
     targets: dict[int, tuple[float, TargetView, bool, str | None]] = field(default_factory=dict)
     regions: dict[str, Any] = field(default_factory=dict)
     accounts: dict[tuple[str, str], Any] = field(default_factory=dict)
+    places: dict[str, Any] = field(default_factory=dict)
     directory_loaded: float = 0.0
 
     def directory(self, session: AsyncSession) -> Directory:
         if time.monotonic() - self.directory_loaded > CACHE_SECONDS:
             self.regions.clear()
             self.accounts.clear()
+            self.places.clear()
             self.directory_loaded = time.monotonic()
-        return Directory(session, self.sealer, self.regions, self.accounts)
+        return Directory(session, self.sealer, self.regions, self.accounts, self.places)
 
     async def prefetch_targets(self, session: AsyncSession, ids: set[int]) -> None:
         """Open a batch's targets with one query instead of one each."""

@@ -38,6 +38,7 @@ QUEUE_DEPTH = Gauge("gongkai_queue_depth", "Jobs waiting in the queue", registry
 
 
 _OUTCOMES: dict[tuple[str, str], Any] = {}
+_LATENCIES: dict[str, Any] = {}
 
 
 def outcome(channel: str, status: str) -> None:
@@ -46,3 +47,11 @@ def outcome(channel: str, status: str) -> None:
     if child is None:
         child = _OUTCOMES[(channel, status)] = DELIVERIES.labels(channel, status)
     child.inc()
+
+
+def latency(channel: str) -> Any:
+    """The send-latency histogram of one channel (looked up once)."""
+    child = _LATENCIES.get(channel)
+    if child is None:
+        child = _LATENCIES[channel] = SEND_LATENCY.labels(channel)
+    return child

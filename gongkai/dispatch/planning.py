@@ -54,10 +54,13 @@ class Directory:
         sealer: Sealer,
         regions: dict[str, Region | None] | None = None,
         accounts: dict[tuple[str, str], dict[str, Any] | None] | None = None,
+        places: dict[str, tuple[str, dict[str, str], tuple[str, ...]]] | None = None,
     ) -> None:
-        """``regions`` and ``accounts`` let a worker keep its caches across units of work."""
+        """``regions``, ``accounts`` and ``places`` let a worker keep its caches across units
+        of work."""
         self.session = session
         self.sealer = sealer
+        self._places = {} if places is None else places
         self._regions: dict[str, Region | None] = {} if regions is None else regions
         self._accounts: dict[tuple[str, str], dict[str, Any] | None] = (
             {} if accounts is None else accounts
@@ -81,6 +84,20 @@ class Directory:
                 return tuple(region.languages)
             region = await self.region(region.parent_code)
         return DEFAULT_LANGUAGES
+
+    async def place(self, code: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+        """A region's name, its names by language and its languages: what a target view
+        needs of its region, worked out once per region rather than once per target."""
+        hit = self._places.get(code)
+        if hit is None:
+            region = await self.region(code)
+            hit = (
+                region.name if region else code,
+                dict(region.names) if region else {},
+                await self.languages(code),
+            )
+            self._places[code] = hit
+        return hit
 
     async def account(self, channel: str, name: str | None) -> dict[str, Any] | None:
         if name is None:
@@ -114,14 +131,14 @@ class Directory:
     async def target_view(self, target: Target | None, channel: str) -> TargetView:
         if target is None:  # a targetless channel (the web page)
             return TargetView(None, channel, None, "", {}, DEFAULT_LANGUAGES, {})
-        region = await self.region(target.region_code)
+        name, names, languages = await self.place(target.region_code)
         return TargetView(
             id=target.id,
             channel=target.channel,
             region_code=target.region_code,
-            region_name=region.name if region else target.region_code,
-            region_names=dict(region.names) if region else {},
-            languages=await self.languages(target.region_code),
+            region_name=name,
+            region_names=names,
+            languages=languages,
             address=self.sealer.open(target.address_sealed) if target.address_sealed else {},
             account=await self.account(target.channel, target.account_name),
             account_name=target.account_name,

@@ -31,7 +31,11 @@ async def enqueue_delivery(
     await pool.enqueue_job(DELIVER_JOB, delivery_id, **kwargs)
 
 
-BATCH = 100  # delivery ids per job: arq's per-job overhead is paid once per batch
+# Delivery ids per job. Each job pays arq's bookkeeping and about eight SQL statements once,
+# whatever its size: at 100 ids that was ~80 µs of CPU per delivery, at 500 about a fifth of
+# it (bench/fanout.py). Sends within a job still run 100 at a time (worker_concurrency), a
+# rate-limited id is deferred on its own, and the sweeper recovers a batch a dead worker left.
+BATCH = 500
 
 
 async def enqueue_deliveries(

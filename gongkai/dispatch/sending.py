@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from gongkai.channels.base import Channel, PermanentError, SentPart, TargetView, TransientError
@@ -30,11 +29,6 @@ class Claimed:
     payload: dict[str, Any]
     parts_done: int
     attempts: int
-    provider_message_ids: list[str]
-    notes: list[str]
-    last_error: str | None
-    not_before: datetime | None
-    delivered_at: datetime | None
 
 
 @dataclass
@@ -100,7 +94,7 @@ async def send_parts(deps: Deps, d: Claimed, channel: Channel, tv: TargetView) -
             return out
         finally:
             attempt["finished_at"] = utcnow()
-            metrics.SEND_LATENCY.labels(d.channel).observe(time.perf_counter() - started)
+            metrics.latency(d.channel).observe(time.perf_counter() - started)
         attempt.update(
             outcome="pending" if sent.pending else "delivered",
             provider_message_id=sent.provider_message_id,

@@ -37,8 +37,14 @@ async def poll_job(ctx: dict[str, Any], delivery_id: int) -> str:
     return await poll_pending(ctx["deps"], delivery_id)
 
 
+# Jobs a worker runs at once. A job holds up to queue.BATCH claimed deliveries whose sends share
+# the worker's ``worker_concurrency`` slots, so a few jobs keep those slots busy (one records
+# while the others send); more would only claim rows that wait, and leave other workers idle.
+MAX_JOBS = 4
+
+
 def build_worker(
-    settings: Settings, redis_url: str, *, burst: bool = False, max_jobs: int = 20
+    settings: Settings, redis_url: str, *, burst: bool = False, max_jobs: int = MAX_JOBS
 ) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
         engine = make_engine(settings.resolved_database_url)
