@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,11 +149,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, idle) jiffies of all cores so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, idle
+
+
 def run_workers(
     env: dict[str, str], n: int, counter: Counter, item_id: str, total: int
-) -> tuple[float, float, list[float], float]:
+) -> tuple[float, float, list[float], float, float]:
     """Start ``n`` workers on a queue already full; return (rate once started, rate incl.
-    start-up, peak memory of each worker, their CPU seconds after start-up).
+    start-up, peak memory of each worker, their CPU seconds after start-up, the share of the
+    machine's CPU busy meanwhile).
 
     The first rate runs from the first claimed row to the last delivered one, so it leaves out
     the interpreter's start-up (about a second of imports), which a long-running worker pays
@@ -170,6 +179,7 @@ def run_workers(
     start = time.perf_counter()
     first: float | None = None
     cpu_at_first = 0.0
+    jiffies = (0, 0)
     try:
         while True:
             touched, done = counter.progress(item_id)
@@ -177,6 +187,7 @@ def run_workers(
             if touched and first is None:
                 first = now
                 cpu_at_first = sum(cpu_seconds(p.pid) for p in procs)
+                jiffies = machine_jiffies()
             if done >= total:
                 break
             if any(p.poll() is not None for p in procs):
@@ -184,6 +195,7 @@ def run_workers(
             time.sleep(0.05)
         peaks = [vm_hwm_mb(p.pid) for p in procs]
         cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_at_first
+        busy, idle = (a - b for a, b in zip(machine_jiffies(), jiffies, strict=True))
     finally:
         for p in procs:
             p.terminate()
@@ -191,7 +203,7 @@ def run_workers(
             p.wait(20)
     assert first is not None
     steady = total / max(now - first, 1e-9)
-    return steady, total / (now - start), peaks, cpu
+    return steady, total / (now - start), peaks, cpu, busy / max(busy + idle, 1)
 
 
 async def bare_loop(base: str, payloads: list[dict], concurrency: int = 50) -> float:
@@ -267,7 +279,7 @@ def main() -> None:
         results = {}
         payloads: list[dict] = []
         for workers in (1, 2):
-            item_id = f"bench-{workers}"
+            item_id = f"bench-{workers}-{uuid.uuid4().hex[:8]}"  # fresh on a reused database
             path = Path(tmp) / f"{item_id}.json"
             path.write_text(json.dumps({**ITEM, "id": item_id}, ensure_ascii=False), "utf-8")
             t0 = time.perf_counter()
@@ -280,7 +292,7 @@ def main() -> None:
             plan_s = time.perf_counter() - t0
             counter = counter or Counter(db_url)
             fake_cpu = cpu_seconds(fake.pid)
-            steady, overall, peaks, cpu = run_workers(env, workers, counter, item_id, n)
+            steady, overall, peaks, cpu, busy = run_workers(env, workers, counter, item_id, n)
             fake_cpu = cpu_seconds(fake.pid) - fake_cpu
             results[workers] = (steady, peaks, plan_s)
             print(
@@ -289,7 +301,7 @@ def main() -> None:
                 f"planning {n / plan_s:,.0f}/s incl. process start), "
                 f"peak memory {', '.join(f'{p:.0f} MB' for p in peaks)}; "
                 f"CPU per delivery: workers {cpu / n * 1e6:.0f} µs, "
-                f"fake {fake_cpu / n * 1e6:.0f} µs"
+                f"fake {fake_cpu / n * 1e6:.0f} µs; machine {busy:.0%} busy"
             )
             if not payloads:
                 payloads = asyncio.run(_payloads(db_url, item_id))

@@ -59,3 +59,30 @@ async def test_migrations_and_the_pipeline_on_postgresql(
     rows, _ = await fetch_deliveries(s, item()["id"])
     assert [d.status for d in rows] == ["delivered"]
     assert rows[0].delivered_at.tzinfo is not None
+
+
+async def test_the_migrated_schema_matches_the_models(tmp_path) -> None:
+    """A model change without its migration (or the reverse) shows up here, index by index."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import gongkai.storage.models  # noqa: F401  (registers the tables)
+
+    url = settings_for(tmp_path).resolved_database_url
+    await upgrade(url)
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c), SQLModel.metadata)
+            )
+    finally:
+        await engine.dispose()
+    tables_and_indexes = [
+        d
+        for d in diff
+        if d[0]
+        in {"add_table", "remove_table", "add_index", "remove_index", "add_column", "remove_column"}
+    ]
+    assert tables_and_indexes == []

@@ -158,7 +158,8 @@ class Delivery(SQLModel, table=True):
         Index("ix_delivery_status_created", "status", "created_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    item_id: str = Field(foreign_key="item.id", index=True, max_length=128)
+    # indexed by ix_delivery_item_channel, whose leading column it is
+    item_id: str = Field(foreign_key="item.id", max_length=128)
     target_id: int | None = Field(default=None, foreign_key="target.id", index=True)
     channel: str = Field(index=True, max_length=32)
     region_code: str | None = Field(default=None, index=True, max_length=12)
@@ -166,7 +167,8 @@ class Delivery(SQLModel, table=True):
     # The rendered payload exactly as it will be sent: {"parts": [...], "meta": {...}}.
     payload: dict[str, Any] = _json({})
     notes: list[str] = _json([])  # e.g. "translation missing: mn"
-    status: str = Field(default=DeliveryStatus.planned, index=True, max_length=16)
+    # indexed by ix_delivery_status_created, whose leading column it is
+    status: str = Field(default=DeliveryStatus.planned, max_length=16)
     attempts: int = 0
     parts_done: int = 0
     provider_message_ids: list[str] = _json([])

@@ -191,6 +191,9 @@ async def test_a_transient_error_is_retried_and_resumes_at_the_failed_part(env: 
     assert transient.part_index == failing and transient.error, outcomes
     assert attempts[failing] is transient  # only the parts before it went first
     assert_each_part_sent_once(env, d, attempts)
+    # the ids of parts accepted before the failure survive the retry's record, in order
+    accepted = [a.provider_message_id for a in attempts if a.provider_message_id]
+    assert [i for i in d.provider_message_ids if i in accepted] == accepted
 
 
 async def test_a_permanent_error_is_not_retried(env: Env) -> None:
