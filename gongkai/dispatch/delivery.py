@@ -260,7 +260,7 @@ async def _record(
         )
         deps.targets.pop(target_id, None)
     if attempts:
-        await session.execute(insert(A), _complete_attempts(attempts))
+        await session.execute(insert(A), attempts)
     for (added, *changes_items), ids in alike.items():
         await session.execute(
             update(Delivery.__table__)  # type: ignore[attr-defined]
@@ -285,23 +285,6 @@ async def _lists(session: AsyncSession, ids: set[int]) -> dict[int, tuple[list[s
         return {}
     rows = await session.execute(select(D.id, D.provider_message_ids, D.notes).where(D.id.in_(ids)))
     return {i: (list(m or []), list(n or [])) for i, m, n in rows.all()}
-
-
-_ATTEMPT_KEYS = (
-    "delivery_id",
-    "number",
-    "part_index",
-    "started_at",
-    "finished_at",
-    "outcome",
-    "provider_message_id",
-    "error",
-    "retry_after",
-)
-
-
-def _complete_attempts(attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: a.get(k) for k in _ATTEMPT_KEYS} for a in attempts]
 
 
 async def _failures_since_requeue(session: AsyncSession, ids: list[int]) -> dict[int, int]:

@@ -66,9 +66,9 @@ class Deps:
                 select(*columns, t.active, t.inactive_reason).where(t.id.in_(missing))
             )
         ).all()
-        for target in rows:  # plain rows: target_view reads the same attribute names
-            tv = await directory.target_view(target, target.channel)
-            self.targets[target.id] = (now, tv, target.active, target.inactive_reason)  # type: ignore[index]
+        for target_id, channel, code, sealed, account, options, active, reason in rows:
+            tv = await directory.open_target(target_id, channel, code, sealed, account, options)
+            self.targets[target_id] = (now, tv, active, reason)
 
     async def item(self, session: AsyncSession, item_id: str) -> Item | None:
         hit = self.items.get(item_id)

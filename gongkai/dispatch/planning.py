@@ -131,18 +131,41 @@ class Directory:
     async def target_view(self, target: Target | None, channel: str) -> TargetView:
         if target is None:  # a targetless channel (the web page)
             return TargetView(None, channel, None, "", {}, DEFAULT_LANGUAGES, {})
-        name, names, languages = await self.place(target.region_code)
+        return await self.open_target(
+            target.id,  # type: ignore[arg-type]
+            target.channel,
+            target.region_code,
+            target.address_sealed,
+            target.account_name,
+            target.options,
+        )
+
+    async def open_target(
+        self,
+        target_id: int,
+        channel: str,
+        region_code: str,
+        address_sealed: str | None,
+        account_name: str | None,
+        options: dict[str, Any] | None,
+    ) -> TargetView:
+        """A target's view from its columns: a worker opens a batch of them from plain rows."""
+        place = self._places.get(region_code) or await self.place(region_code)
+        account = None
+        if account_name is not None:
+            key = (channel, account_name)
+            account = self._accounts[key] if key in self._accounts else await self.account(*key)
         return TargetView(
-            id=target.id,
-            channel=target.channel,
-            region_code=target.region_code,
-            region_name=name,
-            region_names=names,
-            languages=languages,
-            address=self.sealer.open(target.address_sealed) if target.address_sealed else {},
-            account=await self.account(target.channel, target.account_name),
-            account_name=target.account_name,
-            options=dict(target.options or {}),
+            id=target_id,
+            channel=channel,
+            region_code=region_code,
+            region_name=place[0],
+            region_names=place[1],
+            languages=place[2],
+            address=self.sealer.open(address_sealed) if address_sealed else {},
+            account=account,
+            account_name=account_name,
+            options=dict(options or {}),
         )
 
 

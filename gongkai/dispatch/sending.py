@@ -68,11 +68,16 @@ async def send_parts(deps: Deps, d: Claimed, channel: Channel, tv: TargetView) -
             out.kind, out.retry_after = "rate_limited", wait
             return out
         number += 1
-        attempt: dict[str, Any] = {
+        attempt: dict[str, Any] = {  # every column, so a batch inserts with one executemany
             "delivery_id": d.id,
             "number": number,
             "part_index": index,
             "started_at": utcnow(),
+            "finished_at": None,
+            "outcome": None,
+            "provider_message_id": None,
+            "error": None,
+            "retry_after": None,
         }
         out.attempts.append(attempt)
         started = time.perf_counter()
