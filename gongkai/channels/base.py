@@ -32,6 +32,15 @@ class TransientError(ChannelError):
         self.retry_after = retry_after
 
 
+class UncertainError(ChannelError):
+    """The request went out and no answer came back, so the provider may have sent it.
+
+    Raised by channels whose provider does not deduplicate (SMS): the part is not sent again
+    on its own, because a resident would get it twice; a person checks the provider's records
+    and retries the delivery from the console when it never arrived.
+    """
+
+
 class PermanentError(ChannelError):
     """Retrying cannot help: a bad key, a rejected template, a bot removed from a group."""
 

@@ -41,6 +41,7 @@ from gongkai.channels.base import (
     SentPart,
     TargetView,
     TransientError,
+    UncertainError,
 )
 from gongkai.channels.sms_providers import (
     ALIYUN,
@@ -352,8 +353,9 @@ async def _exchange(
     headers: dict[str, str],
     seconds: float,
 ) -> tuple[int, dict[str, Any] | None]:
-    """One POST; network trouble is transient. A timeout is ambiguous (the provider may have
-    accepted), but losing a notice is worse than a rare duplicate, so it is retried too."""
+    """One POST. Failing to connect is transient: nothing reached the provider. Once the
+    request has gone out, a timeout or a dropped connection is uncertain: neither provider
+    deduplicates, and a send it accepted must never be repeated."""
     url = endpoint.rstrip("/") + "/"
     try:
         async with http.post(
@@ -361,10 +363,14 @@ async def _exchange(
         ) as resp:
             raw = await resp.read()
             status = resp.status
-    except TimeoutError as exc:
-        raise TransientError(f"sms provider timed out after {seconds:.0f}s") from exc
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
         raise TransientError(f"sms provider unreachable: {type(exc).__name__}: {exc}") from exc
+    except TimeoutError as exc:
+        raise UncertainError(f"sms provider did not answer within {seconds:g}s") from exc
+    except aiohttp.ClientError as exc:
+        raise UncertainError(
+            f"sms provider dropped the request: {type(exc).__name__}: {exc}"
+        ) from exc
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

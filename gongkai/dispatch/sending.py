@@ -8,7 +8,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gongkai.channels.base import Channel, PermanentError, SentPart, TargetView, TransientError
+from gongkai.channels.base import (
+    Channel,
+    PermanentError,
+    SentPart,
+    TargetView,
+    TransientError,
+    UncertainError,
+)
 from gongkai.dispatch import metrics
 from gongkai.dispatch.deps import Deps
 from gongkai.dispatch.planning import open_part
@@ -86,6 +93,14 @@ async def send_parts(deps: Deps, d: Claimed, channel: Channel, tv: TargetView) -
         except TransientError as exc:
             attempt.update(outcome="transient", error=str(exc), retry_after=exc.retry_after)
             out.kind, out.error, out.retry_after = "transient", str(exc), exc.retry_after
+            return out
+        except UncertainError as exc:  # never resent blindly: the delivery waits for a person
+            attempt.update(outcome="uncertain", error=str(exc))
+            out.kind = "permanent"
+            out.error = (
+                f"part {index + 1}: {exc}; the provider may have sent it — check its records "
+                "before retrying"
+            )
             return out
         except PermanentError as exc:
             attempt.update(outcome="permanent", error=str(exc))

@@ -7,6 +7,7 @@ import pytest
 from gongkai.channels.base import (
     PermanentError,
     TransientError,
+    UncertainError,
 )
 from gongkai.channels.sms import CHANNEL
 from tests.channels.sms_cases import (
@@ -112,6 +113,62 @@ async def test_an_unreachable_provider_is_transient(http) -> None:
     part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
     with pytest.raises(TransientError, match="unreachable"):
         await CHANNEL.send(part, ctx_for(http, target, f"http://127.0.0.1:{free_port()}"))
+
+
+async def test_an_answer_lost_after_the_provider_accepted_is_uncertain_not_transient(http) -> None:
+    app, state = aliyun_sms.make_app()
+    state.answer_late(2.0)
+    target = make_target(aliyun_account(timeout_seconds=0.3), ["13800000000"])
+    part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
+    async with serve(app) as base:
+        with pytest.raises(UncertainError, match=r"did not answer within 0.3s"):
+            await CHANNEL.send(part, ctx_for(http, target, base))
+    assert len(state.texts_to("13800000000")) == 1  # it did go out: a retry would be a second
+
+
+async def test_an_sms_the_provider_may_have_sent_is_not_sent_again_by_the_worker(
+    tmp_path, embedded_redis_url, redis
+) -> None:
+    """End to end: the delivery goes dead with the reason, and running its job again (as arq's
+    at-least-once redelivery would) sends nothing more."""
+    from arq import create_pool
+
+    from gongkai.dispatch.queue import enqueue_delivery
+    from gongkai.dispatch.redis_server import arq_settings
+    from tests.support import (
+        DIRECTORY,
+        fetch_deliveries,
+        ingest,
+        item,
+        prepare_db,
+        run_workers,
+        settings_for,
+    )
+
+    app, state = aliyun_sms.make_app()
+    state.answer_late(2.0)
+    async with serve(app) as base:
+        s = settings_for(tmp_path, aliyun_sms_endpoint=base)
+        directory = DIRECTORY.replace(
+            "template_code: SMS_000001}", "template_code: SMS_000001, timeout_seconds: 0.3}"
+        )
+        await prepare_db(s, directory)
+        notice = item(id="water-1", kind="notice", doc_number=None, channels=["sms"])
+        notice["regions"] = ["150627100201"]
+        await ingest(s, embedded_redis_url, notice)
+        await run_workers(s, embedded_redis_url)
+        (d,), attempts = await fetch_deliveries(s, "water-1")
+        assert d.status == "dead", d.last_error
+        assert "may have sent it" in d.last_error and "0.3s" in d.last_error
+        assert [a.outcome for a in attempts[d.id]] == ["uncertain"]
+        pool = await create_pool(arq_settings(embedded_redis_url))
+        try:
+            await enqueue_delivery(pool, d.id)
+        finally:
+            await pool.aclose()
+        await run_workers(s, embedded_redis_url)
+    assert len(state.texts_to("13800000000")) == 1
+    assert len(state.requests) == 1
 
 
 async def test_aliyun_fake_refuses_stale_timestamps_and_replayed_nonces(http) -> None:

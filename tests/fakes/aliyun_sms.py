@@ -11,11 +11,13 @@ Unconfirmed, and modelled conservatively: when only some numbers of a batch are 
 limit Aliyun still answers OK and reports those numbers later in receipts (``state.receipts``);
 when every number is over the limit the request fails with isv.BUSINESS_LIMIT_CONTROL.
 
-Test hooks: ``state.fail_next(code)``, ``state.advance(seconds)``, ``state.texts_to(phone)``.
+Test hooks: ``state.fail_next(code)``, ``state.answer_late(seconds)``, ``state.advance(seconds)``,
+``state.texts_to(phone)``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -81,6 +83,7 @@ class AliyunState:
         default_factory=lambda: defaultdict(list)
     )
     forced: list[tuple[int, str, str]] = field(default_factory=list)
+    late: list[float] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(900_000_000))
 
     def now(self) -> float:
@@ -92,6 +95,11 @@ class AliyunState:
     def fail_next(self, code: str, message: str = "", status: int = 200) -> None:
         """The next signed, well-formed request is answered with this error."""
         self.forced.append((status, code, message or code))
+
+    def answer_late(self, seconds: float) -> None:
+        """The next SendSms is carried out, but its answer leaves only after ``seconds``: what
+        a client whose own timeout is shorter sees as a request lost in the network."""
+        self.late.append(seconds)
 
     def texts_to(self, phone: str) -> list[str]:
         return [m.text for m in self.messages if m.phone == phone]
@@ -174,7 +182,10 @@ async def _handle(request: web.Request) -> web.Response:
         return _error(state, 400, "InvalidVersion", "Specified parameter Version is not valid.")
     if state.forced:
         return _error(state, *state.forced.pop(0))
-    return _send_sms(state, params)
+    response = _send_sms(state, params)
+    if state.late:
+        await asyncio.sleep(state.late.pop(0))
+    return response
 
 
 def _send_sms(state: AliyunState, params: dict[str, str]) -> web.Response:
