@@ -201,6 +201,26 @@ async def fetch_deliveries(s: Settings, item_id: str | None = None):  # type: ig
         await engine.dispose()
 
 
+async def hurry_polls(redis_url: str) -> None:
+    """Make the provider-verdict polls waiting in the queue due now (they wait a minute)."""
+    import time
+
+    from arq import create_pool
+
+    from gongkai.dispatch.queue import QUEUE_NAME
+    from gongkai.dispatch.redis_server import arq_settings
+
+    pool = await create_pool(arq_settings(redis_url))
+    try:
+        now_ms = time.time() * 1000
+        jobs = await pool.zrange(QUEUE_NAME, 0, -1, withscores=True)
+        polls = {job: now_ms for job, at in jobs if job.startswith(b"p") and at > now_ms}
+        if polls:
+            await pool.zadd(QUEUE_NAME, polls, xx=True)
+    finally:
+        await pool.aclose()
+
+
 async def workers_until(s: Settings, redis_url: str, done, n: int = 1, limit: float = 30) -> None:  # type: ignore[no-untyped-def]
     """Run ``n`` long-lived workers until ``await done()`` is true (for jobs deferred on purpose,
     such as a provider-verdict poll a minute away, which a burst worker would wait out)."""

@@ -311,6 +311,11 @@ class WechatApi:
             "POST", "cgi-bin/message/mass/sendall", json=body, accept=frozenset({MASS_DUPLICATE})
         )
 
+    async def get_mass(self, msg_id: str) -> str:
+        """``message/mass/get``: SENDING, SEND_SUCCESS, SEND_FAIL or DELETE."""
+        data = await self.call("POST", "cgi-bin/message/mass/get", json={"msg_id": int(msg_id)})
+        return str(data.get("msg_status") or "")
+
     async def delete_mass(self, msg_id: str, article_idx: int = 0) -> None:
         await self.call(
             "POST",

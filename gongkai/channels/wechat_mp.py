@@ -235,8 +235,15 @@ class WechatMpChannel(Channel):
         raise PermanentError(f"unknown wechat_mp part kind {kind!r}")
 
     async def poll(self, provider_message_id: str, ctx: SendContext) -> SentPart | None:
-        """The review verdict of a published article; None while WeChat is still deciding."""
+        """The verdict on a published article or a mass send; None while WeChat is still at it."""
         kind, _, ident = provider_message_id.partition(":")
+        if kind == "mass":
+            status = await api_for(ctx).get_mass(ident)
+            if status == "SENDING":
+                return None
+            if status != "SEND_SUCCESS":
+                raise PermanentError(f"WeChat did not carry out the mass send: {status}")
+            return SentPart(provider_message_id=None)
         if kind != "publish":
             return SentPart(provider_message_id=provider_message_id)
         outcome = await poll_publish(api_for(ctx), ident)
@@ -327,8 +334,11 @@ class WechatMpChannel(Channel):
                 await api.delete_draft(media_id)
             except (PermanentError, TransientError):
                 pass
+        # Accepted is not sent: WeChat reviews the mass send and says how it went in the
+        # MASSSENDJOBFINISH push (or message/mass/get when polled).
         return SentPart(
             provider_message_id=f"mass:{answer['msg_id']}",
+            pending=True,
             extra={
                 "msg_data_id": answer.get("msg_data_id"),
                 "duplicate": duplicate,

@@ -22,6 +22,7 @@ async def complete_pending(
     ok: bool,
     reason: str | None = None,
     final_id: str | None = None,
+    note: str | None = None,
 ) -> Delivery | None:
     """A provider's verdict on a pending part (a WeChat PUBLISHJOBFINISH event or a poll)."""
     async with maker() as session:
@@ -38,6 +39,8 @@ async def complete_pending(
                 else:
                     d.status = DeliveryStatus.dead
                     d.last_error = reason
+                if note:
+                    d.notes = [*d.notes, note]
                 d.updated_at = utcnow()
                 session.add(d)
                 await session.flush()

@@ -283,3 +283,47 @@ async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None
     (d,) = await env.rows(Delivery, Delivery.id == d.id)
     assert d.status == "delivered"
     assert d.provider_message_ids[-1].startswith("article:")
+
+
+@pytest.mark.parametrize("status", ["send success", "err(20013)"])
+async def test_masssendjobfinish_settles_the_mass_send_and_keeps_its_reach(
+    env: BotEnv, status: str
+) -> None:
+    """WeChat's MASSSENDJOBFINISH push (not a poll) says how the mass send went: delivered with
+    how many followers it reached, or dead with the review's reason."""
+    import asyncio
+    import contextlib
+
+    from gongkai.dispatch.worker import build_worker
+    from gongkai.storage.models import Delivery, Target
+    from tests.support import ingest, item
+
+    s = env.settings
+    await ingest(s, env.redis_url, item(channels=["wechat_mp"], wechat={"mass_send": True}))
+    (target,) = await env.rows(
+        Target, Target.channel == "wechat_mp", Target.account_name == "plain"
+    )
+
+    async def pending() -> Delivery | None:
+        (d,) = await env.rows(Delivery, Delivery.target_id == target.id)
+        return d if d.status == "sending" and d.provider_message_ids else None
+
+    worker = build_worker(s, env.redis_url)
+    running = asyncio.create_task(worker.async_run())
+    try:
+        d = await until(pending, within=30)
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.close()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    msg_id = d.provider_message_ids[-1].removeprefix("mass:")
+    env.wechat.mass_reach, env.wechat.mass_outcome = 1200, status
+    got = await env.push("plain").send(env.wechat.mass_event_xml(msg_id))
+    assert got.body == "success"
+    (d,) = await env.rows(Delivery, Delivery.id == d.id)
+    if status == "send success":
+        assert d.status == "delivered"
+        assert any("群发送达 1197 人" in n and "过滤后 1200 人" in n for n in d.notes), d.notes
+    else:
+        assert d.status == "dead" and d.last_error.endswith("err(20013) (涉嫌版权)")

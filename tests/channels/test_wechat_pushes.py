@@ -11,6 +11,7 @@ from tests.fakes import wechat_api
 from tests.fakes.server import serve
 from tests.support import (
     fetch_deliveries,
+    hurry_polls,
     ingest,
     item,
     prepare_db,
@@ -96,11 +97,23 @@ async def test_mass_send_replaces_the_article_and_counts_the_quota(
     await ingest(
         s, embedded_redis_url, item(channels=["wechat_mp"], wechat={"mass_send": True, "tag_id": 7})
     )
-    await run_workers(s, embedded_redis_url)
-    (d,), _ = await fetch_deliveries(s)
-    assert d.status == "delivered" and d.provider_message_ids[0].startswith("mass:")
+    first = item()["id"]
+
+    async def status_of(item_id: str) -> str:
+        rows, _ = await fetch_deliveries(s, item_id)
+        return rows[0].status
+
+    async def delivered() -> bool:
+        await hurry_polls(embedded_redis_url)  # WeChat's verdict is polled a minute later
+        return await status_of(first) == "delivered"
+
+    await workers_until(s, embedded_redis_url, delivered)
+    (d,), attempts = await fetch_deliveries(s, first)
+    assert d.provider_message_ids[0].startswith("mass:")
+    assert [a.outcome for a in attempts[d.id]] == ["pending"]  # accepted, then judged
     (body,) = state.calls_to("cgi-bin/message/mass/sendall")
     assert body["filter"] == {"is_to_all": False, "tag_id": 7}
+    assert len(state.calls_to("cgi-bin/message/mass/get")) == 2  # "SENDING", then the verdict
     # a second item the same day: the subscription account's one mass send is spent
     await ingest(
         s,
@@ -111,3 +124,20 @@ async def test_mass_send_replaces_the_article_and_counts_the_quota(
     rows, _ = await fetch_deliveries(s, "ejhl-2026-0114")
     assert rows[0].status == "dead" and "quota used up" in rows[0].last_error
     assert len(state.calls_to("cgi-bin/message/mass/sendall")) == 1
+
+
+async def test_a_mass_send_wechat_refuses_in_review_is_dead_with_the_reason(
+    wechat, embedded_redis_url
+) -> None:
+    s, state = wechat
+    state.mass_outcome, state.mass_polls = "err(10001)", 0
+    await ingest(s, embedded_redis_url, item(channels=["wechat_mp"], wechat={"mass_send": True}))
+
+    async def judged() -> bool:
+        await hurry_polls(embedded_redis_url)
+        rows, _ = await fetch_deliveries(s, item()["id"])
+        return rows[0].status == "dead"
+
+    await workers_until(s, embedded_redis_url, judged)
+    (d,), _ = await fetch_deliveries(s, item()["id"])
+    assert "did not carry out the mass send: SEND_FAIL" in d.last_error

@@ -305,6 +305,8 @@ def make_app(
             "body": body,
             "at": state.now(),
             "deleted": False,
+            "status": "sending",
+            "polls_left": state.mass_polls,
         }
         return _ok(
             {
@@ -314,6 +316,24 @@ def make_app(
                 "msg_data_id": int(state.next_id()),
             }
         )
+
+    async def mass_get(request: web.Request, app_id: str, body: Any) -> web.Response:
+        msg_id = str((body or {}).get("msg_id", ""))
+        sent = state.mass_sends.get(msg_id)
+        if not sent or sent["app_id"] != app_id:
+            return _err(40007, "invalid msg_id")
+        if sent["status"] == "sending":
+            if sent["polls_left"] > 0:
+                sent["polls_left"] -= 1
+            else:
+                state.finish_mass(msg_id)
+        if sent["deleted"]:
+            status = "DELETE"
+        elif sent["status"] == "sending":
+            status = "SENDING"
+        else:
+            status = "SEND_SUCCESS" if sent["status"] == "send success" else "SEND_FAIL"
+        return _ok({"msg_id": int(msg_id), "msg_status": status})
 
     async def mass_delete(request: web.Request, app_id: str, body: Any) -> web.Response:
         sent = state.mass_sends.get(str((body or {}).get("msg_id", "")))
@@ -368,6 +388,7 @@ def make_app(
         "freepublish/delete": publish_delete,
         "message/mass/sendall": sendall,
         "message/mass/delete": mass_delete,
+        "message/mass/get": mass_get,
         "message/template/send": template_send,
         "message/custom/send": custom_send,
     }.items():

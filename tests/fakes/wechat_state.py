@@ -53,6 +53,9 @@ class FakeWechatState:
     mass_quota: int = 1  # successful mass sends a day (verified subscription account)
     publish_outcome: int = 0  # publish_status a submitted job ends in
     publish_polls: int = 1  # freepublish/get answers "publishing" this many times first
+    mass_outcome: str = "send success"  # the Status a mass send ends in ("err(10001)", …)
+    mass_polls: int = 1  # message/mass/get answers "SENDING" this many times first
+    mass_reach: int = 1200  # followers a mass send is filtered down to (FilterCount)
     daily_caps: dict[str, int] = field(
         default_factory=lambda: {"cgi-bin/draft/add": 1000, "cgi-bin/freepublish/submit": 100}
     )
@@ -115,6 +118,29 @@ class FakeWechatState:
                 "deleted": False,
             }
         return job
+
+    def finish_mass(self, msg_id: str) -> dict[str, Any]:
+        sent = self.mass_sends[str(msg_id)]
+        if sent["status"] == "sending":
+            sent["status"] = self.mass_outcome
+        return sent
+
+    def mass_event_xml(self, msg_id: str, to_user: str = "gh_fake") -> str:
+        """The MASSSENDJOBFINISH push (shape as WeChat really sends it)."""
+        sent = self.finish_mass(msg_id)
+        ok = sent["status"] == "send success"
+        reach = self.mass_reach if ok else 0
+        errors = 3 if ok else 0
+        return (
+            f"<xml><ToUserName><![CDATA[{to_user}]]></ToUserName>"
+            "<FromUserName><![CDATA[oFakeSystem]]></FromUserName>"
+            f"<CreateTime>{int(self.now())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[MASSSENDJOBFINISH]]></Event><MsgID>{msg_id}</MsgID>"
+            f"<Status><![CDATA[{sent['status']}]]></Status>"
+            f"<TotalCount>{self.mass_reach + 100 if ok else 0}</TotalCount>"
+            f"<FilterCount>{reach}</FilterCount><SentCount>{reach - errors}</SentCount>"
+            f"<ErrorCount>{errors}</ErrorCount></xml>"
+        )
 
     def publish_event_xml(self, publish_id: str, to_user: str = "gh_fake") -> str:
         """The PUBLISHJOBFINISH push (shape as WeChat really sends it)."""
