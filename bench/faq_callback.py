@@ -64,10 +64,12 @@ def _serve(data_dir: str, redis_url: str, port: int, cpu: int, ready: Any) -> No
     from aiohttp import web
 
     from gongkai.bot.app import create_app
+    from gongkai.bot.runtime import settle_heap
 
     async def main() -> None:
         runner = web.AppRunner(create_app(_settings(data_dir), redis_url), access_log=None)
         await runner.setup()
+        settle_heap()  # as `gongkai serve` does before it takes requests
         await web.TCPSite(runner, "127.0.0.1", port).start()
         ready.set()
         await asyncio.Event().wait()
