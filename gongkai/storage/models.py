@@ -187,7 +187,8 @@ class Attempt(SQLModel, table=True):
     part_index: int = 0
     started_at: datetime = _ts(nullable=False)
     finished_at: datetime | None = _ts()
-    outcome: str = Field(max_length=16)  # delivered | pending | transient | permanent | deferred
+    # delivered | pending | transient | permanent | uncertain | requeued (an admin's retry)
+    outcome: str = Field(max_length=16)
     provider_message_id: str | None = None
     error: str | None = None
     retry_after: float | None = None
