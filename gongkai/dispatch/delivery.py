@@ -55,6 +55,36 @@ async def deliver(deps: Deps, delivery_id: int) -> str:
 async def deliver_batch(deps: Deps, ids: list[int]) -> list[str]:
     words: dict[int, str] = {}
     later: list[tuple[int, datetime | None, float | None]] = []  # (id, at, delay) to enqueue
+    jobs = await _take(deps, ids, words, later)
+    outcomes = await asyncio.gather(*(job for _, job in jobs))
+    if jobs:
+        async with deps.maker() as session:
+            follow = await _record(
+                session, deps, [(d, o) for (d, _), o in zip(jobs, outcomes, strict=True)]
+            )
+        for delivery_id, word, at, delay in follow:
+            words[delivery_id] = word
+            if word == "pending":
+                await enqueue_poll(deps.pool, delivery_id, POLL_INTERVAL)
+            elif at is not None or delay is not None:
+                later.append((delivery_id, at, delay))
+    for delivery_id, at, delay in later:
+        await enqueue_delivery(deps.pool, delivery_id, at=at, delay=delay)
+    return [words.get(i, "?") for i in ids]
+
+
+async def _take(
+    deps: Deps,
+    ids: list[int],
+    words: dict[int, str],
+    later: list[tuple[int, datetime | None, float | None]],
+) -> list[tuple[Claimed, Any]]:
+    """Claim what may go now and pair each claimed row with its send (or its refusal).
+
+    Rows that must wait (scheduled, backing off, quiet hours) go to ``later``; every id not
+    claimed gets its word. One transaction, committed before anything is sent, so another
+    worker sees the claims at once.
+    """
     now = utcnow()
     async with deps.maker() as session:
         rows = (
@@ -102,7 +132,7 @@ async def deliver_batch(deps: Deps, ids: list[int]) -> list[str]:
         await deps.prefetch_targets(
             session, {c.target_id for c in claimed if c.target_id is not None}
         )
-        jobs = []
+        jobs: list[tuple[Claimed, Any]] = []
         for d in claimed:
             try:
                 tv, active, reason = await deps.target(session, d.target_id, d.channel)
@@ -114,22 +144,7 @@ async def deliver_batch(deps: Deps, ids: list[int]) -> list[str]:
                 jobs.append((d, _immediate("permanent", d, error)))
                 continue
             jobs.append((d, _bounded(deps, d, tv)))
-
-    outcomes = await asyncio.gather(*(job for _, job in jobs))
-    if jobs:
-        async with deps.maker() as session:
-            follow = await _record(
-                session, deps, [(d, o) for (d, _), o in zip(jobs, outcomes, strict=True)]
-            )
-        for delivery_id, word, at, delay in follow:
-            words[delivery_id] = word
-            if word == "pending":
-                await enqueue_poll(deps.pool, delivery_id, POLL_INTERVAL)
-            elif at is not None or delay is not None:
-                later.append((delivery_id, at, delay))
-    for delivery_id, at, delay in later:
-        await enqueue_delivery(deps.pool, delivery_id, at=at, delay=delay)
-    return [words.get(i, "?") for i in ids]
+    return jobs
 
 
 def _not_yet(
