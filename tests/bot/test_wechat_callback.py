@@ -5,6 +5,7 @@ signatures checked there. Credentials are the official test vectors."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -248,9 +249,9 @@ async def test_rate_limit_and_length_cap(env: BotEnv) -> None:
     assert len(await env.questions()) == 9  # the long one is no question
 
 
-async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None:
-    """A real worker submits the article (the fake answers "publishing"); the verdict then
-    arrives as WeChat's PUBLISHJOBFINISH push, not by polling."""
+async def _pending_at_plain(env: BotEnv, **wishes: Any) -> Any:
+    """Ingest a WeChat item and run a real worker until the "plain" account's delivery waits
+    for WeChat's verdict (the fake answers "publishing" / "SENDING" at first)."""
     import asyncio
     import contextlib
 
@@ -259,7 +260,7 @@ async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None
     from tests.support import ingest, item
 
     s = env.settings
-    await ingest(s, env.redis_url, item(channels=["wechat_mp"]))
+    await ingest(s, env.redis_url, item(channels=["wechat_mp"], **wishes))
     (target,) = await env.rows(
         Target, Target.channel == "wechat_mp", Target.account_name == "plain"
     )
@@ -271,12 +272,20 @@ async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None
     worker = build_worker(s, env.redis_url)
     running = asyncio.create_task(worker.async_run())
     try:
-        d = await until(pending, within=30)
+        return await until(pending, within=30)
     finally:  # stopping cancels jobs still running (the other accounts' deliveries)
         with contextlib.suppress(asyncio.CancelledError):
             await worker.close()
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None:
+    """A real worker submits the article; the verdict then arrives as WeChat's PUBLISHJOBFINISH
+    push, not by polling."""
+    from gongkai.storage.models import Delivery
+
+    d = await _pending_at_plain(env)
     publish_id = d.provider_message_ids[-1].removeprefix("publish:")
     got = await env.push("plain").send(env.wechat.publish_event_xml(publish_id))
     assert got.body == "success"
@@ -291,32 +300,9 @@ async def test_masssendjobfinish_settles_the_mass_send_and_keeps_its_reach(
 ) -> None:
     """WeChat's MASSSENDJOBFINISH push (not a poll) says how the mass send went: delivered with
     how many followers it reached, or dead with the review's reason."""
-    import asyncio
-    import contextlib
+    from gongkai.storage.models import Delivery
 
-    from gongkai.dispatch.worker import build_worker
-    from gongkai.storage.models import Delivery, Target
-    from tests.support import ingest, item
-
-    s = env.settings
-    await ingest(s, env.redis_url, item(channels=["wechat_mp"], wechat={"mass_send": True}))
-    (target,) = await env.rows(
-        Target, Target.channel == "wechat_mp", Target.account_name == "plain"
-    )
-
-    async def pending() -> Delivery | None:
-        (d,) = await env.rows(Delivery, Delivery.target_id == target.id)
-        return d if d.status == "sending" and d.provider_message_ids else None
-
-    worker = build_worker(s, env.redis_url)
-    running = asyncio.create_task(worker.async_run())
-    try:
-        d = await until(pending, within=30)
-    finally:
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker.close()
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+    d = await _pending_at_plain(env, wechat={"mass_send": True})
     msg_id = d.provider_message_ids[-1].removeprefix("mass:")
     env.wechat.mass_reach, env.wechat.mass_outcome = 1200, status
     got = await env.push("plain").send(env.wechat.mass_event_xml(msg_id))
