@@ -25,6 +25,8 @@ import re
 import time
 import unicodedata
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -323,13 +325,14 @@ class SmsChannel(Channel):
                 account, part, out_id=tag, timestamp=time.time(), nonce=uuid.uuid4().hex
             )
             body = "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items())
-            status, data = await _exchange(
-                ctx.http,
-                ctx.settings.aliyun_sms_endpoint,
-                body.encode("ascii"),
-                {"Content-Type": "application/x-www-form-urlencoded"},
-                timeout,
-            )
+            with _reference("OutId", tag):
+                status, data = await _exchange(
+                    ctx.http,
+                    ctx.settings.aliyun_sms_endpoint,
+                    body.encode("ascii"),
+                    {"Content-Type": "application/x-www-form-urlencoded"},
+                    timeout,
+                )
             return aliyun_verdict(status, data, list(part["phones"]))
         if provider == TENCENT:
             endpoint = ctx.settings.tencent_sms_endpoint
@@ -337,9 +340,19 @@ class SmsChannel(Channel):
             headers, payload = tencent_send_request(
                 account, part, session_context=tag, host=host, timestamp=int(time.time())
             )
-            status, data = await _exchange(ctx.http, endpoint, payload, headers, timeout)
+            with _reference("SessionContext", tag):
+                status, data = await _exchange(ctx.http, endpoint, payload, headers, timeout)
             return tencent_verdict(status, data, list(part["phones"]))
         raise PermanentError(f"unknown sms provider {provider!r}")
+
+
+@contextmanager
+def _reference(field: str, tag: str) -> Iterator[None]:
+    """An uncertain send names what to look for in the provider's send records."""
+    try:
+        yield
+    except UncertainError as exc:
+        raise UncertainError(f"{exc} ({field} {tag} in the provider's send records)") from exc
 
 
 def _digest(material: str) -> str:

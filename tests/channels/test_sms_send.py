@@ -115,13 +115,20 @@ async def test_an_unreachable_provider_is_transient(http) -> None:
         await CHANNEL.send(part, ctx_for(http, target, f"http://127.0.0.1:{free_port()}"))
 
 
-async def test_an_answer_lost_after_the_provider_accepted_is_uncertain_not_transient(http) -> None:
-    app, state = aliyun_sms.make_app()
+@pytest.mark.parametrize(
+    ("provider", "reference"), [("aliyun", "OutId"), ("tencent", "SessionContext")]
+)
+async def test_an_answer_lost_after_the_provider_accepted_is_uncertain_not_transient(
+    http, provider: str, reference: str
+) -> None:
+    aliyun = provider == "aliyun"
+    fake, account = (aliyun_sms, aliyun_account) if aliyun else (tencent_sms, tencent_account)
+    app, state = fake.make_app()
     state.answer_late(2.0)
-    target = make_target(aliyun_account(timeout_seconds=0.3), ["13800000000"])
+    target = make_target(account(timeout_seconds=0.3), ["13800000000"])
     part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
     async with serve(app) as base:
-        with pytest.raises(UncertainError, match=r"did not answer within 0.3s"):
+        with pytest.raises(UncertainError, match=rf"within 0.3s \({reference} 42-0 in"):
             await CHANNEL.send(part, ctx_for(http, target, base))
     assert len(state.texts_to("13800000000")) == 1  # it did go out: a retry would be a second
 
@@ -160,6 +167,7 @@ async def test_an_sms_the_provider_may_have_sent_is_not_sent_again_by_the_worker
         (d,), attempts = await fetch_deliveries(s, "water-1")
         assert d.status == "dead", d.last_error
         assert "may have sent it" in d.last_error and "0.3s" in d.last_error
+        assert f"OutId {d.id}-0" in d.last_error  # what to look up in Aliyun's send records
         assert [a.outcome for a in attempts[d.id]] == ["uncertain"]
         pool = await create_pool(arq_settings(embedded_redis_url))
         try:

@@ -15,6 +15,7 @@ Test hooks: ``state.fail_next(code)``, ``state.advance(seconds)``, ``state.texts
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -70,6 +71,7 @@ class TencentState:
     last_content: dict[tuple[str, str], float] = field(default_factory=dict)
     daily: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     forced: list[tuple[str, str]] = field(default_factory=list)
+    late: list[float] = field(default_factory=list)
     _serials: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def now(self) -> float:
@@ -77,6 +79,10 @@ class TencentState:
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
+
+    def answer_late(self, seconds: float) -> None:
+        """The next SendSms is carried out, but its answer leaves only after ``seconds``."""
+        self.late.append(seconds)
 
     def fail_next(self, code: str, message: str = "") -> None:
         self.forced.append((code, message or code))
@@ -161,7 +167,10 @@ async def _handle(request: web.Request) -> web.Response:
     state.requests.append(data)
     if state.forced:
         return _error(*state.forced.pop(0))
-    return _send_sms(state, data)
+    response = _send_sms(state, data)
+    if state.late:
+        await asyncio.sleep(state.late.pop(0))
+    return response
 
 
 def _send_sms(state: TencentState, data: dict[str, Any]) -> web.Response:
