@@ -27,8 +27,10 @@ import unicodedata
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -51,7 +53,9 @@ from gongkai.channels.sms_providers import (
     MAX_NUMBERS,
     PROVIDERS,
     TENCENT,
+    aliyun_query_params,
     aliyun_send_params,
+    aliyun_sent_with,
     aliyun_verdict,
     e164,
     mainland_mobile,
@@ -324,15 +328,22 @@ class SmsChannel(Channel):
             params = aliyun_send_params(
                 account, part, out_id=tag, timestamp=time.time(), nonce=uuid.uuid4().hex
             )
-            body = "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items())
-            with _reference("OutId", tag):
-                status, data = await _exchange(
-                    ctx.http,
-                    ctx.settings.aliyun_sms_endpoint,
-                    body.encode("ascii"),
-                    {"Content-Type": "application/x-www-form-urlencoded"},
-                    timeout,
-                )
+            try:
+                with _reference("OutId", tag):
+                    status, data = await _exchange(
+                        ctx.http, ctx.settings.aliyun_sms_endpoint, _form(params), _FORM, timeout
+                    )
+            except UncertainError:
+                if await _aliyun_has_sent(ctx, account, part, tag, timeout):
+                    return SentPart(
+                        provider_message_id=f"outid:{tag}",
+                        extra={
+                            "provider": ALIYUN,
+                            "accepted": len(part["phones"]),
+                            "note": "短信接口未及时应答；按 OutId 查到已发送，未重发",
+                        },
+                    )
+                raise
             return aliyun_verdict(status, data, list(part["phones"]))
         if provider == TENCENT:
             endpoint = ctx.settings.tencent_sms_endpoint
@@ -344,6 +355,35 @@ class SmsChannel(Channel):
                 status, data = await _exchange(ctx.http, endpoint, payload, headers, timeout)
             return tencent_verdict(status, data, list(part["phones"]))
         raise PermanentError(f"unknown sms provider {provider!r}")
+
+
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _form(params: dict[str, str]) -> bytes:
+    return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items()).encode(
+        "ascii"
+    )
+
+
+async def _aliyun_has_sent(
+    ctx: SendContext, account: dict[str, Any], part: dict[str, Any], tag: str, seconds: float
+) -> bool:
+    """After a lost answer, ask Aliyun whether the send exists: QuerySendDetails lists one
+    number's sends of a day with our OutId. Found means sent; anything else stays uncertain
+    (Aliyun's records can lag behind the send)."""
+    phone = str(part["phones"][0])
+    day = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y%m%d")  # Aliyun keeps Beijing days
+    params = aliyun_query_params(
+        account, phone=phone, send_date=day, timestamp=time.time(), nonce=uuid.uuid4().hex
+    )
+    try:
+        _, data = await _exchange(
+            ctx.http, ctx.settings.aliyun_sms_endpoint, _form(params), _FORM, seconds
+        )
+    except (TransientError, UncertainError):
+        return False
+    return aliyun_sent_with(data, tag)
 
 
 @contextmanager

@@ -127,6 +127,43 @@ def aliyun_send_params(
     return params
 
 
+def aliyun_query_params(
+    account: dict[str, Any],
+    *,
+    phone: str,
+    send_date: str,
+    timestamp: float,
+    nonce: str,
+    method: str = "POST",
+) -> dict[str, str]:
+    """The signed QuerySendDetails parameter set: one number's sends on one day (yyyyMMdd)."""
+    params = {
+        "AccessKeyId": str(account["access_key_id"]),
+        "Action": "QuerySendDetails",
+        "CurrentPage": "1",
+        "Format": "JSON",
+        "PageSize": "50",
+        "PhoneNumber": phone,
+        "RegionId": "cn-hangzhou",
+        "SendDate": send_date,
+        "SignatureMethod": "HMAC-SHA1",
+        "SignatureNonce": nonce,
+        "SignatureVersion": "1.0",
+        "Timestamp": aliyun_timestamp(timestamp),
+        "Version": ALIYUN_VERSION,
+    }
+    params["Signature"] = aliyun_signature(method, params, str(account["access_key_secret"]))
+    return params
+
+
+def aliyun_sent_with(data: dict[str, Any] | None, out_id: str) -> bool:
+    """Does a QuerySendDetails answer hold a send carrying our ``OutId``?"""
+    if not data or data.get("Code") != "OK":
+        return False
+    details = (data.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []
+    return any(str(d.get("OutId") or "") == out_id for d in details if isinstance(d, dict))
+
+
 # --- Tencent TC3-HMAC-SHA256 ------------------------------------------------------------------
 
 

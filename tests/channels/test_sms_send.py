@@ -125,12 +125,28 @@ async def test_an_answer_lost_after_the_provider_accepted_is_uncertain_not_trans
     fake, account = (aliyun_sms, aliyun_account) if aliyun else (tencent_sms, tencent_account)
     app, state = fake.make_app()
     state.answer_late(2.0)
+    if aliyun:
+        state.records_lag = True  # QuerySendDetails cannot confirm it yet either
     target = make_target(account(timeout_seconds=0.3), ["13800000000"])
     part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
     async with serve(app) as base:
         with pytest.raises(UncertainError, match=rf"within 0.3s \({reference} 42-0 in"):
             await CHANNEL.send(part, ctx_for(http, target, base))
     assert len(state.texts_to("13800000000")) == 1  # it did go out: a retry would be a second
+
+
+async def test_aliyun_confirms_a_send_whose_answer_was_lost_by_its_out_id(http) -> None:
+    app, state = aliyun_sms.make_app()
+    state.answer_late(2.0)
+    target = make_target(aliyun_account(timeout_seconds=0.3), phones(2))
+    part = CHANNEL.render(make_item(), target, PUBLIC).parts[0]
+    async with serve(app) as base:
+        sent = await CHANNEL.send(part, ctx_for(http, target, base))
+    assert sent.provider_message_id == "outid:42-0"
+    assert "按 OutId 查到已发送" in sent.extra["note"]
+    query = next(r for r in state.requests if r["Action"] == "QuerySendDetails")
+    assert query["PhoneNumber"] == phones(2)[0] and query["PageSize"] == "50"
+    assert [len(state.texts_to(p)) for p in phones(2)] == [1, 1]  # sent once, not again
 
 
 async def test_an_sms_the_provider_may_have_sent_is_not_sent_again_by_the_worker(
@@ -154,6 +170,7 @@ async def test_an_sms_the_provider_may_have_sent_is_not_sent_again_by_the_worker
 
     app, state = aliyun_sms.make_app()
     state.answer_late(2.0)
+    state.records_lag = True
     async with serve(app) as base:
         s = settings_for(tmp_path, aliyun_sms_endpoint=base)
         directory = DIRECTORY.replace(
@@ -176,7 +193,7 @@ async def test_an_sms_the_provider_may_have_sent_is_not_sent_again_by_the_worker
             await pool.aclose()
         await run_workers(s, embedded_redis_url)
     assert len(state.texts_to("13800000000")) == 1
-    assert len(state.requests) == 1
+    assert [r["Action"] for r in state.requests] == ["SendSms", "QuerySendDetails"]
 
 
 async def test_aliyun_fake_refuses_stale_timestamps_and_replayed_nonces(http) -> None:

@@ -6,13 +6,14 @@ the SendSms rules: ≤ 1000 numbers, mainland mobiles only (one bad number fails
 known sign name and template, every template variable present and within the length limit,
 credit, and the per-number limit (50 a day per sign + template + number). Error shapes follow
 Aliyun: gateway errors with HTTP 4xx, business errors with HTTP 200 and an ``isv.*`` Code.
+QuerySendDetails lists one number's sends of one Beijing day (1–50 a page) with their OutId.
 
 Unconfirmed, and modelled conservatively: when only some numbers of a batch are over their
 limit Aliyun still answers OK and reports those numbers later in receipts (``state.receipts``);
 when every number is over the limit the request fails with isv.BUSINESS_LIMIT_CONTROL.
 
-Test hooks: ``state.fail_next(code)``, ``state.answer_late(seconds)``, ``state.advance(seconds)``,
-``state.texts_to(phone)``.
+Test hooks: ``state.fail_next(code)``, ``state.answer_late(seconds)``, ``state.records_lag``
+(QuerySendDetails lists nothing yet), ``state.advance(seconds)``, ``state.texts_to(phone)``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -37,19 +38,20 @@ from aiohttp import web
 
 _MOBILE = re.compile(r"^(?:\+86|0086|86)?(1[3-9][0-9]{9})$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_REQUIRED = (
+_REQUIRED = (  # of every request
     "AccessKeyId",
     "Action",
-    "PhoneNumbers",
-    "SignName",
     "Signature",
     "SignatureMethod",
     "SignatureNonce",
     "SignatureVersion",
-    "TemplateCode",
     "Timestamp",
     "Version",
 )
+_REQUIRED_BY_ACTION = {
+    "SendSms": ("PhoneNumbers", "SignName", "TemplateCode"),
+    "QuerySendDetails": ("PhoneNumber", "SendDate", "PageSize", "CurrentPage"),
+}
 DAY = 86_400.0
 
 
@@ -62,6 +64,7 @@ class SentMessage:
     params: dict[str, str]
     biz_id: str
     out_id: str | None
+    at: float = 0.0
 
 
 @dataclass
@@ -84,6 +87,7 @@ class AliyunState:
     )
     forced: list[tuple[int, str, str]] = field(default_factory=list)
     late: list[float] = field(default_factory=list)
+    records_lag: bool = False  # QuerySendDetails does not list sends yet (as Aliyun can)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(900_000_000))
 
     def now(self) -> float:
@@ -144,7 +148,7 @@ async def _handle(request: web.Request) -> web.Response:
     if request.method == "POST":
         params.update({k: str(v) for k, v in (await request.post()).items()})
     state.requests.append(params)
-    for name in _REQUIRED:
+    for name in (*_REQUIRED, *_REQUIRED_BY_ACTION.get(params.get("Action", ""), ())):
         if not params.get(name):
             return _error(state, 400, f"Missing{name}", f"{name} is mandatory for this action.")
     if params["AccessKeyId"] != state.access_key_id:
@@ -176,16 +180,68 @@ async def _handle(request: web.Request) -> web.Response:
             state, 400, "SignatureNonceUsed", "Specified signature nonce was used already."
         )
     state.nonces.add(params["SignatureNonce"])
-    if params["Action"] != "SendSms":
+    if params["Action"] not in ("SendSms", "QuerySendDetails"):
         return _error(state, 400, "InvalidAction.NotFound", "Specified api is not found.")
     if params["Version"] != "2017-05-25":
         return _error(state, 400, "InvalidVersion", "Specified parameter Version is not valid.")
+    if params["Action"] == "QuerySendDetails":
+        return _query_send_details(state, params)
     if state.forced:
         return _error(state, *state.forced.pop(0))
     response = _send_sms(state, params)
     if state.late:
         await asyncio.sleep(state.late.pop(0))
     return response
+
+
+BEIJING = timezone(timedelta(hours=8))
+
+
+def _query_send_details(state: AliyunState, params: dict[str, str]) -> web.Response:
+    """One number's sends on one Beijing day, 1–50 a page, each with its OutId."""
+    phone, day = params.get("PhoneNumber", ""), params.get("SendDate", "")
+    if not phone or "," in phone:
+        return _error(state, 200, "isv.MOBILE_NUMBER_ILLEGAL", "PhoneNumber must be one number")
+    if not re.fullmatch(r"\d{8}", day):
+        return _error(state, 200, "isv.InvalidParameter", "SendDate must be yyyyMMdd")
+    try:
+        size, page = int(params.get("PageSize", "")), int(params.get("CurrentPage", ""))
+    except ValueError:
+        return _error(state, 200, "isv.InvalidParameter", "PageSize and CurrentPage are required")
+    if not 1 <= size <= 50 or page < 1:
+        return _error(state, 200, "isv.InvalidParameter", "PageSize must be 1-50")
+
+    def beijing(at: float) -> datetime:
+        return datetime.fromtimestamp(at, BEIJING)
+
+    found = [
+        m
+        for m in state.messages
+        if m.phone == phone and beijing(m.at).strftime("%Y%m%d") == day and not state.records_lag
+    ]
+    shown = found[(page - 1) * size : page * size]
+    details = [
+        {
+            "PhoneNum": m.phone,
+            "SendStatus": 3,
+            "ErrCode": "DELIVERED",
+            "TemplateCode": m.template_code,
+            "Content": m.text,
+            "SendDate": beijing(m.at).strftime("%Y-%m-%d %H:%M:%S"),
+            "ReceiveDate": beijing(m.at).strftime("%Y-%m-%d %H:%M:%S"),
+            "OutId": m.out_id or "",
+        }
+        for m in shown
+    ]
+    return web.json_response(
+        {
+            "Code": "OK",
+            "Message": "OK",
+            "RequestId": str(uuid.uuid4()).upper(),
+            "TotalCount": len(found),
+            "SmsSendDetailDTOs": {"SmsSendDetailDTO": details},
+        }
+    )
 
 
 def _send_sms(state: AliyunState, params: dict[str, str]) -> web.Response:
@@ -238,7 +294,7 @@ def _send_sms(state: AliyunState, params: dict[str, str]) -> web.Response:
     for phone in allowed:
         state.history[(sign, code, phone)].append(now)
         state.messages.append(
-            SentMessage(phone, text, sign, code, dict(values), biz_id, params.get("OutId"))
+            SentMessage(phone, text, sign, code, dict(values), biz_id, params.get("OutId"), now)
         )
     for phone in over:
         state.receipts.append(
