@@ -3,7 +3,9 @@
 WeChat's draft/add refuses a title over 32 characters, an author over 16, a digest over 128
 and content of 20,000 characters or 1 MB; it strips scripts and filters external images. We
 fit everything here, at planning time, and say what we changed in the notes, so the stored
-delivery is exactly what WeChat receives and an admin can see why a title ends in "…".
+delivery is exactly what WeChat receives and an admin can see why a title ends in "…". The one
+exception is body images: only WeChat-hosted ones show, so they are uploaded when the draft is
+made (``wechat_images``) and stored here as marked links.
 """
 
 from __future__ import annotations
@@ -30,12 +32,17 @@ ELLIPSIS = "…"
 _FOLDABLE_SPACE = re.compile(r"[ \t\r\n\u3000]+")
 
 
+IMAGE_MARK = "data-gongkai-image"
+
+
 def _image_as_link(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
-    """WeChat drops images not uploaded through uploadimg; a link at least keeps them reachable."""
+    """WeChat drops images not uploaded through uploadimg, so a body image is stored as a
+    marked link; the send step uploads it and puts the image in its place (``body_images``),
+    or leaves the plain link, which at least keeps it reachable."""
     token = tokens[idx]
     src = escapeHtml(str(token.attrGet("src") or ""))
     alt = escapeHtml(self.renderInlineAsText(token.children or [], options, env) or "图片")
-    return f'<a href="{src}">[{alt}]</a>'
+    return f'<a href="{src}" {IMAGE_MARK}="1">[{alt}]</a>'
 
 
 @lru_cache(maxsize=1)

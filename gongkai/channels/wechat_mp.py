@@ -32,6 +32,7 @@ from gongkai.channels.base import (
 )
 from gongkai.channels.wechat_api import MASS_DUPLICATE, WechatApi, WechatPermanentError
 from gongkai.channels.wechat_article import build_article, cut, default_cover, page_url
+from gongkai.channels.wechat_images import with_body_images
 
 PUBLISH_FAILURES = {
     2: "originality check failed (原创校验失败)",
@@ -104,6 +105,12 @@ def api_for(ctx: SendContext) -> WechatApi:
         ctx.redis,
         token_endpoint=str(account.get("token_endpoint") or "stable"),
     )
+
+
+def _draft_notes(ctx: SendContext) -> str | None:
+    """What building the draft had to give up (body images left as links), said once."""
+    notes = ctx.state.pop("notes", [])
+    return "; ".join(notes) or None
 
 
 def _app_id(target: TargetView) -> str:
@@ -265,14 +272,17 @@ class WechatMpChannel(Channel):
             return cached.decode() if isinstance(cached, bytes) else str(cached)
         cover, filename = _cover_bytes(str(part.get("cover") or "default"))
         thumb = await api.upload_image_material(cover, filename)
+        article = dict(part["article"])
+        article["content"], notes = await with_body_images(api, ctx.http, article["content"])
+        ctx.state.setdefault("notes", []).extend(notes)
         try:
-            media_id = await api.add_draft([{**part["article"], "thumb_media_id": thumb}])
+            media_id = await api.add_draft([{**article, "thumb_media_id": thumb}])
         except WechatPermanentError as exc:
             if exc.errcode != 40007:
                 raise
             # The remembered cover was deleted from the account's library: upload it again.
             thumb = await api.upload_image_material(cover, filename, refresh=True)
-            media_id = await api.add_draft([{**part["article"], "thumb_media_id": thumb}])
+            media_id = await api.add_draft([{**article, "thumb_media_id": thumb}])
         await ctx.redis.set(key, media_id, ex=DRAFT_TTL)
         return media_id
 
@@ -300,7 +310,7 @@ class WechatMpChannel(Channel):
         return SentPart(
             provider_message_id=f"publish:{publish_id}",
             pending=True,
-            extra={"media_id": media_id, "publish_id": publish_id},
+            extra={"media_id": media_id, "publish_id": publish_id, "note": _draft_notes(ctx)},
         )
 
     async def _mass_send(self, part: dict[str, Any], ctx: SendContext) -> SentPart:
@@ -342,6 +352,7 @@ class WechatMpChannel(Channel):
             extra={
                 "msg_data_id": answer.get("msg_data_id"),
                 "duplicate": duplicate,
+                "note": _draft_notes(ctx),
             },
         )
 

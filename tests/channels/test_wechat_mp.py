@@ -252,6 +252,43 @@ async def test_a_script_that_reached_wechat_would_be_refused(
         await CHANNEL.send(part, context(base, http, redis))
 
 
+async def test_body_images_are_uploaded_and_the_rest_stay_links(
+    fake: tuple[str, FakeWechatState], http: aiohttp.ClientSession, redis: Redis
+) -> None:
+    """WeChat keeps only images it hosts: a PNG is fetched, uploaded through uploadimg and
+    shown; a missing one and a GIF stay links, and the delivery says why."""
+    from aiohttp import web
+
+    from gongkai.channels.wechat_article import default_cover
+
+    png = default_cover()
+    images = web.Application()
+    images.router.add_get("/chart.png", lambda _: web.Response(body=png))
+    images.router.add_get("/anim.gif", lambda _: web.Response(body=b"GIF89a" + b"\0" * 20))
+    base, state = fake
+    async with serve(images) as host:
+        body = (
+            f"见下图。\n\n![低保标准对比]({host}/chart.png)\n\n"
+            f"![旧图]({host}/gone.png)\n\n![动图]({host}/anim.gif)"
+        )
+        item = replace(ITEM, body=body)
+        part = CHANNEL.render(item, TARGET, PUBLIC).parts[0]
+        sent = await CHANNEL.send(part, context(base, http, redis))
+    (draft,) = state.calls_to("cgi-bin/draft/add")
+    content = draft["articles"][0]["content"]
+    (uploaded,) = state.body_images
+    assert f'<img src="{uploaded}" alt="低保标准对比">' in content
+    assert f'<a href="{host}/gone.png">[旧图]</a>' in content
+    assert f'<a href="{host}/anim.gif">[动图]</a>' in content
+    assert "data-gongkai-image" not in content
+    assert "gone.png): HTTP 404" in sent.extra["note"]
+    assert "anim.gif): WeChat takes only JPEG and PNG" in sent.extra["note"]
+    publish_id = sent.provider_message_id.removeprefix("publish:")  # type: ignore[union-attr]
+    state.finish_publish(publish_id)
+    (article,) = [a for a in state.articles.values() if a["publish_id"] == publish_id]
+    assert uploaded in article["articles"][0]["content"]  # WeChat kept the hosted image
+
+
 # --- mass send and template push ----------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ __all__ = ["DEFAULT_AUTOREPLY", "FakeWechatState", "PublishJob", "Token", "make_
 TITLE_MAX, AUTHOR_MAX, DIGEST_MAX = 32, 16, 128
 CONTENT_MAX_CHARS, CONTENT_MAX_BYTES = 20_000, 1_000_000
 # Script tags, and javascript: URLs or on* handlers inside a tag (not in escaped text).
+_FOREIGN_IMAGE = re.compile(r'<img\b[^>]*\bsrc="(?!https://mmbiz\.qpic\.cn/)[^"]*"[^>]*>')
 _JS = re.compile(r"<\s*script|<[^>]*(?:javascript\s*:|\son[a-z]+\s*=)", re.IGNORECASE)
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8", b"GIF87a", b"GIF89a", b"BM")
 
@@ -183,7 +184,9 @@ def make_app(
             if refused:
                 return refused
         media_id = secrets.token_urlsafe(32)
-        state.drafts[media_id] = {"app_id": app_id, "articles": articles}
+        # WeChat keeps only the images it hosts (uploadimg); any other <img> silently goes.
+        kept = [{**a, "content": _FOREIGN_IMAGE.sub("", a["content"])} for a in articles]
+        state.drafts[media_id] = {"app_id": app_id, "articles": kept}
         return _ok({"media_id": media_id})
 
     def check_article(app_id: str, article: dict[str, Any]) -> web.Response | None:
