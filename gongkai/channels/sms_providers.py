@@ -97,6 +97,32 @@ def aliyun_timestamp(epoch: float) -> str:
     return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _aliyun_signed(
+    account: dict[str, Any],
+    action: str,
+    fields: dict[str, str],
+    *,
+    timestamp: float,
+    nonce: str,
+    method: str,
+) -> dict[str, str]:
+    """An action's fields with the RPC common parameters, signed (signature v1)."""
+    params = {
+        "AccessKeyId": str(account["access_key_id"]),
+        "Action": action,
+        "Format": "JSON",
+        "RegionId": "cn-hangzhou",
+        "SignatureMethod": "HMAC-SHA1",
+        "SignatureNonce": nonce,
+        "SignatureVersion": "1.0",
+        "Timestamp": aliyun_timestamp(timestamp),
+        "Version": ALIYUN_VERSION,
+        **fields,
+    }
+    params["Signature"] = aliyun_signature(method, params, str(account["access_key_secret"]))
+    return params
+
+
 def aliyun_send_params(
     account: dict[str, Any],
     part: dict[str, Any],
@@ -107,24 +133,16 @@ def aliyun_send_params(
     method: str = "POST",
 ) -> dict[str, str]:
     """The complete, signed SendSms parameter set for one part (all numbers, same params)."""
-    params = {
-        "AccessKeyId": str(account["access_key_id"]),
-        "Action": "SendSms",
-        "Format": "JSON",
+    fields = {
         "OutId": out_id,
         "PhoneNumbers": ",".join(part["phones"]),
-        "RegionId": "cn-hangzhou",
         "SignName": part["sign_name"],
-        "SignatureMethod": "HMAC-SHA1",
-        "SignatureNonce": nonce,
-        "SignatureVersion": "1.0",
         "TemplateCode": part["template_code"],
         "TemplateParam": json.dumps(part["params"], ensure_ascii=False, separators=(",", ":")),
-        "Timestamp": aliyun_timestamp(timestamp),
-        "Version": ALIYUN_VERSION,
     }
-    params["Signature"] = aliyun_signature(method, params, str(account["access_key_secret"]))
-    return params
+    return _aliyun_signed(
+        account, "SendSms", fields, timestamp=timestamp, nonce=nonce, method=method
+    )
 
 
 def aliyun_query_params(
@@ -137,23 +155,10 @@ def aliyun_query_params(
     method: str = "POST",
 ) -> dict[str, str]:
     """The signed QuerySendDetails parameter set: one number's sends on one day (yyyyMMdd)."""
-    params = {
-        "AccessKeyId": str(account["access_key_id"]),
-        "Action": "QuerySendDetails",
-        "CurrentPage": "1",
-        "Format": "JSON",
-        "PageSize": "50",
-        "PhoneNumber": phone,
-        "RegionId": "cn-hangzhou",
-        "SendDate": send_date,
-        "SignatureMethod": "HMAC-SHA1",
-        "SignatureNonce": nonce,
-        "SignatureVersion": "1.0",
-        "Timestamp": aliyun_timestamp(timestamp),
-        "Version": ALIYUN_VERSION,
-    }
-    params["Signature"] = aliyun_signature(method, params, str(account["access_key_secret"]))
-    return params
+    fields = {"CurrentPage": "1", "PageSize": "50", "PhoneNumber": phone, "SendDate": send_date}
+    return _aliyun_signed(
+        account, "QuerySendDetails", fields, timestamp=timestamp, nonce=nonce, method=method
+    )
 
 
 def aliyun_sent_with(data: dict[str, Any] | None, out_id: str) -> bool:
