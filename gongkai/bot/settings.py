@@ -10,6 +10,7 @@ import secrets
 from datetime import time
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -52,6 +53,15 @@ class Settings(BaseSettings):
     # reverse proxies whose X-Forwarded-For is believed (the console's login limit is per address)
     trusted_proxies: str = "127.0.0.1,::1"
     log_level: str = "INFO"
+    # hosts a WeChat article's body images may be fetched from (to upload them to WeChat);
+    # empty: the public site's own host only. A worker must not fetch whatever an item names.
+    image_hosts: str = ""
+
+    def image_host_allowed(self, host: str) -> bool:
+        allowed = {h.strip().lower() for h in self.image_hosts.split(",") if h.strip()}
+        if not allowed:
+            allowed = {(urlsplit(self.public_url).hostname or "").lower()}
+        return host.lower() in allowed
 
     @classmethod
     def settings_customise_sources(

@@ -10,6 +10,8 @@ a plain link, and the delivery says which.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -23,14 +25,14 @@ _MARKED = re.compile(rf'<a href="([^"]*)" {IMAGE_MARK}="1">\[([^\]]*)\]</a>')
 
 
 async def with_body_images(
-    api: WechatApi, http: aiohttp.ClientSession, content: str
+    api: WechatApi, http: aiohttp.ClientSession, content: str, allowed: Callable[[str], bool]
 ) -> tuple[str, list[str]]:
     """The content with each marked image uploaded and shown; notes for those left as links."""
     notes: list[str] = []
     uploaded: dict[str, str | None] = {}
     for src in dict.fromkeys(m.group(1) for m in _MARKED.finditer(content)):
         try:
-            image = await _fetch(http, src.replace("&amp;", "&"))
+            image = await _fetch(http, src.replace("&amp;", "&"), allowed)
             uploaded[src] = await api.upload_body_image(image, _filename(image))
         except (TransientError, PermanentError) as exc:
             uploaded[src] = None
@@ -44,9 +46,11 @@ async def with_body_images(
     return _MARKED.sub(swap, content), notes
 
 
-async def _fetch(http: aiohttp.ClientSession, url: str) -> bytes:
+async def _fetch(http: aiohttp.ClientSession, url: str, allowed: Callable[[str], bool]) -> bytes:
     if not url.startswith(("http://", "https://")):
         raise PermanentError("not an http(s) address")
+    if not allowed(urlsplit(url).hostname or ""):
+        raise PermanentError("its host is not in GONGKAI_IMAGE_HOSTS")
     try:
         async with http.get(url, timeout=FETCH_TIMEOUT) as resp:
             if resp.status >= 400:

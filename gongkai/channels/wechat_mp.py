@@ -273,7 +273,9 @@ class WechatMpChannel(Channel):
         cover, filename = _cover_bytes(str(part.get("cover") or "default"))
         thumb = await api.upload_image_material(cover, filename)
         article = dict(part["article"])
-        article["content"], notes = await with_body_images(api, ctx.http, article["content"])
+        article["content"], notes = await with_body_images(
+            api, ctx.http, article["content"], ctx.settings.image_host_allowed
+        )
         ctx.state.setdefault("notes", []).extend(notes)
         try:
             media_id = await api.add_draft([{**article, "thumb_media_id": thumb}])

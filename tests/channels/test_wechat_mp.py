@@ -256,7 +256,8 @@ async def test_body_images_are_uploaded_and_the_rest_stay_links(
     fake: tuple[str, FakeWechatState], http: aiohttp.ClientSession, redis: Redis
 ) -> None:
     """WeChat keeps only images it hosts: a PNG is fetched, uploaded through uploadimg and
-    shown; a missing one and a GIF stay links, and the delivery says why."""
+    shown; a missing one, a GIF and one from a host not allowed stay links, and the delivery
+    says why. (The public site's host, 127.0.0.1 here, is allowed by default.)"""
     from aiohttp import web
 
     from gongkai.channels.wechat_article import default_cover
@@ -269,7 +270,8 @@ async def test_body_images_are_uploaded_and_the_rest_stay_links(
     async with serve(images) as host:
         body = (
             f"见下图。\n\n![低保标准对比]({host}/chart.png)\n\n"
-            f"![旧图]({host}/gone.png)\n\n![动图]({host}/anim.gif)"
+            f"![旧图]({host}/gone.png)\n\n![动图]({host}/anim.gif)\n\n"
+            f"![内网]({host.replace('127.0.0.1', 'localhost')}/chart.png)"
         )
         item = replace(ITEM, body=body)
         part = CHANNEL.render(item, TARGET, PUBLIC).parts[0]
@@ -283,6 +285,7 @@ async def test_body_images_are_uploaded_and_the_rest_stay_links(
     assert "data-gongkai-image" not in content
     assert "gone.png): HTTP 404" in sent.extra["note"]
     assert "anim.gif): WeChat takes only JPEG and PNG" in sent.extra["note"]
+    assert "[内网]</a>" in content and "not in GONGKAI_IMAGE_HOSTS" in sent.extra["note"]
     publish_id = sent.provider_message_id.removeprefix("publish:")  # type: ignore[union-attr]
     state.finish_publish(publish_id)
     (article,) = [a for a in state.articles.values() if a["publish_id"] == publish_id]
