@@ -37,7 +37,7 @@ IMAGE_MARK = "data-gongkai-image"
 
 def _image_as_link(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
     """WeChat drops images not uploaded through uploadimg, so a body image is stored as a
-    marked link; the send step uploads it and puts the image in its place (``body_images``),
+    marked link; the send step uploads it and puts the image in its place (``wechat_images``),
     or leaves the plain link, which at least keeps it reachable."""
     token = tokens[idx]
     src = escapeHtml(str(token.attrGet("src") or ""))

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
@@ -32,7 +33,8 @@ from gongkai.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-D = Delivery.__table__.c  # type: ignore[attr-defined]
+DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+D = DELIVERY.c
 A = Attempt.__table__  # type: ignore[attr-defined]
 
 
@@ -116,7 +118,7 @@ async def _take(
             candidates.append(delivery_id)
         for at, quiet_ids in quiet.items():
             await session.execute(
-                update(Delivery.__table__)  # type: ignore[attr-defined]
+                update(DELIVERY)
                 .where(D.id.in_(quiet_ids))
                 .values(status=DeliveryStatus.queued, not_before=at, updated_at=now)
             )
@@ -169,7 +171,7 @@ def _recalled_items() -> Any:
 
 async def _claim(session: AsyncSession, ids: list[int]) -> list[Claimed]:
     result = await session.execute(
-        update(Delivery.__table__)  # type: ignore[attr-defined]
+        update(DELIVERY)
         .where(D.id.in_(ids), D.status.in_(CLAIMABLE), D.item_id.not_in(_recalled_items()))
         .values(status=DeliveryStatus.sending, updated_at=utcnow())
         .returning(*_CLAIMED_COLUMNS)
@@ -182,7 +184,7 @@ async def _cancel_recalled(session: AsyncSession, ids: set[int], now: datetime) 
     """Candidates the claim passed over while still claimable: only their item's recall does
     that, so they are cancelled. The rest were claimed by another worker in the meantime."""
     result = await session.execute(
-        update(Delivery.__table__)  # type: ignore[attr-defined]
+        update(DELIVERY)
         .where(D.id.in_(ids), D.status.in_(CLAIMABLE), D.item_id.in_(_recalled_items()))
         .values(status=DeliveryStatus.cancelled, last_error="recalled", updated_at=now)
         .returning(D.id)
@@ -269,8 +271,8 @@ async def _record(
             alike[(len(o.attempts), *sorted(changes.items()))].append(d.id)
     for target_id, reason in deactivate.items():
         await session.execute(
-            update(Target.__table__)  # type: ignore[attr-defined]
-            .where(Target.__table__.c.id == target_id)  # type: ignore[attr-defined]
+            update(Target)
+            .where(col(Target.id) == target_id)
             .values(active=False, inactive_reason=reason)
         )
         deps.targets.pop(target_id, None)
@@ -278,13 +280,13 @@ async def _record(
         await session.execute(insert(A), attempts)
     for (added, *changes_items), ids in alike.items():
         await session.execute(
-            update(Delivery.__table__)  # type: ignore[attr-defined]
+            update(DELIVERY)
             .where(D.id.in_(ids))
             .values({**dict(changes_items), "attempts": D.attempts + added})
         )
     for keys, rows in shapes.items():
         await session.execute(
-            update(Delivery.__table__)  # type: ignore[attr-defined]
+            update(DELIVERY)
             .where(D.id == bindparam("_id"))
             .values({k: bindparam(k) for k in keys if k != "_id"}),
             rows,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -37,21 +38,16 @@ DELIVERY_ROWS = Gauge(
 QUEUE_DEPTH = Gauge("gongkai_queue_depth", "Jobs waiting in the queue", registry=REGISTRY)
 
 
-_OUTCOMES: dict[tuple[str, str], Any] = {}
-_LATENCIES: dict[str, Any] = {}
+@cache
+def _child(metric: Any, *labels: str) -> Any:
+    """A metric's labelled child, looked up once: a worker counts every delivery."""
+    return metric.labels(*labels)
 
 
 def outcome(channel: str, status: str) -> None:
-    """Count one delivery outcome; the labelled child is looked up once per pair."""
-    child = _OUTCOMES.get((channel, status))
-    if child is None:
-        child = _OUTCOMES[(channel, status)] = DELIVERIES.labels(channel, status)
-    child.inc()
+    _child(DELIVERIES, channel, status).inc()
 
 
 def latency(channel: str) -> Any:
-    """The send-latency histogram of one channel (looked up once)."""
-    child = _LATENCIES.get(channel)
-    if child is None:
-        child = _LATENCIES[channel] = SEND_LATENCY.labels(channel)
-    return child
+    """The send-latency histogram of one channel."""
+    return _child(SEND_LATENCY, channel)

@@ -150,11 +150,8 @@ class Directory:
         options: dict[str, Any] | None,
     ) -> TargetView:
         """A target's view from its columns: a worker opens a batch of them from plain rows."""
-        place = self._places.get(region_code) or await self.place(region_code)
-        account = None
-        if account_name is not None:
-            key = (channel, account_name)
-            account = self._accounts[key] if key in self._accounts else await self.account(*key)
+        place = await self.place(region_code)
+        account = await self.account(channel, account_name)
         return TargetView(
             id=target_id,
             channel=channel,
