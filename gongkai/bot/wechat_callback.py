@@ -38,7 +38,7 @@ from gongkai.bot.wechat_messages import (
 )
 from gongkai.channels.base import PermanentError, TransientError
 from gongkai.channels.wechat_api import WechatApi
-from gongkai.channels.wechat_mp import outcome_from_event
+from gongkai.channels.wechat_verdicts import mass_outcome_from_event, outcome_from_event
 from gongkai.dispatch.delivery import complete_pending
 from gongkai.storage.models import Follower
 
@@ -290,47 +290,20 @@ async def _event(ctx: Context, follower: Follower, event: str, key: str) -> str 
     return (await command(ctx, follower, name)).text
 
 
-# Why WeChat's review stopped a mass send, as its documentation lists the err(…) statuses.
-MASS_REFUSALS = {
-    "10001": "涉嫌广告",
-    "20001": "涉嫌政治",
-    "20002": "涉嫌色情",
-    "20004": "涉嫌社会",
-    "20006": "涉嫌违法犯罪",
-    "20008": "涉嫌欺诈",
-    "20013": "涉嫌版权",
-    "21000": "涉嫌其他",
-    "22000": "涉嫌互推",
-}
-
-
 async def _mass_finished(app: web.Application, fields: dict[str, Any]) -> None:
     """How a mass send went: settle the pending delivery and keep the reach on it."""
-    msg_id = str(fields.get("MsgID") or fields.get("MsgId") or "").strip()
-    if not msg_id:
+    verdict = mass_outcome_from_event(fields)
+    if verdict is None:
         return
-    status = str(fields.get("Status") or "").strip()
-
-    def count(name: str) -> int:
-        try:
-            return int(str(fields.get(name) or 0))
-        except ValueError:
-            return 0
-
-    ok = status == "send success"
-    note = None
-    if ok:
-        note = (
-            f"群发送达 {count('SentCount')} 人（过滤后 {count('FilterCount')} 人，"
-            f"粉丝 {count('TotalCount')} 人，失败 {count('ErrorCount')} 人）"
-        )
-    code = status.removeprefix("err(").removesuffix(")") if status.startswith("err(") else ""
-    reason = f"WeChat did not send the mass message: {status}"
-    if code in MASS_REFUSALS:
-        reason += f" ({MASS_REFUSALS[code]})"
-    done = await complete_pending(app[MAKER], f"mass:{msg_id}", ok=ok, reason=reason, note=note)
+    done = await complete_pending(
+        app[MAKER],
+        f"mass:{verdict.msg_id}",
+        ok=verdict.ok,
+        reason=verdict.reason,
+        note=verdict.note,
+    )
     if done is None:
-        log.info("MASSSENDJOBFINISH for unknown msg_id %s (%s)", msg_id, status)
+        log.info("MASSSENDJOBFINISH for unknown msg_id %s (%s)", verdict.msg_id, verdict.reason)
 
 
 async def _publish_finished(app: web.Application, fields: dict[str, Any]) -> None:

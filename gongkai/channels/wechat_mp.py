@@ -3,7 +3,8 @@
 Publishing is asynchronous at WeChat: freepublish/submit only says "accepted", review follows,
 and the verdict arrives as a PUBLISHJOBFINISH push (or by polling freepublish/get). So an
 article part returns ``pending=True`` and the worker finishes the delivery with
-:func:`outcome_from_event` or :func:`poll_publish`.
+:func:`~gongkai.channels.wechat_verdicts.outcome_from_event` or
+:func:`~gongkai.channels.wechat_verdicts.poll_publish`.
 
 A draft leaves the draft box once it is published *or* mass-sent, so an item is either
 published quietly (part ``article``: no follower notification, no quota) or mass-sent (part
@@ -14,7 +15,6 @@ article. Template pushes (part ``template``) reach single followers of service a
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,14 +33,8 @@ from gongkai.channels.base import (
 from gongkai.channels.wechat_api import MASS_DUPLICATE, WechatApi, WechatPermanentError
 from gongkai.channels.wechat_article import build_article, cut, default_cover, page_url
 from gongkai.channels.wechat_images import with_body_images
+from gongkai.channels.wechat_verdicts import poll_publish
 
-PUBLISH_FAILURES = {
-    2: "originality check failed (原创校验失败)",
-    3: "publishing failed (常规失败)",
-    4: "rejected in platform review (平台审核不通过)",
-    5: "deleted after publishing (已删除)",
-    6: "banned after publishing (已封禁)",
-}
 TEMPLATE_VALUE_MAX = 20  # "thing" values of a template message: 20 characters
 DRAFT_TTL = 7 * 86400
 
@@ -53,42 +47,6 @@ redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 """
-
-
-@dataclass(frozen=True)
-class PublishOutcome:
-    status: str  # "delivered" | "pending" | "failed"
-    article_id: str | None = None
-    article_url: str | None = None
-    reason: str | None = None
-    publish_status: int | None = None
-
-
-def _outcome(fields: dict[str, Any]) -> PublishOutcome:
-    status = int(fields.get("publish_status", 1))
-    if status == 1:
-        return PublishOutcome("pending", publish_status=1)
-    if status == 0:
-        detail = fields.get("article_detail") or {}
-        items = detail.get("item") if isinstance(detail, dict) else None
-        if isinstance(items, dict):  # one <item> parsed from XML is a dict, several a list
-            items = [items]
-        url = next((i.get("article_url") for i in items or [] if i.get("article_url")), None)
-        return PublishOutcome("delivered", str(fields.get("article_id") or ""), url, None, 0)
-    reason = PUBLISH_FAILURES.get(status, f"publish_status {status}")
-    fail_idx = fields.get("fail_idx")
-    if fail_idx not in (None, "", []):
-        reason += f"; failed articles: {fail_idx}"
-    return PublishOutcome("failed", reason=reason, publish_status=status)
-
-
-def outcome_from_event(xml_fields: dict[str, Any]) -> PublishOutcome:
-    """The verdict from a PUBLISHJOBFINISH push, parsed to a dict (values may be strings)."""
-    return _outcome(xml_fields.get("PublishEventInfo") or xml_fields)
-
-
-async def poll_publish(api: WechatApi, publish_id: str) -> PublishOutcome:
-    return _outcome(await api.get_publish(str(publish_id)))
 
 
 def api_for(ctx: SendContext) -> WechatApi:

@@ -17,13 +17,8 @@ from redis.asyncio import Redis
 from gongkai.bot.settings import Settings
 from gongkai.channels.base import ItemView, PermanentError, SendContext, TargetView, TransientError
 from gongkai.channels.wechat_api import WechatApi
-from gongkai.channels.wechat_mp import (
-    CHANNEL,
-    outcome_from_event,
-    poll_publish,
-    render_mass_send,
-    render_template_push,
-)
+from gongkai.channels.wechat_mp import CHANNEL, render_mass_send, render_template_push
+from gongkai.channels.wechat_verdicts import outcome_from_event, poll_publish
 from tests.fakes.server import serve
 from tests.fakes.wechat_api import FakeWechatState, make_app
 
