@@ -3,89 +3,34 @@ verdicts, mass-send quota, template pushes, recall."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import date
-from typing import Any
 
 import aiohttp
 import pytest
 import xmltodict
 from redis.asyncio import Redis
 
-from gongkai.bot.settings import Settings
-from gongkai.channels.base import ItemView, PermanentError, SendContext, TargetView, TransientError
-from gongkai.channels.wechat_api import WechatApi
+from gongkai.channels.base import PermanentError, TransientError
 from gongkai.channels.wechat_mp import CHANNEL, render_mass_send, render_template_push
 from gongkai.channels.wechat_verdicts import outcome_from_event, poll_publish
-from tests.fakes.server import serve
-from tests.fakes.wechat_api import FakeWechatState, make_app
-
-APP_ID, SECRET = "wx0000000000000001", "s3cret"
-PUBLIC = "http://127.0.0.1:8080"
-_delivery_ids = itertools.count(1)
-
-ITEM = ItemView(
-    id="ejhl-2026-0113",
-    kind="policy",
-    title="关于2026年城乡低保标准调整的通知",
-    summary="城乡低保标准每人每月提高60元，12月起执行。",
-    body="为进一步保障困难群众基本生活，现将有关事项通知如下。\n\n一、城市低保标准提高到每人每月900元。",
-    doc_number="伊政办发〔2026〕3号",
-    issuer="伊金霍洛旗人民政府办公室",
-    issued_at=date(2026, 11, 2),
-    published_at=None,
-    domain="社会救助",
-    urgent=False,
-    catalog={},
-    translations={"mn": {"title": "ᠠᠮᠢᠳᠤᠷᠠᠯ ᠤᠨ ᠪᠠᠲᠤᠯᠠᠭ᠎ᠠ", "summary": "ᠰᠠᠷ᠎ᠠ ᠪᠦᠷᠢ ᠶᠢᠨ ᠲᠡᠭᠦᠯᠳᠦᠷ"}},
+from tests.channels.wechat_cases import (
+    APP_ID,
+    ITEM,
+    PUBLIC,
+    TARGET,
+    api,
+    context,
+    publish,
+    wechat_server,
 )
-TARGET = TargetView(
-    id=1,
-    channel="wechat_mp",
-    region_code="150627",
-    region_name="伊金霍洛旗",
-    region_names={},
-    languages=("zh",),
-    address={},
-    account={"app_id": APP_ID, "app_secret": SECRET, "token": "t0ken", "region": "150627"},
-    account_name="ejhl",
-)
+from tests.fakes.wechat_api import FakeWechatState
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[tuple[str, FakeWechatState]]:
-    app, state = make_app({APP_ID: SECRET})
-    async with serve(app) as base:
-        yield base, state
-
-
-def context(
-    base: str, http: aiohttp.ClientSession, redis: Redis, target: TargetView = TARGET
-) -> SendContext:
-    return SendContext(
-        http=http,
-        settings=Settings(wechat_api_base=base),
-        redis=redis,
-        target=target,
-        item_id=ITEM.id,
-        delivery_id=next(_delivery_ids),
-        part_index=0,
-    )
-
-
-def api(base: str, http: aiohttp.ClientSession, redis: Redis) -> WechatApi:
-    return WechatApi(base, APP_ID, SECRET, http, redis)
-
-
-async def publish(
-    item: ItemView, ctx: SendContext, target: TargetView = TARGET
-) -> tuple[str, dict[str, Any]]:
-    rendered = CHANNEL.render(item, target, PUBLIC)
-    sent = await CHANNEL.send(rendered.parts[0], ctx)
-    assert sent.pending and sent.provider_message_id
-    return sent.provider_message_id.removeprefix("publish:"), rendered.parts[0]
+    async with wechat_server() as server:
+        yield server
 
 
 # --- render ---------------------------------------------------------------------------------
@@ -245,46 +190,6 @@ async def test_a_script_that_reached_wechat_would_be_refused(
     part["article"]["content"] += '<p onclick="steal()">x</p>'
     with pytest.raises(PermanentError, match="45166"):
         await CHANNEL.send(part, context(base, http, redis))
-
-
-async def test_body_images_are_uploaded_and_the_rest_stay_links(
-    fake: tuple[str, FakeWechatState], http: aiohttp.ClientSession, redis: Redis
-) -> None:
-    """WeChat keeps only images it hosts: a PNG is fetched, uploaded through uploadimg and
-    shown; a missing one, a GIF and one from a host not allowed stay links, and the delivery
-    says why. (The public site's host, 127.0.0.1 here, is allowed by default.)"""
-    from aiohttp import web
-
-    from gongkai.channels.wechat_article import default_cover
-
-    png = default_cover()
-    images = web.Application()
-    images.router.add_get("/chart.png", lambda _: web.Response(body=png))
-    images.router.add_get("/anim.gif", lambda _: web.Response(body=b"GIF89a" + b"\0" * 20))
-    base, state = fake
-    async with serve(images) as host:
-        body = (
-            f"见下图。\n\n![低保标准对比]({host}/chart.png)\n\n"
-            f"![旧图]({host}/gone.png)\n\n![动图]({host}/anim.gif)\n\n"
-            f"![内网]({host.replace('127.0.0.1', 'localhost')}/chart.png)"
-        )
-        item = replace(ITEM, body=body)
-        part = CHANNEL.render(item, TARGET, PUBLIC).parts[0]
-        sent = await CHANNEL.send(part, context(base, http, redis))
-    (draft,) = state.calls_to("cgi-bin/draft/add")
-    content = draft["articles"][0]["content"]
-    (uploaded,) = state.body_images
-    assert f'<img src="{uploaded}" alt="低保标准对比">' in content
-    assert f'<a href="{host}/gone.png">[旧图]</a>' in content
-    assert f'<a href="{host}/anim.gif">[动图]</a>' in content
-    assert "data-gongkai-image" not in content
-    assert "gone.png): HTTP 404" in sent.extra["note"]
-    assert "anim.gif): WeChat takes only JPEG and PNG" in sent.extra["note"]
-    assert "[内网]</a>" in content and "not in GONGKAI_IMAGE_HOSTS" in sent.extra["note"]
-    publish_id = sent.provider_message_id.removeprefix("publish:")  # type: ignore[union-attr]
-    state.finish_publish(publish_id)
-    (article,) = [a for a in state.articles.values() if a["publish_id"] == publish_id]
-    assert uploaded in article["articles"][0]["content"]  # WeChat kept the hosted image
 
 
 # --- mass send and template push ----------------------------------------------------------

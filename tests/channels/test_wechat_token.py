@@ -12,18 +12,16 @@ from redis.asyncio import Redis
 
 from gongkai.channels.base import PermanentError, TransientError
 from gongkai.channels.wechat_api import WechatApi, token_key
-from tests.fakes.server import serve
-from tests.fakes.wechat_api import FakeWechatState, make_app
+from tests.channels.wechat_cases import APP_ID, SECRET, wechat_server
+from tests.fakes.wechat_api import FakeWechatState
 
-APP_ID, SECRET = "wx0000000000000001", "s3cret"
 AUTOREPLY = "cgi-bin/get_current_autoreply_info"
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[tuple[str, FakeWechatState]]:
-    app, state = make_app({APP_ID: SECRET})
-    async with serve(app) as base:
-        yield base, state
+    async with wechat_server() as server:
+        yield server
 
 
 def api(base: str, http: aiohttp.ClientSession, redis: Redis, **kw: object) -> WechatApi:
@@ -117,8 +115,7 @@ async def test_wrong_secret_is_permanent(
 
 
 async def test_frequency_cap_is_transient(http: aiohttp.ClientSession, redis: Redis) -> None:
-    app, _ = make_app({APP_ID: SECRET}, per_minute_cap=2)
-    async with serve(app) as base:
+    async with wechat_server(per_minute_cap=2) as (base, _):
         client = api(base, http, redis)
         await client.autoreply_rules()
         await client.autoreply_rules()
@@ -130,8 +127,7 @@ async def test_frequency_cap_is_transient(http: aiohttp.ClientSession, redis: Re
 async def test_daily_token_budget_is_enforced_by_the_fake(
     http: aiohttp.ClientSession, redis: Redis
 ) -> None:
-    app, state = make_app({APP_ID: SECRET}, daily_token_limit=1)
-    async with serve(app) as base:
+    async with wechat_server(daily_token_limit=1) as (base, state):
         client = api(base, http, redis, token_endpoint="token")
         token = await client.access_token()
         assert await client.invalidate(token)
