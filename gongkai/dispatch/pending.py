@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+from sqlalchemy import String, cast
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
@@ -24,10 +27,19 @@ async def complete_pending(
     final_id: str | None = None,
     note: str | None = None,
 ) -> Delivery | None:
-    """A provider's verdict on a pending part (a WeChat PUBLISHJOBFINISH event or a poll)."""
+    """A provider's verdict on a pending part (a WeChat PUBLISHJOBFINISH event or a poll).
+
+    The id is looked for in SQL (in the JSON list's text) before Python checks it exactly, so
+    a verdict arriving during a fan-out does not load every row that is being sent.
+    """
+    listed = cast(col(Delivery.provider_message_ids), String).contains(
+        json.dumps(provider_message_id), autoescape=True
+    )
     async with maker() as session:
         rows = (
-            await session.exec(select(Delivery).where(Delivery.status == DeliveryStatus.sending))
+            await session.exec(
+                select(Delivery).where(Delivery.status == DeliveryStatus.sending, listed)
+            )
         ).all()
         for d in rows:
             if provider_message_id in d.provider_message_ids:
