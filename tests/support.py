@@ -201,22 +201,29 @@ async def fetch_deliveries(s: Settings, item_id: str | None = None):  # type: ig
         await engine.dispose()
 
 
-async def hurry_polls(redis_url: str) -> None:
-    """Make the provider-verdict polls waiting in the queue due now (they wait a minute)."""
+async def polls_due_now(pool) -> list[tuple[bytes, float]]:  # type: ignore[no-untyped-def]
+    """Make the provider-verdict polls waiting in the queue due now (they wait a minute), so a
+    test need not wait them out; returns the queue as it was."""
     import time
 
+    from gongkai.dispatch.queue import QUEUE_NAME
+
+    jobs = await pool.zrange(QUEUE_NAME, 0, -1, withscores=True)
+    now_ms = time.time() * 1000
+    polls = {job: now_ms for job, at in jobs if job.startswith(b"p") and at > now_ms}
+    if polls:
+        await pool.zadd(QUEUE_NAME, polls, xx=True)
+    return jobs
+
+
+async def hurry_polls(redis_url: str) -> None:
     from arq import create_pool
 
-    from gongkai.dispatch.queue import QUEUE_NAME
     from gongkai.dispatch.redis_server import arq_settings
 
     pool = await create_pool(arq_settings(redis_url))
     try:
-        now_ms = time.time() * 1000
-        jobs = await pool.zrange(QUEUE_NAME, 0, -1, withscores=True)
-        polls = {job: now_ms for job, at in jobs if job.startswith(b"p") and at > now_ms}
-        if polls:
-            await pool.zadd(QUEUE_NAME, polls, xx=True)
+        await polls_due_now(pool)
     finally:
         await pool.aclose()
 

@@ -26,14 +26,21 @@ from arq import create_pool
 from gongkai.bot.settings import Settings
 from gongkai.channels import registry, telegram
 from gongkai.dispatch.planning import open_part
-from gongkai.dispatch.queue import QUEUE_NAME, enqueue_delivery
+from gongkai.dispatch.queue import enqueue_delivery
 from gongkai.dispatch.redis_server import arq_settings
 from gongkai.dispatch.worker import build_worker
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.models import Role
 from tests.channels.contract_cases import CASES, ITEM_ID, ChannelCase, directory_for, long_item
 from tests.fakes.server import serve
-from tests.support import fetch_deliveries, ingest, prepare_db, running_app, settings_for
+from tests.support import (
+    fetch_deliveries,
+    ingest,
+    polls_due_now,
+    prepare_db,
+    running_app,
+    settings_for,
+)
 from tests.support import token as make_token
 
 # --- running it ------------------------------------------------------------------------------
@@ -103,11 +110,7 @@ async def work(env: Env, n: int = 1) -> None:
     pool = await create_pool(arq_settings(env.redis_url))
     try:
         deadline = time.monotonic() + 30
-        while jobs := await pool.zrange(QUEUE_NAME, 0, -1, withscores=True):
-            now_ms = time.time() * 1000
-            polls = {job: now_ms for job, at in jobs if job.startswith(b"p") and at > now_ms}
-            if polls:
-                await pool.zadd(QUEUE_NAME, polls, xx=True)
+        while jobs := await polls_due_now(pool):
             for task in tasks:
                 if task.done():
                     task.result()  # a worker that crashed says why
