@@ -252,32 +252,23 @@ async def test_rate_limit_and_length_cap(env: BotEnv) -> None:
 async def _pending_at_plain(env: BotEnv, **wishes: Any) -> Any:
     """Ingest a WeChat item and run a real worker until the "plain" account's delivery waits
     for WeChat's verdict (the fake answers "publishing" / "SENDING" at first)."""
-    import asyncio
-    import contextlib
-
-    from gongkai.dispatch.worker import build_worker
     from gongkai.storage.models import Delivery, Target
-    from tests.support import ingest, item
+    from tests.support import ingest, item, workers_until
 
-    s = env.settings
-    await ingest(s, env.redis_url, item(channels=["wechat_mp"], **wishes))
+    await ingest(env.settings, env.redis_url, item(channels=["wechat_mp"], **wishes))
     (target,) = await env.rows(
         Target, Target.channel == "wechat_mp", Target.account_name == "plain"
     )
+    waiting: list[Delivery] = []
 
-    async def pending() -> Delivery | None:
+    async def pending() -> bool:
         (d,) = await env.rows(Delivery, Delivery.target_id == target.id)
-        return d if d.status == "sending" and d.provider_message_ids else None
+        if d.status == "sending" and d.provider_message_ids:
+            waiting.append(d)
+        return bool(waiting)
 
-    worker = build_worker(s, env.redis_url)
-    running = asyncio.create_task(worker.async_run())
-    try:
-        return await until(pending, within=30)
-    finally:  # stopping cancels jobs still running (the other accounts' deliveries)
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker.close()
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+    await workers_until(env.settings, env.redis_url, pending)
+    return waiting[0]
 
 
 async def test_publishjobfinish_settles_the_pending_article(env: BotEnv) -> None:
