@@ -267,7 +267,7 @@ class WechatApi:
             "POST",
             "cgi-bin/material/add_material",
             params={"type": "image"},
-            files={"media": (filename, image, _image_type(image))},
+            files={"media": (filename, image, image_type(image))},
         )
         media_id = str(data["media_id"])
         await self.redis.set(key, media_id)
@@ -276,12 +276,12 @@ class WechatApi:
     async def forget_image_material(self, image: bytes) -> None:
         await self.redis.delete(media_key(self.app_id, hashlib.sha256(image).hexdigest()))
 
-    async def upload_body_image(self, image: bytes, filename: str = "image.png") -> str:
+    async def upload_body_image(self, image: bytes) -> str:
         """An image for the article body; WeChat filters out every other image URL."""
+        kind = image_type(image)
+        filename = "image." + ("png" if kind == "image/png" else "jpg")
         data = await self.call(
-            "POST",
-            "cgi-bin/media/uploadimg",
-            files={"media": (filename, image, _image_type(image))},
+            "POST", "cgi-bin/media/uploadimg", files={"media": (filename, image, kind)}
         )
         return str(data["url"])
 
@@ -352,7 +352,8 @@ def _raise_for_errcode(data: dict[str, Any]) -> None:
     raise WechatPermanentError(f"WeChat error {errcode}: {errmsg}", errcode)
 
 
-def _image_type(image: bytes) -> str:
+def image_type(image: bytes) -> str:
+    """The MIME type of an image by its first bytes (what WeChat checks too)."""
     if image.startswith(b"\x89PNG"):
         return "image/png"
     if image.startswith(b"\xff\xd8"):

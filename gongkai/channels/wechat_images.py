@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from gongkai.channels.base import PermanentError, TransientError
-from gongkai.channels.wechat_api import WechatApi
+from gongkai.channels.wechat_api import WechatApi, image_type
 from gongkai.channels.wechat_article import IMAGE_MARK
 
 UPLOAD_MAX = 1024 * 1024  # media/uploadimg: JPEG or PNG up to 1 MB
@@ -33,7 +33,7 @@ async def with_body_images(
     for src in dict.fromkeys(m.group(1) for m in _MARKED.finditer(content)):
         try:
             image = await _fetch(http, src.replace("&amp;", "&"), allowed)
-            uploaded[src] = await api.upload_body_image(image, _filename(image))
+            uploaded[src] = await api.upload_body_image(image)
         except (TransientError, PermanentError) as exc:
             uploaded[src] = None
             notes.append(f"body image left as a link ({src}): {exc}")
@@ -60,10 +60,6 @@ async def _fetch(http: aiohttp.ClientSession, url: str, allowed: Callable[[str],
         raise TransientError(f"unreachable: {type(exc).__name__}") from exc
     if len(image) > UPLOAD_MAX:
         raise PermanentError("over WeChat's 1 MB for body images")
-    if not image.startswith((b"\x89PNG", b"\xff\xd8")):
+    if image_type(image) not in ("image/png", "image/jpeg"):
         raise PermanentError("WeChat takes only JPEG and PNG body images")
     return image
-
-
-def _filename(image: bytes) -> str:
-    return "image.png" if image.startswith(b"\x89PNG") else "image.jpg"
