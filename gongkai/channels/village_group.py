@@ -9,7 +9,6 @@ with the loudspeaker channel, which posts the committee's script through the sam
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +29,7 @@ from gongkai.channels.base import (
 from gongkai.channels.chat_parts import compose, fit_parts
 from gongkai.channels.html_text import WeComDialect, split_markdown
 from gongkai.channels.rendering import render, utf8_len
+from gongkai.storage.json_codec import dumps_bytes, loads
 
 MARKDOWN_LIMIT = 4096  # bytes of UTF-8, per WeCom's documentation
 TEXT_LIMIT = 2048
@@ -118,7 +118,7 @@ async def post_to_robot(
         f"{api_base.rstrip('/')}/cgi-bin/webhook/send?key={quote(robot_key, safe='')}",
         encoded=True,
     )
-    body = json.dumps(payload, ensure_ascii=False).encode()
+    body = dumps_bytes(payload)
     answer = await call_robot(
         http.post(url, data=body, headers=_JSON, timeout=SEND_TIMEOUT), "WeCom robot"
     )
@@ -140,7 +140,7 @@ async def call_robot(request: Any, what: str) -> dict[str, Any]:
     if status >= 500:
         raise TransientError(f"{what} answered HTTP {status}")
     try:
-        answer = json.loads(raw)
+        answer = loads(raw)
         errcode = int(answer.get("errcode", -1))
     except (ValueError, AttributeError, TypeError) as exc:
         raise TransientError(f"{what} answered HTTP {status} without JSON") from exc

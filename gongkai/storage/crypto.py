@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from gongkai.storage.json_codec import dumps_bytes, loads
 
 _GCM_PREFIX = "g1:"
 _NONCE = 12
@@ -35,15 +36,15 @@ class Sealer:
 
     def seal(self, data: Any) -> str:
         nonce = os.urandom(_NONCE)
-        sealed = self._gcm.encrypt(nonce, json.dumps(data, ensure_ascii=False).encode(), None)
+        sealed = self._gcm.encrypt(nonce, dumps_bytes(data), None)
         return _GCM_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
 
     def open(self, token: str) -> Any:
         try:
             if token.startswith(_GCM_PREFIX):
                 raw = base64.urlsafe_b64decode(token[len(_GCM_PREFIX) :])
-                return json.loads(self._gcm.decrypt(raw[:_NONCE], raw[_NONCE:], None))
-            return json.loads(self._fernet.decrypt(token.encode()))
+                return loads(self._gcm.decrypt(raw[:_NONCE], raw[_NONCE:], None))
+            return loads(self._fernet.decrypt(token.encode()))
         except (InvalidToken, InvalidTag) as exc:
             raise ValueError(
                 "cannot decrypt a stored secret: GONGKAI_SECRET_KEY differs from the one it was "
