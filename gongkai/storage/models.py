@@ -154,11 +154,12 @@ class Item(SQLModel, table=True):
 
 class Delivery(SQLModel, table=True):
     __table_args__ = (
-        Index("ix_delivery_item_channel", "item_id", "channel"),
+        # "is any of this item's deliveries still open?" after every batch: a seek, not a scan
+        Index("ix_delivery_item_status", "item_id", "status"),
         Index("ix_delivery_status_created", "status", "created_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    # indexed by ix_delivery_item_channel, whose leading column it is
+    # indexed by ix_delivery_item_status, whose leading column it is
     item_id: str = Field(foreign_key="item.id", max_length=128)
     target_id: int | None = Field(default=None, foreign_key="target.id", index=True)
     channel: str = Field(index=True, max_length=32)
