@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from typing import Any
 
 from arq import create_pool
@@ -181,7 +182,7 @@ async def render_preview(
                 target_view = await directory.target_view(targets[0], channel_name)
             if lang:
                 langs = (lang,) if lang == "zh" else (lang, "zh")
-                target_view = TargetView(**{**target_view.__dict__, "languages": langs})
+                target_view = dataclasses.replace(target_view, languages=langs)
             rendered = channel.render(view, target_view, s.public_url)
             label = (
                 "(the public page)"

@@ -82,9 +82,13 @@ class ItemView:
         return lang == "zh" or bool(self.translations.get(lang, {}).get("title"))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TargetView:
-    """A target with its address opened; only render and send see the plain address."""
+    """A target with its address opened; only render and send see the plain address.
+
+    Not frozen: a worker opens one per delivery, and a frozen dataclass sets each field through
+    ``object.__setattr__``. Nothing changes one once it is built.
+    """
 
     id: int | None
     channel: str

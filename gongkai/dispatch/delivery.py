@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
+from gongkai.channels.base import TargetView
 from gongkai.dispatch import metrics
 from gongkai.dispatch.deps import Deps
 from gongkai.dispatch.progress import CLAIMABLE, finish_items
 from gongkai.dispatch.queue import POLL_INTERVAL, backoff_seconds, enqueue_delivery, enqueue_poll
 from gongkai.dispatch.quiet import quiet_until
 from gongkai.dispatch.sending import Claimed, Outcome, send_parts
+from gongkai.storage.bulk import insert_rows
 from gongkai.storage.models import Attempt, Delivery, DeliveryStatus, Item, ItemStatus, Target
 from gongkai.storage.types import utcnow
 
@@ -37,6 +39,9 @@ DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 D = DELIVERY.c
 A = Attempt.__table__  # type: ignore[attr-defined]
 
+
+# One list parameter for a batch's ids: ``in_(ids)`` would check 500 values one by one each time.
+_IDS = bindparam("ids", expanding=True)
 
 _CLAIMED_COLUMNS = (
     D.id,
@@ -58,7 +63,7 @@ async def deliver_batch(deps: Deps, ids: list[int]) -> list[str]:
     words: dict[int, str] = {}
     later: list[tuple[int, datetime | None, float | None]] = []  # (id, at, delay) to enqueue
     jobs = await _take(deps, ids, words, later)
-    outcomes = await asyncio.gather(*(job for _, job in jobs))
+    outcomes = await _send_all(deps, jobs)
     if jobs:
         async with deps.maker() as session:
             follow = await _record(
@@ -91,12 +96,14 @@ async def _take(
     async with deps.maker() as session:
         rows = (
             await session.execute(
-                select(D.id, D.item_id, D.channel, D.status, D.not_before).where(D.id.in_(ids))
+                select(D.id, D.item_id, D.channel, D.status, D.not_before).where(D.id.in_(_IDS)),
+                {"ids": ids},
             )
         ).all()
         found = {r[0]: r for r in rows}
         candidates: list[int] = []
         quiet: dict[datetime, list[int]] = defaultdict(list)
+        holds: dict[tuple[str, str], tuple[str, datetime] | None] = {}  # (item, channel) → hold
         for delivery_id in ids:
             row = found.get(delivery_id)
             if row is None:
@@ -106,8 +113,10 @@ async def _take(
             if status not in CLAIMABLE:
                 words[delivery_id] = f"skipped ({status})"
                 continue
-            item = await deps.item(session, item_id)
-            wait_until = _not_yet(deps, channel, not_before, item, now)
+            if (item_id, channel) not in holds:
+                item = await deps.item(session, item_id)
+                holds[item_id, channel] = _held(deps, channel, item, now)
+            wait_until = _not_yet(holds[item_id, channel], not_before, now)
             if wait_until is not None:
                 word, at = wait_until
                 words[delivery_id] = word
@@ -119,8 +128,9 @@ async def _take(
         for at, quiet_ids in quiet.items():
             await session.execute(
                 update(DELIVERY)
-                .where(D.id.in_(quiet_ids))
-                .values(status=DeliveryStatus.queued, not_before=at, updated_at=now)
+                .where(D.id.in_(_IDS))
+                .values(status=DeliveryStatus.queued, not_before=at, updated_at=now),
+                {"ids": quiet_ids},
             )
         claimed = await _claim(session, candidates) if candidates else []
         unclaimed = set(candidates) - {c.id for c in claimed}
@@ -134,35 +144,41 @@ async def _take(
         await deps.prefetch_targets(
             session, {c.target_id for c in claimed if c.target_id is not None}
         )
-        jobs: list[tuple[Claimed, Any]] = []
+        jobs: list[tuple[Claimed, TargetView | str]] = []
         for d in claimed:
             try:
                 tv, active, reason = await deps.target(session, d.target_id, d.channel)
             except LookupError as exc:
-                jobs.append((d, _immediate("permanent", d, str(exc))))
+                jobs.append((d, str(exc)))
                 continue
-            if not active:
-                error = f"target inactive: {reason or 'deactivated'}"
-                jobs.append((d, _immediate("permanent", d, error)))
-                continue
-            jobs.append((d, _bounded(deps, d, tv)))
+            jobs.append((d, tv if active else f"target inactive: {reason or 'deactivated'}"))
     return jobs
 
 
-def _not_yet(
-    deps: Deps, channel: str, not_before: datetime | None, item: Item | None, now: datetime
+def _held(
+    deps: Deps, channel: str, item: Item | None, now: datetime
 ) -> tuple[str, datetime] | None:
+    """What holds all of an item's deliveries on one channel: its schedule or quiet hours."""
     if item is None:
         return None
     if item.publish_at and item.publish_at > now:
         return "scheduled", item.publish_at
-    if not_before and not_before > now + timedelta(seconds=1):
-        return "not yet", not_before
     if registry.get(channel).quiet_hours_apply and not item.urgent:
         until = quiet_until(now, deps.settings.quiet_window, deps.settings.tz)
         if until is not None:
             return "quiet hours", until
     return None
+
+
+def _not_yet(
+    hold: tuple[str, datetime] | None, not_before: datetime | None, now: datetime
+) -> tuple[str, datetime] | None:
+    """The schedule first, then the row's own backoff, then quiet hours."""
+    if hold is not None and hold[0] == "scheduled":
+        return hold
+    if not_before and not_before > now + timedelta(seconds=1):
+        return "not yet", not_before
+    return hold
 
 
 def _recalled_items() -> Any:
@@ -172,9 +188,10 @@ def _recalled_items() -> Any:
 async def _claim(session: AsyncSession, ids: list[int]) -> list[Claimed]:
     result = await session.execute(
         update(DELIVERY)
-        .where(D.id.in_(ids), D.status.in_(CLAIMABLE), D.item_id.not_in(_recalled_items()))
+        .where(D.id.in_(_IDS), D.status.in_(CLAIMABLE), D.item_id.not_in(_recalled_items()))
         .values(status=DeliveryStatus.sending, updated_at=utcnow())
-        .returning(*_CLAIMED_COLUMNS)
+        .returning(*_CLAIMED_COLUMNS),
+        {"ids": ids},
     )
     by_id = {row[0]: Claimed(*row) for row in result.all()}
     return [by_id[i] for i in ids if i in by_id]  # the job's order
@@ -192,13 +209,27 @@ async def _cancel_recalled(session: AsyncSession, ids: set[int], now: datetime) 
     return {row[0] for row in result.all()}
 
 
-async def _immediate(kind: str, d: Claimed, error: str) -> Outcome:
-    return Outcome(kind=kind, parts_done=d.parts_done, error=error)
+async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) -> list[Outcome]:
+    """Send a batch through a fixed number of lanes, each taking the next delivery in turn.
 
+    A task per delivery, all queued on the worker's slots, cost a task and a semaphore wait
+    each; lanes cost neither, and still share ``deps.slots`` with the worker's other jobs.
+    """
+    outcomes: list[Outcome | None] = [None] * len(jobs)
+    turns = iter(range(len(jobs)))
 
-async def _bounded(deps: Deps, d: Claimed, tv: Any) -> Outcome:
-    async with deps.slots:
-        return await send_parts(deps, d, registry.get(d.channel), tv)
+    async def lane() -> None:
+        for i in turns:
+            d, target = jobs[i]
+            if isinstance(target, str):  # the target is gone or inactive: nothing to send
+                outcomes[i] = Outcome(kind="permanent", parts_done=d.parts_done, error=target)
+                continue
+            async with deps.slots:
+                outcomes[i] = await send_parts(deps, d, registry.get(d.channel), target)
+
+    lanes = min(len(jobs), deps.settings.worker_concurrency)
+    await asyncio.gather(*(lane() for _ in range(lanes)))
+    return outcomes  # type: ignore[return-value]
 
 
 async def _record(
@@ -216,59 +247,41 @@ async def _record(
     )
     appends = {d.id for d, o in results if o.provider_message_ids or o.notes}
     lists = await _lists(session, appends)
-    alike: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    # Keys are plain strings and ints: hashing an enum or a datetime per row showed in profiles.
+    alike: dict[tuple[str, int, int, str | None], list[int]] = defaultdict(list)
     shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     follow: list[tuple[int, str, datetime | None, float | None]] = []
     deactivate: dict[int, str | None] = {}
+    counted: Counter[tuple[str, str]] = Counter()
     for d, o in results:
-        changes: dict[str, Any] = {"parts_done": o.parts_done, "updated_at": now}
-        word = o.kind
-        delay: float | None = None
-        if o.kind == "delivered":
-            changes.update(status=DeliveryStatus.delivered, delivered_at=now, last_error=None)
-        elif o.kind == "pending":
-            changes["status"] = DeliveryStatus.sending
-        elif o.kind == "rate_limited":
-            changes["status"] = DeliveryStatus.queued
-            word, delay = "rate limited", o.retry_after
-        elif o.kind == "recalled":
-            changes.update(status=DeliveryStatus.cancelled, last_error=o.error)
-            word = "cancelled"
-        elif o.kind == "permanent":
-            changes.update(status=DeliveryStatus.dead, last_error=o.error)
-            word = "dead"
+        if o.kind == "transient":
+            changes, word, delay = _retry_or_give_up(deps, o, failures.get(d.id, 0) + 1, now)
+        else:
+            changes, word = _settled(o.kind, o.error)
+            delay = o.retry_after if o.kind == "rate_limited" else None
             if o.deactivate_target and d.target_id is not None:
                 deactivate[d.target_id] = o.error
-        else:  # transient
-            count = failures.get(d.id, 0) + 1
-            if count >= deps.settings.max_attempts:
-                error = f"gave up after {count} attempts: {o.error}"
-                changes.update(status=DeliveryStatus.dead, last_error=error)
-                word = "dead"
-            else:
-                delay = backoff_seconds(
-                    count,
-                    deps.settings.retry_base_seconds,
-                    deps.settings.retry_max_seconds,
-                    o.retry_after,
-                )
-                changes.update(
-                    status=DeliveryStatus.failed,
-                    last_error=o.error,
-                    not_before=now + timedelta(seconds=delay),
-                )
-                word = "failed"
         follow.append((d.id, word, None, delay))
-        metrics.outcome(d.channel, changes["status"])
-        if d.id in appends or "not_before" in changes:
-            row = {"_id": d.id, "attempts": d.attempts + len(o.attempts), **changes}
+        counted[(d.channel, changes["status"])] += 1
+        if d.id in appends or o.kind == "transient":
+            row = {
+                "_id": d.id,
+                "attempts": d.attempts + len(o.attempts),
+                "parts_done": o.parts_done,
+                "updated_at": now,
+                **changes,
+            }
+            if "delivered_at" in row:
+                row["delivered_at"] = now
             if d.id in appends:
                 message_ids, notes = lists[d.id]
                 row["provider_message_ids"] = [*message_ids, *o.provider_message_ids]
                 row["notes"] = [*notes, *o.notes]
             shapes[tuple(sorted(row))].append(row)
         else:
-            alike[(len(o.attempts), *sorted(changes.items()))].append(d.id)
+            alike[(o.kind, o.parts_done, len(o.attempts), o.error)].append(d.id)
+    for (channel, status), n in counted.items():
+        metrics.outcome(channel, status, n)
     for target_id, reason in deactivate.items():
         await session.execute(
             update(Target)
@@ -276,13 +289,16 @@ async def _record(
             .values(active=False, inactive_reason=reason)
         )
         deps.targets.pop(target_id, None)
-    if attempts:
-        await session.execute(insert(A), attempts)
-    for (added, *changes_items), ids in alike.items():
+    await insert_rows(session, A, attempts)  # one shape: send_parts fills every column
+    for (kind, parts_done, added, error), ids in alike.items():
+        changes = _settled(kind, error)[0]
+        if "delivered_at" in changes:
+            changes["delivered_at"] = now
         await session.execute(
             update(DELIVERY)
-            .where(D.id.in_(ids))
-            .values({**dict(changes_items), "attempts": D.attempts + added})
+            .where(D.id.in_(_IDS))
+            .values(**changes, parts_done=parts_done, updated_at=now, attempts=D.attempts + added),
+            {"ids": ids},
         )
     for keys, rows in shapes.items():
         await session.execute(
@@ -294,6 +310,44 @@ async def _record(
     await finish_items(session, {d.item_id for d, o in results if o.kind == "delivered"})
     await session.commit()
     return follow
+
+
+_SETTLED: dict[str, tuple[str, str]] = {  # kind → (status, word)
+    "delivered": (DeliveryStatus.delivered.value, "delivered"),
+    "pending": (DeliveryStatus.sending.value, "pending"),
+    "rate_limited": (DeliveryStatus.queued.value, "rate limited"),
+    "recalled": (DeliveryStatus.cancelled.value, "cancelled"),
+    "permanent": (DeliveryStatus.dead.value, "dead"),
+}
+
+
+def _settled(kind: str, error: str | None) -> tuple[dict[str, Any], str]:
+    """The row's new columns for an outcome that needs no arithmetic, and its word."""
+    status, word = _SETTLED[kind]
+    changes: dict[str, Any] = {"status": status}
+    if kind == "delivered":
+        changes.update(delivered_at=None, last_error=None)  # delivered_at: the caller's now
+    elif kind in ("recalled", "permanent"):
+        changes["last_error"] = error
+    return changes, word
+
+
+def _retry_or_give_up(
+    deps: Deps, o: Outcome, failures: int, now: datetime
+) -> tuple[dict[str, Any], str, float | None]:
+    """A transient failure: back off and retry, or give up after the allowed attempts."""
+    if failures >= deps.settings.max_attempts:
+        error = f"gave up after {failures} attempts: {o.error}"
+        return {"status": DeliveryStatus.dead.value, "last_error": error}, "dead", None
+    delay = backoff_seconds(
+        failures, deps.settings.retry_base_seconds, deps.settings.retry_max_seconds, o.retry_after
+    )
+    changes = {
+        "status": DeliveryStatus.failed.value,
+        "last_error": o.error,
+        "not_before": now + timedelta(seconds=delay),
+    }
+    return changes, "failed", delay
 
 
 async def _lists(session: AsyncSession, ids: set[int]) -> dict[int, tuple[list[str], list[str]]]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 from arq.connections import ArqRedis
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -63,7 +63,10 @@ class Deps:
         columns = (t.id, t.channel, t.region_code, t.address_sealed, t.account_name, t.options)
         rows = (
             await session.execute(
-                select(*columns, t.active, t.inactive_reason).where(t.id.in_(missing))
+                select(*columns, t.active, t.inactive_reason).where(
+                    t.id.in_(bindparam("ids", expanding=True))
+                ),
+                {"ids": missing},
             )
         ).all()
         for target_id, channel, code, sealed, account, options, active, reason in rows:

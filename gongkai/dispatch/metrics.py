@@ -44,8 +44,8 @@ def _child(metric: Any, *labels: str) -> Any:
     return metric.labels(*labels)
 
 
-def outcome(channel: str, status: str) -> None:
-    _child(DELIVERIES, channel, status).inc()
+def outcome(channel: str, status: str, n: int = 1) -> None:
+    _child(DELIVERIES, channel, status).inc(n)
 
 
 def latency(channel: str) -> Any:

@@ -31,5 +31,38 @@ class UTCDateTime(TypeDecorator):
             return None
         return value.replace(tzinfo=UTC)
 
+    def bind_processor(self, dialect: Any) -> Any:
+        """On SQLite, one C call per value instead of two conversions and a formatted string.
+
+        A worker writes two timestamps per attempt; SQLAlchemy's way took about 4 µs each.
+        The text is exactly SQLAlchemy's SQLite format, so old and new rows compare alike.
+        """
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            offset = value.utcoffset()
+            if offset is None:
+                raise ValueError("naive datetime given to a UTC column")
+            if offset:
+                value = value.astimezone(UTC)
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        """On SQLite, ``datetime.fromisoformat`` (C) instead of a regular expression."""
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+        return process
+
 
 JSONType = JSON

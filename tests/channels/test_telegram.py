@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -235,7 +236,7 @@ async def test_bad_token_is_permanent_but_keeps_the_target(
 ) -> None:
     base, _ = fake
     target = make_target()
-    target = TargetView(**{**target.__dict__, "account": {"token": "999:revoked"}})
+    target = dataclasses.replace(target, account={"token": "999:revoked"})
     with pytest.raises(PermanentError) as err:
         await CHANNEL.send({"text": "x", "parse_mode": "HTML"}, ctx_for(http, base, target))
     assert not err.value.deactivate_target
