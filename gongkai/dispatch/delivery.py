@@ -25,8 +25,9 @@ from gongkai.channels import registry
 from gongkai.channels.base import TargetView
 from gongkai.dispatch import metrics
 from gongkai.dispatch.deps import Deps
+from gongkai.dispatch.outcomes import retry_or_give_up, settled
 from gongkai.dispatch.progress import CLAIMABLE, finish_items
-from gongkai.dispatch.queue import POLL_INTERVAL, backoff_seconds, enqueue_delivery, enqueue_poll
+from gongkai.dispatch.queue import POLL_INTERVAL, enqueue_delivery, enqueue_poll
 from gongkai.dispatch.quiet import quiet_until
 from gongkai.dispatch.sending import Claimed, Outcome, send_parts
 from gongkai.storage.bulk import insert_rows
@@ -255,9 +256,11 @@ async def _record(
     counted: Counter[tuple[str, str]] = Counter()
     for d, o in results:
         if o.kind == "transient":
-            changes, word, delay = _retry_or_give_up(deps, o, failures.get(d.id, 0) + 1, now)
+            changes, word, delay = retry_or_give_up(
+                deps.settings, o, failures.get(d.id, 0) + 1, now
+            )
         else:
-            changes, word = _settled(o.kind, o.error)
+            changes, word = settled(o.kind, o.error)
             delay = o.retry_after if o.kind == "rate_limited" else None
             if o.deactivate_target and d.target_id is not None:
                 deactivate[d.target_id] = o.error
@@ -291,7 +294,7 @@ async def _record(
         deps.targets.pop(target_id, None)
     await insert_rows(session, A, attempts)  # one shape: send_parts fills every column
     for (kind, parts_done, added, error), ids in alike.items():
-        changes = _settled(kind, error)[0]
+        changes = settled(kind, error)[0]
         if "delivered_at" in changes:
             changes["delivered_at"] = now
         await session.execute(
@@ -310,44 +313,6 @@ async def _record(
     await finish_items(session, {d.item_id for d, o in results if o.kind == "delivered"})
     await session.commit()
     return follow
-
-
-_SETTLED: dict[str, tuple[str, str]] = {  # kind → (status, word)
-    "delivered": (DeliveryStatus.delivered.value, "delivered"),
-    "pending": (DeliveryStatus.sending.value, "pending"),
-    "rate_limited": (DeliveryStatus.queued.value, "rate limited"),
-    "recalled": (DeliveryStatus.cancelled.value, "cancelled"),
-    "permanent": (DeliveryStatus.dead.value, "dead"),
-}
-
-
-def _settled(kind: str, error: str | None) -> tuple[dict[str, Any], str]:
-    """The row's new columns for an outcome that needs no arithmetic, and its word."""
-    status, word = _SETTLED[kind]
-    changes: dict[str, Any] = {"status": status}
-    if kind == "delivered":
-        changes.update(delivered_at=None, last_error=None)  # delivered_at: the caller's now
-    elif kind in ("recalled", "permanent"):
-        changes["last_error"] = error
-    return changes, word
-
-
-def _retry_or_give_up(
-    deps: Deps, o: Outcome, failures: int, now: datetime
-) -> tuple[dict[str, Any], str, float | None]:
-    """A transient failure: back off and retry, or give up after the allowed attempts."""
-    if failures >= deps.settings.max_attempts:
-        error = f"gave up after {failures} attempts: {o.error}"
-        return {"status": DeliveryStatus.dead.value, "last_error": error}, "dead", None
-    delay = backoff_seconds(
-        failures, deps.settings.retry_base_seconds, deps.settings.retry_max_seconds, o.retry_after
-    )
-    changes = {
-        "status": DeliveryStatus.failed.value,
-        "last_error": o.error,
-        "not_before": now + timedelta(seconds=delay),
-    }
-    return changes, "failed", delay
 
 
 async def _lists(session: AsyncSession, ids: set[int]) -> dict[int, tuple[list[str], list[str]]]:
