@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gongkai.channels import registry
 from gongkai.channels.base import TargetView
 from gongkai.dispatch import metrics
-from gongkai.dispatch.deps import Deps
+from gongkai.dispatch.deps import IDS, Deps
 from gongkai.dispatch.outcomes import retry_or_give_up, settled
 from gongkai.dispatch.progress import CLAIMABLE, finish_items
 from gongkai.dispatch.queue import POLL_INTERVAL, enqueue_delivery, enqueue_poll
@@ -40,9 +40,6 @@ DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 D = DELIVERY.c
 A = Attempt.__table__  # type: ignore[attr-defined]
 
-
-# One list parameter for a batch's ids: ``in_(ids)`` would check 500 values one by one each time.
-_IDS = bindparam("ids", expanding=True)
 
 _CLAIMED_COLUMNS = (
     D.id,
@@ -97,7 +94,7 @@ async def _take(
     async with deps.maker() as session:
         rows = (
             await session.execute(
-                select(D.id, D.item_id, D.channel, D.status, D.not_before).where(D.id.in_(_IDS)),
+                select(D.id, D.item_id, D.channel, D.status, D.not_before).where(D.id.in_(IDS)),
                 {"ids": ids},
             )
         ).all()
@@ -129,7 +126,7 @@ async def _take(
         for at, quiet_ids in quiet.items():
             await session.execute(
                 update(DELIVERY)
-                .where(D.id.in_(_IDS))
+                .where(D.id.in_(IDS))
                 .values(status=DeliveryStatus.queued, not_before=at, updated_at=now),
                 {"ids": quiet_ids},
             )
@@ -189,7 +186,7 @@ def _recalled_items() -> Any:
 async def _claim(session: AsyncSession, ids: list[int]) -> list[Claimed]:
     result = await session.execute(
         update(DELIVERY)
-        .where(D.id.in_(_IDS), D.status.in_(CLAIMABLE), D.item_id.not_in(_recalled_items()))
+        .where(D.id.in_(IDS), D.status.in_(CLAIMABLE), D.item_id.not_in(_recalled_items()))
         .values(status=DeliveryStatus.sending, updated_at=utcnow())
         .returning(*_CLAIMED_COLUMNS),
         {"ids": ids},
@@ -260,7 +257,7 @@ async def _record(
                 deps.settings, o, failures.get(d.id, 0) + 1, now
             )
         else:
-            changes, word = settled(o.kind, o.error)
+            changes, word = settled(o.kind, o.error, now)
             delay = o.retry_after if o.kind == "rate_limited" else None
             if o.deactivate_target and d.target_id is not None:
                 deactivate[d.target_id] = o.error
@@ -274,8 +271,6 @@ async def _record(
                 "updated_at": now,
                 **changes,
             }
-            if "delivered_at" in row:
-                row["delivered_at"] = now
             if d.id in appends:
                 message_ids, notes = lists[d.id]
                 row["provider_message_ids"] = [*message_ids, *o.provider_message_ids]
@@ -294,12 +289,10 @@ async def _record(
         deps.targets.pop(target_id, None)
     await insert_rows(session, A, attempts)  # one shape: send_parts fills every column
     for (kind, parts_done, added, error), ids in alike.items():
-        changes = settled(kind, error)[0]
-        if "delivered_at" in changes:
-            changes["delivered_at"] = now
+        changes = settled(kind, error, now)[0]
         await session.execute(
             update(DELIVERY)
-            .where(D.id.in_(_IDS))
+            .where(D.id.in_(IDS))
             .values(**changes, parts_done=parts_done, updated_at=now, attempts=D.attempts + added),
             {"ids": ids},
         )

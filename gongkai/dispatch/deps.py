@@ -22,6 +22,10 @@ from gongkai.storage.models import Delivery, Item, Target
 
 CACHE_SECONDS = 30.0
 
+# A batch's ids as one list parameter, passed as ``{"ids": [...]}``: ``in_(ids)`` would build
+# and check a parameter per value, 500 of them, every time.
+IDS = bindparam("ids", expanding=True)
+
 
 @dataclass
 class Deps:
@@ -63,9 +67,7 @@ class Deps:
         columns = (t.id, t.channel, t.region_code, t.address_sealed, t.account_name, t.options)
         rows = (
             await session.execute(
-                select(*columns, t.active, t.inactive_reason).where(
-                    t.id.in_(bindparam("ids", expanding=True))
-                ),
+                select(*columns, t.active, t.inactive_reason).where(t.id.in_(IDS)),
                 {"ids": missing},
             )
         ).all()

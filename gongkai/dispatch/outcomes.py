@@ -22,12 +22,12 @@ _SETTLED: dict[str, tuple[str, str]] = {  # kind → (status, word)
 }
 
 
-def settled(kind: str, error: str | None) -> tuple[dict[str, Any], str]:
+def settled(kind: str, error: str | None, now: datetime) -> tuple[dict[str, Any], str]:
     """The row's new columns for an outcome that needs no arithmetic, and its word."""
     status, word = _SETTLED[kind]
     changes: dict[str, Any] = {"status": status}
     if kind == "delivered":
-        changes.update(delivered_at=None, last_error=None)  # delivered_at: the caller's now
+        changes.update(delivered_at=now, last_error=None)
     elif kind in ("recalled", "permanent"):
         changes["last_error"] = error
     return changes, word
