@@ -174,12 +174,15 @@ async def test_admin_retry_requeues_a_dead_delivery_with_fresh_attempts(tmp_path
     assert len(state.messages) == 1
 
 
-async def test_a_delivery_left_sending_by_a_dead_worker_is_swept(tmp_path, redis_url, robot):
+async def test_a_delivery_whose_worker_died_is_taken_over_when_its_lease_runs_out(
+    tmp_path, redis_url, robot
+):
     from datetime import timedelta
 
     from sqlmodel import update
 
-    from gongkai.dispatch.sweeper import sweep_stuck
+    from gongkai.dispatch.reconcile import reconcile
+    from gongkai.dispatch.worker import close_deps, open_deps
     from gongkai.storage.db import make_engine, make_sessionmaker
     from gongkai.storage.models import Delivery
     from gongkai.storage.types import utcnow
@@ -189,32 +192,31 @@ async def test_a_delivery_left_sending_by_a_dead_worker_is_swept(tmp_path, redis
     await prepare_db(s)
     await ingest(s, redis_url, village_item())
     engine = make_engine(s.resolved_database_url)
-    maker = make_sessionmaker(engine)
-    async with maker() as session:  # as if a worker claimed it and died an hour ago
+    async with make_sessionmaker(engine)() as session:  # as if a worker claimed it, then died
         await session.exec(
-            update(Delivery).values(status="sending", updated_at=utcnow() - timedelta(hours=1))
+            update(Delivery).values(
+                status="sending",
+                lease_owner="dead-worker",
+                lease_until=utcnow() + timedelta(hours=1),
+            )
         )
         await session.commit()
-    await run_workers(s, redis_url)  # the queued job finds the row claimed and leaves it
+    await run_workers(s, redis_url)  # its job finds the row leased and leaves it
     assert state.messages == []
-    from gongkai.dispatch.delivery import Deps
-
-    pool = await create_pool(arq_settings(redis_url))
-    deps = Deps(
-        settings=s,
-        maker=maker,
-        sealer=None,
-        http=None,
-        pool=pool,  # type: ignore[arg-type]
-        limiter=None,
-        slots=None,
-    )  # type: ignore[arg-type]
-    assert await sweep_stuck(deps) == 1
-    await pool.aclose()
-    await engine.dispose()
+    deps, deps_engine = open_deps(s, redis_url)
+    try:
+        assert (await reconcile(deps))["leases_expired"] == 0  # the lease still runs
+        async with make_sessionmaker(engine)() as session:
+            await session.exec(update(Delivery).values(lease_until=utcnow() - timedelta(seconds=1)))
+            await session.commit()
+        assert (await reconcile(deps))["leases_expired"] == 1
+    finally:
+        await close_deps(deps, deps_engine)
+        await engine.dispose()
     await run_workers(s, redis_url)
     (d,), _ = await fetch_deliveries(s)
     assert d.status == "delivered" and len(state.messages) == 1
+    assert d.lease_until is None and d.lease_owner is None
 
 
 async def test_a_recall_landing_mid_message_stops_before_the_next_part(tmp_path, redis_url, robot):

@@ -229,10 +229,10 @@ async def post_retry(request: web.Request) -> web.Response:
                 text='{"error": "no such delivery"}', content_type="application/json"
             )
         try:
-            await requeue(session, d, who["name"] if who else "?")
+            job = await requeue(session, d, who["name"] if who else "?")
         except NotRetryable as exc:
             return _json({"error": str(exc)}, status=409)
-    await enqueue_delivery(app[POOL], delivery_id)
+    await enqueue_delivery(app[POOL], delivery_id, job=job)
     return _json({"id": delivery_id, "status": "queued"})
 
 

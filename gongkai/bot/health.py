@@ -14,6 +14,7 @@ from gongkai import __version__
 from gongkai.bot.keys import MAKER, POOL
 from gongkai.dispatch import metrics
 from gongkai.dispatch.queue import queue_depth
+from gongkai.dispatch.reconcile import oldest_undelivered_seconds
 from gongkai.storage.models import Delivery, Item
 
 routes = web.RouteTableDef()
@@ -57,8 +58,13 @@ async def metrics_view(request: web.Request) -> web.Response:
             )
         ).all():
             metrics.DELIVERY_ROWS.labels(channel, status).set(n)
+        metrics.OLDEST_UNDELIVERED.set(await oldest_undelivered_seconds(session))
     try:
-        metrics.QUEUE_DEPTH.set(await queue_depth(request.app[POOL]))
+        pool = request.app[POOL]
+        metrics.QUEUE_DEPTH.set(await queue_depth(pool))
+        counts = await pool.hgetall(metrics.SHARED_KEY)
+        for event in metrics.SHARED_EVENTS:
+            metrics.SHARED.labels(event).set(int(counts.get(event.encode(), 0)))
     except Exception:  # Redis down: /healthz says so; metrics still answer
         pass
     body = generate_latest(metrics.REGISTRY)

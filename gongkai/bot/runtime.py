@@ -14,7 +14,7 @@ from aiohttp import web
 from gongkai.bot.app import create_app
 from gongkai.bot.settings import Settings
 from gongkai.dispatch.redis_server import EmbeddedRedis
-from gongkai.dispatch.worker import build_worker
+from gongkai.dispatch.worker import run_worker
 from gongkai.storage.db import upgrade
 
 log = logging.getLogger(__name__)
@@ -46,13 +46,11 @@ def settle_heap() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
-async def _until_stopped() -> None:
-    stop = asyncio.Event()
+def _stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
 
 
 @contextlib.asynccontextmanager
@@ -76,33 +74,31 @@ async def run_all(
     worker_on: bool = True,
     on_ready=None,
 ) -> None:  # type: ignore[no-untyped-def]
+    """Until SIGINT or SIGTERM: then the web server closes and the worker drains (it finishes
+    what is in flight and hands back what it had claimed)."""
     await upgrade(settings.resolved_database_url)
     settle_heap()
-    worker = build_worker(settings, redis_url) if worker_on else None
-    worker_task = asyncio.create_task(worker.async_run()) if worker else None
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    worker_task = asyncio.create_task(run_worker(settings, redis_url, stop)) if worker_on else None
     try:
         if web_on:
             async with serving(settings, redis_url):
                 if on_ready:
                     await on_ready()
-                await _wait(worker_task)
+                await _wait(stop, worker_task)
         else:
             if on_ready:
                 await on_ready()
-            await _wait(worker_task)
+            await _wait(stop, worker_task)
     finally:
-        if worker is not None:
-            await worker.close()
+        stop.set()
         if worker_task is not None:
-            worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await worker_task
+            await worker_task
 
 
-async def _wait(worker_task: asyncio.Task | None) -> None:  # type: ignore[type-arg]
-    stopper = asyncio.create_task(_until_stopped())
+async def _wait(stop: asyncio.Event, worker_task: asyncio.Task | None) -> None:  # type: ignore[type-arg]
+    stopper = asyncio.create_task(stop.wait())
     waits = {stopper} | ({worker_task} if worker_task else set())
-    done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
-    if worker_task in done and worker_task.exception():
-        raise worker_task.exception()  # type: ignore[misc]

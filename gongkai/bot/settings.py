@@ -42,11 +42,24 @@ class Settings(BaseSettings):
     quiet_hours: str = "22:00-07:00"
     timezone: str = "Asia/Shanghai"
     # Not in the contract's table but needed by operators; safe defaults.
-    max_attempts: int = Field(default=8, ge=1)
+    # Transient failures are retried with backoff until a deadline counted from the first
+    # failure, not a number of tries: a provider down for half an hour loses nothing.
+    retry_deadline_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    urgent_retry_deadline_hours: float = Field(default=2.0, gt=0, le=24 * 30)
+    # 0: no cap on the count (the deadline decides); n: also give up after n transient failures
+    max_attempts: int = Field(default=0, ge=0)
     retry_base_seconds: float = Field(default=5.0, ge=0)
-    retry_max_seconds: float = Field(default=3600.0, ge=0)
+    retry_max_seconds: float = Field(default=300.0, ge=0)
+    # A worker holds a claimed row this long and renews it while working; another worker takes
+    # the row over once the lease has run out.
+    lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # How often each worker looks for rows that should be moving but are not (lost jobs,
+    # expired leases, verdict polls overdue).
+    reconcile_seconds: float = Field(default=20.0, ge=0.2, le=3600)
     rate_limits_enabled: bool = True
     worker_concurrency: int = Field(default=100, ge=1, le=1000)
+    # a provider request that has not answered by then is given up (and classed by the channel)
+    http_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     tts_engine: str = "espeak"
     holidays_file: Path | None = None
     hotline: str = "12345"

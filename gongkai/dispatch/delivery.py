@@ -1,37 +1,38 @@
 """Delivering a batch of deliveries: claim the rows, send, record every outcome.
 
-arq runs a job at least once, so the delivery row is the guard: one compare-and-set claims all
-the batch's claimable rows, parts already accepted are never sent again, and a delivered row is
-left alone. Sending touches no database (``sending.py``); the outcomes of the whole batch are
-recorded in one transaction, which is what makes a worker fast.
+The database is the queue of record; an arq job only says "look at these rows now". One
+compare-and-set claims the batch's claimable rows with a lease (``lease_until``, renewed while
+the worker works, ``leases.py``): a row whose lease has run out is claimable again, so a killed
+worker's rows are taken over. Parts already accepted are never sent again; a part that must
+never go twice and may have left when its worker died (``rows.IN_FLIGHT``) is not sent blind.
+Sending touches no database (``sending.py``); each outcome is committed by the recorder before
+its lane takes the next delivery (``recorder.py``).
 
 This is the hot path of a fan-out, so it speaks SQLAlchemy Core: rows come back as tuples, not
-ORM objects, and outcomes are written with one executemany per statement shape.
+ORM objects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
-from sqlmodel import col
+from sqlalchemy import and_, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
 from gongkai.channels.base import TargetView
 from gongkai.dispatch import metrics
 from gongkai.dispatch.deps import IDS, Deps
-from gongkai.dispatch.outcomes import retry_or_give_up, settled
-from gongkai.dispatch.progress import CLAIMABLE, finish_items
-from gongkai.dispatch.queue import POLL_INTERVAL, enqueue_delivery, enqueue_poll
+from gongkai.dispatch.progress import CLAIMABLE
+from gongkai.dispatch.queue import batches, enqueue_job
 from gongkai.dispatch.quiet import quiet_until
+from gongkai.dispatch.rows import IN_FLIGHT, lease_end, stamp_jobs
 from gongkai.dispatch.sending import Claimed, Outcome, send_parts
-from gongkai.storage.bulk import insert_rows
-from gongkai.storage.models import Attempt, Delivery, DeliveryStatus, Item, ItemStatus, Target
+from gongkai.storage.models import Attempt, Delivery, DeliveryStatus, Item, ItemStatus
 from gongkai.storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 D = DELIVERY.c
 A = Attempt.__table__  # type: ignore[attr-defined]
+SENDING = DeliveryStatus.sending.value
 
 
 _CLAIMED_COLUMNS = (
@@ -49,7 +51,16 @@ _CLAIMED_COLUMNS = (
     D.payload,
     D.parts_done,
     D.attempts,
+    D.give_up_at,
 )
+
+
+def claimable(now: datetime) -> Any:
+    """Waiting rows, and rows whose worker's lease has run out."""
+    return or_(
+        D.status.in_(CLAIMABLE),
+        and_(D.status == SENDING, D.lease_until.is_not(None), D.lease_until < now),
+    )
 
 
 async def deliver(deps: Deps, delivery_id: int) -> str:
@@ -59,22 +70,19 @@ async def deliver(deps: Deps, delivery_id: int) -> str:
 
 async def deliver_batch(deps: Deps, ids: list[int]) -> list[str]:
     words: dict[int, str] = {}
-    later: list[tuple[int, datetime | None, float | None]] = []  # (id, at, delay) to enqueue
+    later: list[tuple[str, list[int], datetime]] = []  # named jobs for rows that must wait
     jobs = await _take(deps, ids, words, later)
-    outcomes = await _send_all(deps, jobs)
-    if jobs:
-        async with deps.maker() as session:
-            follow = await _record(
-                session, deps, [(d, o) for (d, _), o in zip(jobs, outcomes, strict=True)]
-            )
-        for delivery_id, word, at, delay in follow:
-            words[delivery_id] = word
-            if word == "pending":
-                await enqueue_poll(deps.pool, delivery_id, POLL_INTERVAL)
-            elif at is not None or delay is not None:
-                later.append((delivery_id, at, delay))
-    for delivery_id, at, delay in later:
-        await enqueue_delivery(deps.pool, delivery_id, at=at, delay=delay)
+    try:
+        if jobs:
+            for (d, _), word in zip(jobs, await _send_all(deps, jobs), strict=True):
+                words[d.id] = word
+    finally:  # whatever went unrecorded keeps no renewed lease: another worker takes it over
+        deps.held.difference_update(d.id for d, _ in jobs)
+    for job, chunk, at in later:
+        try:
+            await enqueue_job(deps.pool, job, chunk, at=at)
+        except Exception as exc:  # the rows name the job; reconciliation queues them again
+            log.warning("could not enqueue %s (%s)", job, exc)
     return [words.get(i, "?") for i in ids]
 
 
@@ -82,32 +90,39 @@ async def _take(
     deps: Deps,
     ids: list[int],
     words: dict[int, str],
-    later: list[tuple[int, datetime | None, float | None]],
+    later: list[tuple[str, list[int], datetime]],
 ) -> list[tuple[Claimed, Any]]:
     """Claim what may go now and pair each claimed row with its send (or its refusal).
 
-    Rows that must wait (scheduled, backing off, quiet hours) go to ``later``; every id not
-    claimed gets its word. One transaction, committed before anything is sent, so another
-    worker sees the claims at once.
+    Rows that must wait (scheduled, backing off, quiet hours) get a job of their own for when
+    they are due, written into them; every id not claimed gets its word. One transaction,
+    committed before anything is sent, so another worker sees the claims at once.
     """
     now = utcnow()
     async with deps.maker() as session:
         rows = (
             await session.execute(
-                select(D.id, D.item_id, D.channel, D.status, D.not_before).where(D.id.in_(IDS)),
+                select(D.id, D.item_id, D.channel, D.status, D.not_before, D.lease_until).where(
+                    D.id.in_(IDS)
+                ),
                 {"ids": ids},
             )
         ).all()
         found = {r[0]: r for r in rows}
         candidates: list[int] = []
-        quiet: dict[datetime, list[int]] = defaultdict(list)
+        takeovers: set[int] = set()
+        waiting: dict[tuple[str, datetime], list[int]] = defaultdict(list)
         holds: dict[tuple[str, str], tuple[str, datetime] | None] = {}  # (item, channel) → hold
         for delivery_id in ids:
             row = found.get(delivery_id)
             if row is None:
                 words[delivery_id] = "missing"
                 continue
-            _, item_id, channel, status, not_before = row
+            _, item_id, channel, status, not_before, lease_until = row
+            if status == SENDING and lease_until is not None and lease_until < now:
+                takeovers.add(delivery_id)  # its worker stopped renewing: take it over
+                candidates.append(delivery_id)
+                continue
             if status not in CLAIMABLE:
                 words[delivery_id] = f"skipped ({status})"
                 continue
@@ -118,19 +133,17 @@ async def _take(
             if wait_until is not None:
                 word, at = wait_until
                 words[delivery_id] = word
-                if word == "quiet hours":
-                    quiet[at].append(delivery_id)
-                later.append((delivery_id, at, None))
+                # one job per whole second: rows backing off one by one still share jobs
+                second = at.replace(microsecond=0) + timedelta(seconds=1 if at.microsecond else 0)
+                waiting[word, second].append(delivery_id)
                 continue
             candidates.append(delivery_id)
-        for at, quiet_ids in quiet.items():
-            await session.execute(
-                update(DELIVERY)
-                .where(D.id.in_(IDS))
-                .values(status=DeliveryStatus.queued, not_before=at, updated_at=now),
-                {"ids": quiet_ids},
-            )
-        claimed = await _claim(session, candidates) if candidates else []
+        for (word, at), wait_ids in waiting.items():
+            named = batches(wait_ids)
+            extra = {"status": DeliveryStatus.queued.value, "not_before": at}
+            await stamp_jobs(session, named, **(extra if word == "quiet hours" else {}))
+            later.extend((job, chunk, at) for job, chunk in named)
+        claimed = await _claim(session, deps, candidates, now) if candidates else []
         unclaimed = set(candidates) - {c.id for c in claimed}
         if unclaimed:
             cancelled = await _cancel_recalled(session, unclaimed, now)
@@ -138,19 +151,57 @@ async def _take(
                 words[delivery_id] = (
                     "cancelled" if delivery_id in cancelled else "claimed elsewhere"
                 )
+        taken = [c.id for c in claimed if c.id in takeovers]
+        in_flight = await _left_in_flight(session, taken, now) if taken else {}
         await session.commit()
+        if taken:
+            log.warning("took over %d deliveries whose worker's lease ran out", len(taken))
+            await metrics.count_shared(deps.pool, "leases_taken_over", len(taken))
         await deps.prefetch_targets(
             session, {c.target_id for c in claimed if c.target_id is not None}
         )
         jobs: list[tuple[Claimed, TargetView | str]] = []
         for d in claimed:
+            if d.id in in_flight:
+                jobs.append((d, in_flight[d.id]))
+                continue
             try:
                 tv, active, reason = await deps.target(session, d.target_id, d.channel)
             except LookupError as exc:
                 jobs.append((d, str(exc)))
                 continue
             jobs.append((d, tv if active else f"target inactive: {reason or 'deactivated'}"))
+    deps.held.update(c.id for c in claimed)  # from now on renewed until recorded
     return jobs
+
+
+async def _left_in_flight(session: AsyncSession, ids: list[int], now: datetime) -> dict[int, str]:
+    """Taken-over rows whose dead worker had a part on the wire that must never go twice.
+
+    Their attempt says ``sending``: the provider may have accepted it. It becomes ``uncertain``
+    and the delivery waits for a person, exactly as when an answer is lost.
+    """
+    rows = (
+        await session.execute(
+            select(A.c.delivery_id, A.c.part_index).where(
+                A.c.delivery_id.in_(ids), A.c.outcome == IN_FLIGHT
+            )
+        )
+    ).all()
+    if not rows:
+        return {}
+    await session.execute(
+        update(A)
+        .where(A.c.delivery_id.in_(ids), A.c.outcome == IN_FLIGHT)
+        .values(outcome="uncertain", error="the worker sending it stopped", finished_at=now)
+    )
+    return {
+        delivery_id: (
+            f"part {part + 1}: the worker sending it stopped; the provider may have accepted it "
+            "— check its send records before retrying"
+        )
+        for delivery_id, part in rows
+    }
 
 
 def _held(
@@ -183,11 +234,16 @@ def _recalled_items() -> Any:
     return select(Item.id).where(Item.status == ItemStatus.recalled)
 
 
-async def _claim(session: AsyncSession, ids: list[int]) -> list[Claimed]:
+async def _claim(session: AsyncSession, deps: Deps, ids: list[int], now: datetime) -> list[Claimed]:
     result = await session.execute(
         update(DELIVERY)
-        .where(D.id.in_(IDS), D.status.in_(CLAIMABLE), D.item_id.not_in(_recalled_items()))
-        .values(status=DeliveryStatus.sending, updated_at=utcnow())
+        .where(D.id.in_(IDS), claimable(now), D.item_id.not_in(_recalled_items()))
+        .values(
+            status=DeliveryStatus.sending,
+            updated_at=now,
+            lease_until=lease_end(deps, now),
+            lease_owner=deps.worker_id,
+        )
         .returning(*_CLAIMED_COLUMNS),
         {"ids": ids},
     )
@@ -200,146 +256,84 @@ async def _cancel_recalled(session: AsyncSession, ids: set[int], now: datetime) 
     that, so they are cancelled. The rest were claimed by another worker in the meantime."""
     result = await session.execute(
         update(DELIVERY)
-        .where(D.id.in_(ids), D.status.in_(CLAIMABLE), D.item_id.in_(_recalled_items()))
-        .values(status=DeliveryStatus.cancelled, last_error="recalled", updated_at=now)
+        .where(D.id.in_(ids), claimable(now), D.item_id.in_(_recalled_items()))
+        .values(
+            status=DeliveryStatus.cancelled,
+            last_error="recalled",
+            updated_at=now,
+            lease_until=None,
+            lease_owner=None,
+        )
         .returning(D.id)
     )
     return {row[0] for row in result.all()}
 
 
-async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) -> list[Outcome]:
+async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) -> list[str]:
     """Send a batch through a fixed number of lanes, each taking the next delivery in turn.
 
-    A task per delivery, all queued on the worker's slots, cost a task and a semaphore wait
-    each; lanes cost neither, and still share ``deps.slots`` with the worker's other jobs.
+    A lane keeps its slot until its outcome is committed (``recorder.py``), so what a crash can
+    leave sent-but-unrecorded is bounded by the worker's slots. Once the worker is stopping,
+    lanes send nothing new and the rest of the batch is handed back.
     """
-    outcomes: list[Outcome | None] = [None] * len(jobs)
+    words: list[str] = ["handed back"] * len(jobs)
     turns = iter(range(len(jobs)))
+    handed_back: list[int] = []
 
     async def lane() -> None:
         for i in turns:
             d, target = jobs[i]
+            if deps.stopping:
+                handed_back.append(d.id)
+                continue
             if isinstance(target, str):  # the target is gone or inactive: nothing to send
-                outcomes[i] = Outcome(kind="permanent", parts_done=d.parts_done, error=target)
+                outcome = Outcome(kind="permanent", parts_done=d.parts_done, error=target)
+                words[i] = await deps.recorder.record(d, outcome)
                 continue
             async with deps.slots:
-                outcomes[i] = await send_parts(deps, d, registry.get(d.channel), target)
+                if deps.stopping:
+                    handed_back.append(d.id)
+                    continue
+                outcome = await send_parts(deps, d, registry.get(d.channel), target)
+                words[i] = await deps.recorder.record(d, outcome)
 
     lanes = min(len(jobs), deps.settings.worker_concurrency)
     await asyncio.gather(*(lane() for _ in range(lanes)))
-    return outcomes  # type: ignore[return-value]
+    if handed_back:
+        await hand_back(deps, handed_back)
+    return words
 
 
-async def _record(
-    session: AsyncSession, deps: Deps, results: list[tuple[Claimed, Outcome]]
-) -> list[tuple[int, str, datetime | None, float | None]]:
-    """Write every outcome of the batch in one transaction; return what to enqueue next.
-
-    Rows whose outcome is alike (most of a fan-out: delivered, one attempt, nothing to append)
-    share one ``UPDATE … WHERE id IN``; the rest go through one executemany per shape of change.
-    """
-    now = utcnow()
-    attempts = [a for _, o in results for a in o.attempts]
-    failures = await _failures_since_requeue(
-        session, [d.id for d, o in results if o.kind == "transient"]
-    )
-    appends = {d.id for d, o in results if o.provider_message_ids or o.notes}
-    lists = await _lists(session, appends)
-    # Keys are plain strings and ints: hashing an enum or a datetime per row showed in profiles.
-    alike: dict[tuple[str, int, int, str | None], list[int]] = defaultdict(list)
-    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    follow: list[tuple[int, str, datetime | None, float | None]] = []
-    deactivate: dict[int, str | None] = {}
-    counted: Counter[tuple[str, str]] = Counter()
-    for d, o in results:
-        if o.kind == "transient":
-            changes, word, delay = retry_or_give_up(
-                deps.settings, o, failures.get(d.id, 0) + 1, now
-            )
-        else:
-            changes, word = settled(o.kind, o.error, now)
-            delay = o.retry_after if o.kind == "rate_limited" else None
-            if o.deactivate_target and d.target_id is not None:
-                deactivate[d.target_id] = o.error
-        follow.append((d.id, word, None, delay))
-        counted[(d.channel, changes["status"])] += 1
-        if d.id in appends or o.kind == "transient":
-            row = {
-                "_id": d.id,
-                "attempts": d.attempts + len(o.attempts),
-                "parts_done": o.parts_done,
-                "updated_at": now,
-                **changes,
-            }
-            if d.id in appends:
-                message_ids, notes = lists[d.id]
-                row["provider_message_ids"] = [*message_ids, *o.provider_message_ids]
-                row["notes"] = [*notes, *o.notes]
-            shapes[tuple(sorted(row))].append(row)
-        else:
-            alike[(o.kind, o.parts_done, len(o.attempts), o.error)].append(d.id)
-    for (channel, status), n in counted.items():
-        metrics.outcome(channel, status, n)
-    for target_id, reason in deactivate.items():
-        await session.execute(
-            update(Target)
-            .where(col(Target.id) == target_id)
-            .values(active=False, inactive_reason=reason)
-        )
-        deps.targets.pop(target_id, None)
-    await insert_rows(session, A, attempts)  # one shape: send_parts fills every column
-    for (kind, parts_done, added, error), ids in alike.items():
-        changes = settled(kind, error, now)[0]
-        await session.execute(
-            update(DELIVERY)
-            .where(D.id.in_(IDS))
-            .values(**changes, parts_done=parts_done, updated_at=now, attempts=D.attempts + added),
-            {"ids": ids},
-        )
-    for keys, rows in shapes.items():
-        await session.execute(
-            update(DELIVERY)
-            .where(D.id == bindparam("_id"))
-            .values({k: bindparam(k) for k in keys if k != "_id"}),
-            rows,
-        )
-    await finish_items(session, {d.item_id for d, o in results if o.kind == "delivered"})
-    await session.commit()
-    return follow
-
-
-async def _lists(session: AsyncSession, ids: set[int]) -> dict[int, tuple[list[str], list[str]]]:
-    """Provider message ids and notes so far, for the rows that append to them."""
-    if not ids:
-        return {}
-    rows = await session.execute(select(D.id, D.provider_message_ids, D.notes).where(D.id.in_(ids)))
-    return {i: (list(m or []), list(n or [])) for i, m, n in rows.all()}
-
-
-async def _failures_since_requeue(session: AsyncSession, ids: list[int]) -> dict[int, int]:
-    """Transient failures per delivery since an admin last requeued it (a retry starts afresh)."""
-    if not ids:
-        return {}
-    a = A.c
-    requeued = dict(
-        (
-            await session.execute(
-                select(a.delivery_id, func.max(a.id))
-                .where(a.delivery_id.in_(ids), a.outcome == "requeued")
-                .group_by(a.delivery_id)
-            )
-        ).all()
-    )
-    rows = (
-        await session.execute(
-            select(a.delivery_id, a.id).where(a.delivery_id.in_(ids), a.outcome == "transient")
-        )
-    ).all()
-    counts: dict[int, int] = defaultdict(int)
-    for delivery_id, attempt_id in rows:
-        if attempt_id > requeued.get(delivery_id, 0):
-            counts[delivery_id] += 1
-    return counts
+async def hand_back(deps: Deps, ids: list[int]) -> None:
+    """Claimed rows this worker will not send after all (it is stopping): queued again at once
+    under a new job, so another worker takes them without waiting for the lease to run out."""
+    named = batches(ids)
+    try:
+        async with deps.maker() as session:
+            for job, chunk in named:
+                await session.execute(
+                    update(DELIVERY)
+                    .where(D.id.in_(IDS), D.status == SENDING, D.lease_owner == deps.worker_id)
+                    .values(
+                        status=DeliveryStatus.queued,
+                        lease_until=None,
+                        lease_owner=None,
+                        job=job,
+                        updated_at=utcnow(),
+                    ),
+                    {"ids": chunk},
+                )
+            await session.commit()
+    except Exception as exc:  # the leases run out instead, and another worker takes over
+        log.warning("could not hand back %d deliveries (%s)", len(ids), exc)
+        return
+    deps.held.difference_update(ids)
+    for job, chunk in named:
+        try:
+            await enqueue_job(deps.pool, job, chunk)
+        except Exception as exc:
+            log.warning("could not enqueue %s (%s); reconciliation will", job, exc)
+    log.info("handed back %d claimed deliveries", len(ids))
 
 
 # The pending-verdict half lives in pending.py; these names are where callers look for them.

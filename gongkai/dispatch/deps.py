@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +48,19 @@ class Deps:
     accounts: dict[tuple[str, str], Any] = field(default_factory=dict)
     places: dict[str, Any] = field(default_factory=dict)
     directory_loaded: float = 0.0
+    # Who this worker is in a row's ``lease_owner``, and the rows it holds leases on now.
+    worker_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
+    held: set[int] = field(default_factory=set)
+    # Set on SIGTERM: lanes send nothing new and hand their claimed rows back.
+    stopping: bool = False
+    recorder: Any = None
+
+    def __post_init__(self) -> None:
+        from gongkai.dispatch.recorder import Recorder  # it records through these Deps
+
+        self.recorder = Recorder(self)
 
     def directory(self, session: AsyncSession) -> Directory:
         if time.monotonic() - self.directory_loaded > CACHE_SECONDS:

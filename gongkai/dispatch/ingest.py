@@ -17,7 +17,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
 from gongkai.dispatch.planning import plan
-from gongkai.dispatch.queue import enqueue_deliveries
+from gongkai.dispatch.queue import batches, enqueue_deliveries
+from gongkai.dispatch.rows import stamp_jobs
 from gongkai.domain.items import FieldError, ItemIn, ItemRefused, check_publishable
 from gongkai.domain.workdays import (
     INTERPRET_WITHIN_WORKDAYS,
@@ -123,10 +124,11 @@ async def ingest_item(
             detail={"deliveries": len(deliveries), "scheduled": scheduled},
         )
     )
+    named = batches([d.id for d in deliveries if d.id is not None]) if pool is not None else []
+    await stamp_jobs(session, named)  # each row names its job (reconcile.py)
     await session.commit()
     if pool is not None:
-        ids = [d.id for d in deliveries if d.id is not None]
-        await enqueue_deliveries(pool, ids, at=item.publish_at if scheduled else None)
+        await enqueue_deliveries(pool, named, at=item.publish_at if scheduled else None)
     return IngestResult(item, deliveries, created=True, warnings=warnings)
 
 

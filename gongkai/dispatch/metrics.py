@@ -36,6 +36,19 @@ DELIVERY_ROWS = Gauge(
     registry=REGISTRY,
 )
 QUEUE_DEPTH = Gauge("gongkai_queue_depth", "Jobs waiting in the queue", registry=REGISTRY)
+OLDEST_UNDELIVERED = Gauge(
+    "gongkai_oldest_undelivered_seconds",
+    "Age of the oldest delivery that is due and not yet delivered (0 when none)",
+    registry=REGISTRY,
+)
+SHARED = Gauge(
+    "gongkai_worker_events",
+    "Events every worker counts in Redis: leases_taken_over, reconciled, polls_reconciled",
+    ["event"],
+    registry=REGISTRY,
+)
+SHARED_KEY = "gongkai:counters"
+SHARED_EVENTS = ("leases_taken_over", "reconciled", "polls_reconciled")
 
 
 @cache
@@ -51,3 +64,11 @@ def outcome(channel: str, status: str, n: int = 1) -> None:
 def latency(channel: str) -> Any:
     """The send-latency histogram of one channel."""
     return _child(SEND_LATENCY, channel)
+
+
+async def count_shared(pool: Any, event: str, n: int = 1) -> None:
+    """Count an event where every process's /metrics can read it (workers serve no HTTP)."""
+    try:
+        await pool.hincrby(SHARED_KEY, event, n)
+    except Exception:  # Redis away: the count is lost, not the work
+        return

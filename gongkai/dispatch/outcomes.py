@@ -1,6 +1,7 @@
 """What an outcome does to its delivery row: the new status, columns and word for the log.
 
-Kept apart from the recording itself (``delivery._record``), which groups rows and writes them.
+Kept apart from the recording itself (``recorder.py``), which groups rows and writes them.
+Every recorded outcome ends the worker's lease on the row.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _SETTLED: dict[str, tuple[str, str]] = {  # kind → (status, word)
 def settled(kind: str, error: str | None, now: datetime) -> tuple[dict[str, Any], str]:
     """The row's new columns for an outcome that needs no arithmetic, and its word."""
     status, word = _SETTLED[kind]
-    changes: dict[str, Any] = {"status": status}
+    changes: dict[str, Any] = {"status": status, "lease_until": None, "lease_owner": None}
     if kind == "delivered":
         changes.update(delivered_at=now, last_error=None)
     elif kind in ("recalled", "permanent"):
@@ -34,18 +35,37 @@ def settled(kind: str, error: str | None, now: datetime) -> tuple[dict[str, Any]
 
 
 def retry_or_give_up(
-    settings: Settings, o: Outcome, failures: int, now: datetime
+    settings: Settings,
+    o: Outcome,
+    failures: int,
+    now: datetime,
+    give_up_at: datetime | None,
+    urgent: bool,
 ) -> tuple[dict[str, Any], str, float | None]:
-    """A transient failure: back off and retry, or give up after the allowed attempts."""
-    if failures >= settings.max_attempts:
-        error = f"gave up after {failures} attempts: {o.error}"
-        return {"status": DeliveryStatus.dead.value, "last_error": error}, "dead", None
+    """A transient failure: back off and retry until the delivery's deadline, then give up.
+
+    The deadline is set at the first failure (``retry_deadline_hours``, shorter for urgent
+    items); the last try falls on it rather than after it. ``max_attempts``, when set, also
+    caps the count.
+    """
+    hours = settings.urgent_retry_deadline_hours if urgent else settings.retry_deadline_hours
+    changes: dict[str, Any] = {"lease_until": None, "lease_owner": None}
+    if give_up_at is None:
+        give_up_at = now + timedelta(hours=hours)
+        changes["give_up_at"] = give_up_at
+    over_count = bool(settings.max_attempts) and failures >= settings.max_attempts
+    if over_count or now >= give_up_at:
+        why = f"{failures} attempts" if over_count else f"{failures} attempts over {hours:g} h"
+        error = f"gave up after {why}: {o.error}"
+        changes.update(status=DeliveryStatus.dead.value, last_error=error)
+        return changes, "dead", None
     delay = backoff_seconds(
         failures, settings.retry_base_seconds, settings.retry_max_seconds, o.retry_after
     )
-    changes = {
-        "status": DeliveryStatus.failed.value,
-        "last_error": o.error,
-        "not_before": now + timedelta(seconds=delay),
-    }
+    delay = min(delay, max(0.0, (give_up_at - now).total_seconds()))
+    changes.update(
+        status=DeliveryStatus.failed.value,
+        last_error=o.error,
+        not_before=now + timedelta(seconds=delay),
+    )
     return changes, "failed", delay

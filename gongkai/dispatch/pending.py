@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
-from sqlalchemy import String, cast
+from sqlalchemy import String, cast, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -13,7 +14,7 @@ from gongkai.channels import registry
 from gongkai.channels.base import PermanentError, TransientError
 from gongkai.dispatch.deps import Deps
 from gongkai.dispatch.progress import finish_items
-from gongkai.dispatch.queue import POLL_INTERVAL, enqueue_poll
+from gongkai.dispatch.queue import POLL_INTERVAL, enqueue_poll, job_name
 from gongkai.storage.models import Delivery, DeliveryStatus
 from gongkai.storage.types import utcnow
 
@@ -78,7 +79,15 @@ async def poll_pending(deps: Deps, delivery_id: int) -> str:
     except TransientError:
         result = None
     if result is None:
-        await enqueue_poll(deps.pool, delivery_id, POLL_INTERVAL)
+        job = job_name("p")
+        async with deps.maker() as session:  # the row names its next poll (reconcile.py)
+            await session.exec(  # type: ignore[call-overload]
+                update(Delivery)
+                .where(col(Delivery.id) == delivery_id)
+                .values(job=job, not_before=utcnow() + timedelta(seconds=POLL_INTERVAL))
+            )
+            await session.commit()
+        await enqueue_poll(deps.pool, delivery_id, POLL_INTERVAL, job)
         return "still pending"
     await complete_pending(deps.maker, pid, ok=True, final_id=result.provider_message_id)
     return "delivered"

@@ -1,12 +1,22 @@
-"""Putting delivery ids on the arq queue. Jobs carry ids only; the row is the truth."""
+"""Putting deliveries on the arq queue. Jobs carry ids only; the row is the truth.
+
+Every job has a name chosen before it is enqueued and written into the rows it carries
+(``delivery.job``), in the same transaction as the change that makes them wait. Reconciliation
+asks Redis whether that job still exists: a row whose job Redis lost (a restart, a flush, an
+enqueue that never happened) is queued again, and a row whose job is only waiting is left alone.
+"""
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
+from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix
 
 from gongkai.storage.types import utcnow
 
@@ -15,57 +25,88 @@ DELIVER_JOB = "deliver"
 POLL_JOB = "poll_pending"
 POLL_INTERVAL = 60.0  # seconds between asking a provider for its verdict
 
+# Delivery ids per job. Each job pays arq's bookkeeping and a few SQL statements once, whatever
+# its size; a worker runs a few jobs at once (worker.MAX_JOBS), so a job small enough that a
+# fan-out makes several of them is what lets two workers each take about half of it.
+BATCH = 200
 
-async def enqueue_delivery(
-    pool: ArqRedis, delivery_id: int, *, at: datetime | None = None, delay: float | None = None
+
+def job_name(kind: str = "b") -> str:
+    """A fresh job id: ``b…`` a batch of deliveries, ``p…`` a verdict poll."""
+    return f"{kind}{uuid.uuid4().hex[:20]}"
+
+
+def job_exists_key(job: str) -> str:
+    return job_key_prefix + job
+
+
+def batches(ids: list[int], size: int = BATCH) -> list[tuple[str, list[int]]]:
+    """Ids cut into jobs, each with its name."""
+    return [(job_name(), ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
+def by_delay(pairs: Iterable[tuple[int, float | None]]) -> list[tuple[float, str, list[int]]]:
+    """Ids that wait, grouped into one job per whole second of delay (retries and rate-limited
+    sends of one batch go out together instead of one job each)."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for delivery_id, delay in pairs:
+        groups[math.ceil(max(0.0, delay or 0.0))].append(delivery_id)
+    out: list[tuple[float, str, list[int]]] = []
+    for seconds, ids in sorted(groups.items()):
+        out += [(float(seconds), job, chunk) for job, chunk in batches(ids)]
+    return out
+
+
+async def enqueue_job(
+    pool: ArqRedis,
+    job: str,
+    ids: list[int],
+    *,
+    at: datetime | None = None,
+    delay: float | None = None,
 ) -> None:
-    """Queue one delivery; a unique job id per call, because the row guards against doubles."""
-    kwargs: dict[str, object] = {
-        "_queue_name": QUEUE_NAME,
-        "_job_id": f"d{delivery_id}-{uuid.uuid4().hex[:12]}",
-    }
+    """One named job of delivery ids (its name is already written into their rows)."""
+    kwargs: dict[str, object] = {"_queue_name": QUEUE_NAME, "_job_id": job}
     if delay is not None and delay > 0:
         kwargs["_defer_by"] = timedelta(seconds=delay)
     elif at is not None and at > utcnow():
         kwargs["_defer_until"] = at
-    await pool.enqueue_job(DELIVER_JOB, delivery_id, **kwargs)
+    await pool.enqueue_job(DELIVER_JOB, *ids, **kwargs)
 
 
-# Delivery ids per job. Each job pays arq's bookkeeping and about eight SQL statements once,
-# whatever its size: at 100 ids that was ~80 µs of CPU per delivery, at 500 about a fifth of
-# it (bench/fanout.py). Sends within a job still run 100 at a time (worker_concurrency), a
-# rate-limited id is deferred on its own, and the sweeper recovers a batch a dead worker left.
-BATCH = 500
+async def enqueue_delivery(
+    pool: ArqRedis,
+    delivery_id: int,
+    *,
+    at: datetime | None = None,
+    delay: float | None = None,
+    job: str | None = None,
+) -> None:
+    """Queue one delivery (an admin's retry, a test); the row guards against doubles."""
+    await enqueue_job(pool, job or job_name(), [delivery_id], at=at, delay=delay)
 
 
 async def enqueue_deliveries(
-    pool: ArqRedis, delivery_ids: list[int], *, at: datetime | None = None
+    pool: ArqRedis, jobs: list[tuple[str, list[int]]], *, at: datetime | None = None
 ) -> None:
-    """Queue many deliveries, a batch of ids per job (each id is still guarded by its row)."""
-    for start in range(0, len(delivery_ids), BATCH):
-        chunk = delivery_ids[start : start + BATCH]
-        kwargs: dict[str, object] = {
-            "_queue_name": QUEUE_NAME,
-            "_job_id": f"b{chunk[0]}-{uuid.uuid4().hex[:12]}",
-        }
-        if at is not None and at > utcnow():
-            kwargs["_defer_until"] = at
-        await pool.enqueue_job(DELIVER_JOB, *chunk, **kwargs)
+    """Queue named batches (see ``batches``)."""
+    for job, chunk in jobs:
+        await enqueue_job(pool, job, chunk, at=at)
 
 
-async def enqueue_poll(pool: ArqRedis, delivery_id: int, delay: float) -> None:
+async def enqueue_poll(pool: ArqRedis, delivery_id: int, delay: float, job: str) -> None:
     await pool.enqueue_job(
         POLL_JOB,
         delivery_id,
         _queue_name=QUEUE_NAME,
         _defer_by=timedelta(seconds=delay),
-        _job_id=f"p{delivery_id}-{uuid.uuid4().hex[:12]}",
+        _job_id=job,
     )
 
 
 def backoff_seconds(failures: int, base: float, cap: float, retry_after: float | None) -> float:
     """Exponential backoff with full jitter over the upper half, never earlier than retry-after."""
-    exp = min(cap, base * (2 ** max(0, failures - 1)))
+    exp = min(cap, base * (2 ** max(0, min(failures, 60) - 1)))
     delay = exp / 2 + random.uniform(0, exp / 2)
     if retry_after is not None:
         delay = max(delay, retry_after)

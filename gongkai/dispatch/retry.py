@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from gongkai.dispatch.queue import job_name
 from gongkai.storage.models import Attempt, AuditEntry, Delivery, DeliveryStatus, Item, ItemStatus
 from gongkai.storage.types import utcnow
 
@@ -12,11 +13,11 @@ class NotRetryable(Exception):
     pass
 
 
-async def requeue(session: AsyncSession, d: Delivery, actor: str, via: str = "api") -> None:
+async def requeue(session: AsyncSession, d: Delivery, actor: str, via: str = "api") -> str:
     """Dead or failed deliveries of live items only: a delivered one is never sent again.
 
     The "requeued" attempt starts the failure count afresh in the dispatcher. The caller
-    enqueues the delivery id after this commits.
+    enqueues the delivery under ``d.job`` after this commits.
     """
     item = await session.get(Item, d.item_id)
     if d.status not in (DeliveryStatus.dead, DeliveryStatus.failed) or (
@@ -29,6 +30,9 @@ async def requeue(session: AsyncSession, d: Delivery, actor: str, via: str = "ap
         )
     d.status = DeliveryStatus.queued
     d.not_before = None
+    d.give_up_at = None  # a new deadline from its next failure
+    d.lease_until = d.lease_owner = None
+    d.job = job = job_name()
     d.updated_at = utcnow()
     session.add(d)
     session.add(
@@ -45,3 +49,4 @@ async def requeue(session: AsyncSession, d: Delivery, actor: str, via: str = "ap
         )
     )
     await session.commit()
+    return job

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from gongkai.channels.base import (
@@ -20,6 +21,7 @@ from gongkai.dispatch import metrics
 from gongkai.dispatch.deps import Deps
 from gongkai.dispatch.planning import open_part
 from gongkai.dispatch.queue import recalled_key
+from gongkai.dispatch.rows import DATABASE_DOWN, mark_started, save_accepted
 from gongkai.storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class Claimed:
     payload: dict[str, Any]
     parts_done: int
     attempts: int
+    give_up_at: datetime | None = None
 
 
 @dataclass
@@ -57,19 +60,25 @@ async def send_parts(deps: Deps, d: Claimed, channel: Channel, tv: TargetView) -
     out = Outcome(kind="delivered", parts_done=d.parts_done)
     state: dict[str, Any] = {}
     number = d.attempts
-    for index in range(d.parts_done, len(parts)):
-        if index > d.parts_done and await deps.pool.exists(recalled_key(d.item_id)):
+    first = d.parts_done  # save_accepted moves d.parts_done along as parts are accepted
+    for index in range(first, len(parts)):
+        if index > first and await _recalled(deps, d.item_id):
             out.kind, out.error = (
                 "recalled",
                 f"recalled while sending; stopped before part {index + 1}",
             )
             return out
         part = open_part(parts[index], deps.sealer)
-        wait = (
-            await deps.limiter.acquire(channel.rate_limits(tv, part))
-            if deps.limiter.enabled
-            else None
-        )
+        try:
+            wait = (
+                await deps.limiter.acquire(channel.rate_limits(tv, part))
+                if deps.limiter.enabled
+                else None
+            )
+        except Exception as exc:  # the shared limits live in Redis: no slot, no send
+            out.kind = "transient"
+            out.error = f"not sent: the rate limits could not be checked ({type(exc).__name__})"
+            return out
         if wait is not None:  # not an attempt: the job is deferred, other channels flow on
             metrics.RATE_LIMITED.labels(d.channel).inc()
             out.kind, out.retry_after = "rate_limited", wait
@@ -87,6 +96,14 @@ async def send_parts(deps: Deps, d: Claimed, channel: Channel, tv: TargetView) -
             "retry_after": None,
         }
         out.attempts.append(attempt)
+        if not channel.resend_when_uncertain:  # a takeover must know this part may have left
+            try:
+                await mark_started(deps, attempt)
+            except DATABASE_DOWN as exc:  # nothing left: an ordinary transient failure
+                error = f"not sent: the database was unavailable ({type(exc).__name__})"
+                attempt.update(outcome="transient", error=error, finished_at=utcnow())
+                out.kind, out.error = "transient", error
+                return out
         started = time.perf_counter()
         try:
             sent: SentPart = await channel.send(part, deps.context(d, tv, index, state))
@@ -127,4 +144,17 @@ async def send_parts(deps: Deps, d: Claimed, channel: Channel, tv: TargetView) -
             out.notes.append(str(sent.extra["note"]))
         if sent.pending:
             out.kind = "pending"
+        elif index + 1 < len(parts):
+            try:  # a takeover resumes after this part, not before it
+                await save_accepted(deps, d, out)
+            except Exception:  # the final record still writes it
+                log.warning("delivery %s: part %d not saved yet", d.id, index + 1, exc_info=True)
     return out
+
+
+async def _recalled(deps: Deps, item_id: str) -> bool:
+    """The fast flag a recall sets in Redis; without Redis the claim's SQL check still holds."""
+    try:
+        return bool(await deps.pool.exists(recalled_key(item_id)))
+    except Exception:
+        return False

@@ -157,6 +157,9 @@ class Delivery(SQLModel, table=True):
         # "is any of this item's deliveries still open?" after every batch: a seek, not a scan
         Index("ix_delivery_item_status", "item_id", "status"),
         Index("ix_delivery_status_created", "status", "created_at"),
+        # the reconciler's two questions: which open rows are overdue, whose lease has run out
+        Index("ix_delivery_status_not_before", "status", "not_before"),
+        Index("ix_delivery_status_lease", "status", "lease_until"),
     )
     id: int | None = Field(default=None, primary_key=True)
     # indexed by ix_delivery_item_status, whose leading column it is
@@ -179,6 +182,14 @@ class Delivery(SQLModel, table=True):
     updated_at: datetime = _ts(nullable=False)
     delivered_at: datetime | None = _ts()
     dedup_key: str = Field(unique=True, max_length=200)
+    # A worker's claim: it holds the row while ``lease_until`` is ahead and renews it while it
+    # works; past it, any worker takes the row over. NULL on a row awaiting a provider's verdict.
+    lease_until: datetime | None = _ts()
+    lease_owner: str | None = Field(default=None, max_length=64)
+    # The arq job carrying the row, so reconciliation can tell a lost job from a waiting one.
+    job: str | None = Field(default=None, max_length=64)
+    # Transient failures are retried until then (set at the first failure; cleared by a retry).
+    give_up_at: datetime | None = _ts()
 
 
 class Attempt(SQLModel, table=True):
@@ -188,7 +199,8 @@ class Attempt(SQLModel, table=True):
     part_index: int = 0
     started_at: datetime = _ts(nullable=False)
     finished_at: datetime | None = _ts()
-    # delivered | pending | transient | permanent | uncertain | requeued (an admin's retry)
+    # delivered | pending | transient | permanent | uncertain | requeued (an admin's retry) |
+    # sending (written before a part that must never go twice leaves; still there = in flight)
     outcome: str = Field(max_length=16)
     provider_message_id: str | None = None
     error: str | None = None

@@ -39,10 +39,10 @@ async def retry(request: web.Request) -> web.StreamResponse:
         if d is None:
             return await message_page(request, 404, "没有这个投递", f"投递 #{delivery_id} 不存在。")
         try:
-            await requeue(session, d, request[SESSION].name)
+            job = await requeue(session, d, request[SESSION].name)
         except NotRetryable as exc:
             return await message_page(request, 409, "不能重试", str(exc))
-    await enqueue_delivery(app[POOL], delivery_id)
+    await enqueue_delivery(app[POOL], delivery_id, job=job)
     await flash(request, f"投递 #{delivery_id} 已重新排队。")
     return see_other(_back(form.get("back"), f"/admin/deliveries/{delivery_id}"))
 

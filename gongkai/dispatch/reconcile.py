@@ -1,0 +1,204 @@
+"""Reconciliation: every row that should be moving is moving, whatever Redis lost.
+
+Each worker runs this every ``reconcile_seconds`` (one at a time across workers, by a short
+lock in Redis). It finds, in the database:
+
+- rows whose worker's lease has run out (a killed worker, a lost machine): queued again in
+  batches, and the claim takes them over;
+- waiting rows that are due and whose job no longer exists in Redis (a Redis restarted empty,
+  an enqueue that failed): queued again under a new job;
+- rows awaiting a provider's verdict whose poll is overdue and whose poll job is gone.
+
+A row whose job still exists is only waiting its turn and is left alone, so a long queue is
+never doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gongkai.dispatch import metrics
+from gongkai.dispatch.progress import CLAIMABLE
+from gongkai.dispatch.queue import (
+    batches,
+    enqueue_job,
+    enqueue_poll,
+    job_exists_key,
+    job_name,
+)
+from gongkai.storage.models import Delivery, DeliveryStatus
+from gongkai.storage.types import utcnow
+
+if TYPE_CHECKING:
+    from gongkai.dispatch.deps import Deps
+
+log = logging.getLogger(__name__)
+
+DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+D = DELIVERY.c
+SENDING = DeliveryStatus.sending.value
+LOCK = "gongkai:reconcile-lock"
+# A row just queued may not have its job in Redis yet (the job is enqueued after the commit).
+GRACE = timedelta(seconds=5)
+MOST_PER_ROUND = 5000
+
+
+async def reconcile(deps: Deps) -> dict[str, int]:
+    """One round; returns how many rows of each kind were queued again."""
+    now = utcnow()
+    async with deps.maker() as session:
+        expired = await _ids(
+            session,
+            and_(D.status == SENDING, D.lease_until.is_not(None), D.lease_until < now),
+        )
+        due = (
+            await session.execute(
+                select(D.id, D.job)
+                .where(
+                    D.status.in_(CLAIMABLE),
+                    or_(D.not_before.is_(None), D.not_before < now - GRACE),
+                    D.updated_at < now - GRACE,
+                )
+                .order_by(D.id)
+                .limit(MOST_PER_ROUND)
+            )
+        ).all()
+        polls = (
+            await session.execute(
+                select(D.id, D.job)
+                .where(
+                    D.status == SENDING,
+                    D.lease_until.is_(None),
+                    or_(D.not_before.is_(None), D.not_before < now - GRACE),
+                )
+                .limit(MOST_PER_ROUND)
+            )
+        ).all()
+    lost = await _without_job(deps, due)
+    lost_polls = await _without_job(deps, polls)
+    counts = {"leases_expired": len(expired), "reconciled": len(lost), "polls": len(lost_polls)}
+    if expired or lost:
+        await _queue_again(deps, [*expired, *lost])
+    for delivery_id in lost_polls:
+        job = job_name("p")
+        async with deps.maker() as session:
+            await session.execute(update(DELIVERY).where(D.id == delivery_id).values(job=job))
+            await session.commit()
+        await enqueue_poll(deps.pool, delivery_id, 0, job)
+    if expired or lost or lost_polls:
+        log.warning(
+            "reconciled: %d leases expired, %d rows whose job was lost, %d verdict polls",
+            *counts.values(),
+        )
+        await metrics.count_shared(deps.pool, "reconciled", len(lost))
+        await metrics.count_shared(deps.pool, "polls_reconciled", len(lost_polls))
+    return counts
+
+
+async def _ids(session: AsyncSession, where: object) -> list[int]:
+    rows = await session.execute(select(D.id).where(where).order_by(D.id).limit(MOST_PER_ROUND))
+    return [r[0] for r in rows.all()]
+
+
+async def _without_job(deps: Deps, rows: list[tuple[int, str | None]]) -> list[int]:
+    """The rows whose job Redis does not hold (one EXISTS per distinct job, pipelined)."""
+    if not rows:
+        return []
+    jobs = sorted({job for _, job in rows if job})
+    alive: set[str] = set()
+    if jobs:
+        async with deps.pool.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.exists(job_exists_key(job))
+            found = await pipe.execute()
+        alive = {job for job, n in zip(jobs, found, strict=True) if n}
+    return [i for i, job in rows if job not in alive]
+
+
+async def _queue_again(deps: Deps, ids: list[int]) -> None:
+    """New named jobs for the rows, written into them first (see ``queue.py``)."""
+    named = batches(ids)
+    async with deps.maker() as session:
+        for job, chunk in named:
+            await session.execute(update(DELIVERY).where(D.id.in_(chunk)).values(job=job))
+        await session.commit()
+    for job, chunk in named:
+        await enqueue_job(deps.pool, job, chunk)
+
+
+async def reconcile_forever(deps: Deps) -> None:
+    """The worker's background round: survives Redis and database outages by trying later."""
+    every = deps.settings.reconcile_seconds
+    while True:
+        await asyncio.sleep(every * random.uniform(0.8, 1.2))
+        try:
+            if not await deps.pool.set(LOCK, deps.worker_id, nx=True, px=int(every * 800)):
+                continue  # another worker reconciles this round
+            await reconcile(deps)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an outage: log once a round and carry on
+            log.warning("reconciliation skipped: %s: %s", type(exc).__name__, exc)
+
+
+async def renew_leases_forever(deps: Deps) -> None:
+    """Keep the leases on the rows this worker holds ahead of the clock, three times a lease."""
+    every = deps.settings.lease_seconds / 3
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await renew_leases(deps)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("could not renew leases: %s: %s", type(exc).__name__, exc)
+
+
+async def renew_leases(deps: Deps, now: datetime | None = None) -> int:
+    held = list(deps.held)
+    if not held:
+        return 0
+    now = now or utcnow()
+    until = now + timedelta(seconds=deps.settings.lease_seconds)
+    renewed = 0
+    async with deps.maker() as session:
+        for start in range(0, len(held), 1000):
+            result = await session.execute(
+                update(DELIVERY)
+                .where(
+                    D.id.in_(held[start : start + 1000]),
+                    D.status == SENDING,
+                    D.lease_owner == deps.worker_id,
+                )
+                .values(lease_until=until)
+            )
+            renewed += result.rowcount or 0
+        await session.commit()
+    return renewed
+
+
+async def oldest_undelivered_seconds(session: AsyncSession) -> float:
+    """How long the oldest due, undelivered row has been waiting (what an operator alarms on)."""
+    now = utcnow()
+    oldest = (
+        await session.execute(
+            select(func.min(func.coalesce(D.not_before, D.created_at))).where(
+                or_(D.status.in_(CLAIMABLE), and_(D.status == SENDING, D.lease_until.is_not(None))),
+                or_(D.not_before.is_(None), D.not_before <= now),
+            )
+        )
+    ).scalar()
+    if oldest is None:
+        return 0.0
+    if isinstance(oldest, str):  # an aggregate on SQLite may come back as its text
+        oldest = datetime.fromisoformat(oldest)
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return max(0.0, (now - oldest).total_seconds())

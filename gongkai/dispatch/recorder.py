@@ -1,0 +1,249 @@
+"""Recording outcomes as they happen, many to a transaction.
+
+A lane that has sent a delivery hands its outcome here and waits until it is committed before
+it takes its next delivery, holding its slot meanwhile. So a worker never has more deliveries
+sent-but-unrecorded than it has slots (``worker_concurrency``): that, not a whole job's worth,
+is what a crash can make a takeover send twice. Outcomes that arrive while a transaction is
+being written wait for the next one, which is how a busy worker still writes hundreds of rows
+per transaction.
+
+If the database is unreachable the recorder keeps the outcomes and tries again with backoff
+until it is back; the lanes wait (nothing new is sent) and nothing is lost. The jobs that follow
+(retries, verdict polls) are named and written into their rows in the same transaction, then
+enqueued; if Redis is down then, reconciliation finds the rows whose job never arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, defaultdict
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gongkai.dispatch import metrics
+from gongkai.dispatch.outcomes import retry_or_give_up, settled
+from gongkai.dispatch.progress import finish_items
+from gongkai.dispatch.queue import POLL_INTERVAL, by_delay, enqueue_job, enqueue_poll, job_name
+from gongkai.dispatch.rows import DATABASE_DOWN, write_attempts
+from gongkai.dispatch.sending import Claimed, Outcome
+from gongkai.storage.models import Attempt, Delivery, Target
+from gongkai.storage.types import utcnow
+
+if TYPE_CHECKING:
+    from gongkai.dispatch.deps import Deps
+
+log = logging.getLogger(__name__)
+
+DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+D = DELIVERY.c
+A = Attempt.__table__  # type: ignore[attr-defined]
+IDS = bindparam("ids", expanding=True)
+MOST_PER_TRANSACTION = 1000
+
+
+class Recorder:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._waiting: list[tuple[Claimed, Outcome, asyncio.Future[str]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def record(self, d: Claimed, o: Outcome) -> str:
+        """Returns once the outcome is committed: the word for the log."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting.append((d, o, future))
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        try:
+            while self._waiting:
+                chunk = self._waiting[:MOST_PER_TRANSACTION]
+                del self._waiting[:MOST_PER_TRANSACTION]
+                try:
+                    words = await self._write([(d, o) for d, o, _ in chunk])
+                except Exception as exc:  # a bug, not an outage: the lanes see it
+                    for _, _, future in chunk:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, _, future), word in zip(chunk, words, strict=True):
+                    if not future.done():
+                        future.set_result(word)
+        finally:
+            self._task = None
+
+    async def _write(self, results: list[tuple[Claimed, Outcome]]) -> list[str]:
+        pause = 0.2
+        while True:
+            try:
+                async with self.deps.maker() as session:
+                    words, follow = await record(session, self.deps, results)
+                break
+            except DATABASE_DOWN as exc:
+                log.warning(
+                    "recording %d outcomes failed (%s: %s); trying again in %.1f s",
+                    len(results),
+                    type(exc).__name__,
+                    str(exc).splitlines()[0][:200] if str(exc) else "",
+                    pause,
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+        for d, _ in results:
+            self.deps.held.discard(d.id)
+        await self._enqueue(follow)
+        return words
+
+    async def _enqueue(self, follow: list[tuple[str, str, list[int], float]]) -> None:
+        for kind, job, ids, delay in follow:
+            try:
+                if kind == "poll":
+                    await enqueue_poll(self.deps.pool, ids[0], delay, job)
+                else:
+                    await enqueue_job(self.deps.pool, job, ids, delay=delay)
+            except Exception as exc:  # Redis away: the rows name a job that reconciliation misses
+                log.warning("could not enqueue %s (%s); reconciliation will", job, exc)
+
+
+async def record(
+    session: AsyncSession, deps: Deps, results: list[tuple[Claimed, Outcome]]
+) -> tuple[list[str], list[tuple[str, str, list[int], float]]]:
+    """Write outcomes in one transaction; return each one's word and the jobs to enqueue.
+
+    Rows whose outcome is alike and needs no follow-up (most of a fan-out: delivered, one
+    attempt, nothing to append) share one ``UPDATE … WHERE id IN``; the rest go through one
+    executemany per shape of change.
+    """
+    now = utcnow()
+    attempts = [a for _, o in results for a in o.attempts]
+    failures = await _failures_since_requeue(
+        session, [d.id for d, o in results if o.kind == "transient"]
+    )
+    appends = {d.id for d, o in results if o.provider_message_ids or o.notes}
+    lists = await _lists(session, appends)
+    alike: dict[tuple[str, int, int, str | None], list[int]] = defaultdict(list)
+    special: list[tuple[Claimed, Outcome, dict[str, Any]]] = []
+    waits: list[tuple[int, float | None]] = []
+    words: list[str] = []
+    deactivate: dict[int, str | None] = {}
+    counted: Counter[tuple[str, str]] = Counter()
+    for d, o in results:
+        delay: float | None = None
+        if o.kind == "transient":
+            item = await deps.item(session, d.item_id)
+            changes, word, delay = retry_or_give_up(
+                deps.settings,
+                o,
+                failures.get(d.id, 0) + 1,
+                now,
+                d.give_up_at,
+                bool(item and item.urgent),
+            )
+        else:
+            changes, word = settled(o.kind, o.error, now)
+            if o.kind == "rate_limited":
+                delay = o.retry_after or 1.0
+                changes["not_before"] = now + timedelta(seconds=delay)
+            if o.deactivate_target and d.target_id is not None:
+                deactivate[d.target_id] = o.error
+        words.append(word)
+        counted[(d.channel, changes["status"])] += 1
+        if delay is not None:
+            waits.append((d.id, delay))
+        if d.id in appends or o.kind in ("transient", "pending", "rate_limited"):
+            special.append((d, o, changes))
+        else:
+            alike[(o.kind, o.parts_done, len(o.attempts), o.error)].append(d.id)
+    grouped = by_delay(waits)
+    jobs = {i: job for _, job, ids in grouped for i in ids}
+    follow: list[tuple[str, str, list[int], float]] = [
+        ("deliver", job, ids, seconds) for seconds, job, ids in grouped
+    ]
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for d, o, changes in special:
+        row = {
+            "_id": d.id,
+            "attempts": d.attempts + len(o.attempts),
+            "parts_done": o.parts_done,
+            "updated_at": now,
+            **changes,
+        }
+        if d.id in jobs:
+            row["job"] = jobs[d.id]
+        if o.kind == "pending":
+            poll = job_name("p")
+            row.update(job=poll, not_before=now + timedelta(seconds=POLL_INTERVAL))
+            follow.append(("poll", poll, [d.id], POLL_INTERVAL))
+        if d.id in appends:
+            message_ids, notes = lists[d.id]
+            row["provider_message_ids"] = [*message_ids, *o.provider_message_ids]
+            row["notes"] = [*notes, *o.notes]
+        shapes[tuple(sorted(row))].append(row)
+    for (channel, status), n in counted.items():
+        metrics.outcome(channel, status, n)
+    for target_id, reason in deactivate.items():
+        await session.execute(
+            update(Target)
+            .where(col(Target.id) == target_id)
+            .values(active=False, inactive_reason=reason)
+        )
+        deps.targets.pop(target_id, None)
+    await write_attempts(session, attempts)
+    for (kind, parts_done, added, error), ids in alike.items():
+        changes = settled(kind, error, now)[0]
+        await session.execute(
+            update(DELIVERY)
+            .where(D.id.in_(IDS))
+            .values(**changes, parts_done=parts_done, updated_at=now, attempts=D.attempts + added),
+            {"ids": ids},
+        )
+    for keys, rows in shapes.items():
+        await session.execute(
+            update(DELIVERY)
+            .where(D.id == bindparam("_id"))
+            .values({k: bindparam(k) for k in keys if k != "_id"}),
+            rows,
+        )
+    await finish_items(session, {d.item_id for d, o in results if o.kind == "delivered"})
+    await session.commit()
+    return words, follow
+
+
+async def _lists(session: AsyncSession, ids: set[int]) -> dict[int, tuple[list[str], list[str]]]:
+    """Provider message ids and notes so far, for the rows that append to them."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(D.id, D.provider_message_ids, D.notes).where(D.id.in_(ids)))
+    return {i: (list(m or []), list(n or [])) for i, m, n in rows.all()}
+
+
+async def _failures_since_requeue(session: AsyncSession, ids: list[int]) -> dict[int, int]:
+    """Transient failures per delivery since an admin last requeued it (a retry starts afresh)."""
+    if not ids:
+        return {}
+    a = A.c
+    requeued = dict(
+        (
+            await session.execute(
+                select(a.delivery_id, func.max(a.id))
+                .where(a.delivery_id.in_(ids), a.outcome == "requeued")
+                .group_by(a.delivery_id)
+            )
+        ).all()
+    )
+    rows = (
+        await session.execute(
+            select(a.delivery_id, a.id).where(a.delivery_id.in_(ids), a.outcome == "transient")
+        )
+    ).all()
+    counts: dict[int, int] = defaultdict(int)
+    for delivery_id, attempt_id in rows:
+        if attempt_id > requeued.get(delivery_id, 0):
+            counts[delivery_id] += 1
+    return counts
