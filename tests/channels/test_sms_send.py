@@ -196,6 +196,62 @@ async def test_an_sms_the_provider_may_have_sent_is_not_sent_again_by_the_worker
     assert [r["Action"] for r in state.requests] == ["SendSms", "QuerySendDetails"]
 
 
+async def test_a_takeover_never_resends_an_sms_part_its_dead_worker_had_on_the_wire(
+    tmp_path, embedded_redis_url, redis
+) -> None:
+    """A worker writes an SMS part's attempt before the request leaves, then dies (kill -9).
+    The worker that takes the delivery over finds the attempt still open and does not send
+    the part blind: the delivery goes dead for a person, and the provider receives nothing
+    more. A part that was never started is sent as usual."""
+    from datetime import timedelta
+
+    from sqlmodel import update
+
+    from gongkai.dispatch.reconcile import reconcile
+    from gongkai.dispatch.worker import close_deps, open_deps
+    from gongkai.storage.db import make_engine, make_sessionmaker
+    from gongkai.storage.models import Attempt, Delivery
+    from gongkai.storage.types import utcnow
+    from tests.support import fetch_deliveries, ingest, item, prepare_db, run_workers, settings_for
+
+    app, state = aliyun_sms.make_app()
+    async with serve(app) as base:
+        s = settings_for(tmp_path, aliyun_sms_endpoint=base)
+        await prepare_db(s)
+        for n, region in enumerate(("150627100201", "150627100201")):
+            notice = item(id=f"water-{n}", kind="notice", doc_number=None, channels=["sms"])
+            notice["regions"] = [region]
+            await ingest(s, embedded_redis_url, notice)
+        engine = make_engine(s.resolved_database_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                past = utcnow() - timedelta(seconds=5)
+                await session.exec(  # both claimed by a worker that then died
+                    update(Delivery).values(status="sending", lease_owner="dead", lease_until=past)
+                )
+                (on_the_wire,) = [
+                    d for d in (await fetch_deliveries(s, "water-0"))[0] if d.channel == "sms"
+                ]
+                session.add(
+                    Attempt(delivery_id=on_the_wire.id, number=1, part_index=0, outcome="sending")
+                )
+                await session.commit()
+            deps, deps_engine = open_deps(s, embedded_redis_url)
+            try:
+                assert (await reconcile(deps))["leases_expired"] == 2
+            finally:
+                await close_deps(deps, deps_engine)
+            await run_workers(s, embedded_redis_url)
+        finally:
+            await engine.dispose()
+        (d0,), attempts = await fetch_deliveries(s, "water-0")
+        (d1,), _ = await fetch_deliveries(s, "water-1")
+    assert d0.status == "dead" and "worker sending it stopped" in d0.last_error
+    assert [a.outcome for a in attempts[d0.id]] == ["uncertain"]
+    assert d1.status == "delivered"
+    assert len(state.texts_to("13800000000")) == 1  # water-1 only: water-0 was never resent
+
+
 async def test_aliyun_fake_refuses_stale_timestamps_and_replayed_nonces(http) -> None:
     from gongkai.channels.sms_providers import aliyun_send_params
 
