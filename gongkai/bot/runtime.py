@@ -14,6 +14,7 @@ from aiohttp import web
 from gongkai.bot.app import create_app
 from gongkai.bot.settings import Settings
 from gongkai.dispatch.redis_server import EmbeddedRedis
+from gongkai.dispatch.rows import DATABASE_DOWN
 from gongkai.dispatch.worker import run_worker
 from gongkai.storage.db import upgrade
 
@@ -76,10 +77,11 @@ async def run_all(
 ) -> None:  # type: ignore[no-untyped-def]
     """Until SIGINT or SIGTERM: then the web server closes and the worker drains (it finishes
     what is in flight and hands back what it had claimed)."""
-    await upgrade(settings.resolved_database_url)
-    settle_heap()
     stop = asyncio.Event()
     _stop_on_signals(stop)
+    if not await _upgrade_when_reachable(settings, stop):
+        return
+    settle_heap()
     worker_task = asyncio.create_task(run_worker(settings, redis_url, stop)) if worker_on else None
     try:
         if web_on:
@@ -95,6 +97,24 @@ async def run_all(
         stop.set()
         if worker_task is not None:
             await worker_task
+
+
+async def _upgrade_when_reachable(settings: Settings, stop: asyncio.Event) -> bool:
+    """Migrate, waiting for a database that is not up yet (a host's boot order, a restart)
+    instead of exiting; False when stopped meanwhile."""
+    pause = 1.0
+    while not stop.is_set():
+        try:
+            await upgrade(settings.resolved_database_url)
+            return True
+        except DATABASE_DOWN as exc:
+            log.warning(
+                "database unreachable (%s); trying again in %.0f s", type(exc).__name__, pause
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+            pause = min(pause * 2, 30.0)
+    return False
 
 
 async def _wait(stop: asyncio.Event, worker_task: asyncio.Task | None) -> None:  # type: ignore[type-arg]

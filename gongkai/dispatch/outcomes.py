@@ -1,7 +1,8 @@
 """What an outcome does to its delivery row: the new status, columns and word for the log.
 
 Kept apart from the recording itself (``recorder.py``), which groups rows and writes them.
-Every recorded outcome ends the worker's lease on the row.
+Every recorded outcome ends the worker's lease on the row; ``lease_owner`` stays, naming the
+worker that last worked on it (which is how an operator, or a test, sees who sent what).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ _SETTLED: dict[str, tuple[str, str]] = {  # kind → (status, word)
 def settled(kind: str, error: str | None, now: datetime) -> tuple[dict[str, Any], str]:
     """The row's new columns for an outcome that needs no arithmetic, and its word."""
     status, word = _SETTLED[kind]
-    changes: dict[str, Any] = {"status": status, "lease_until": None, "lease_owner": None}
+    changes: dict[str, Any] = {"status": status, "lease_until": None}
     if kind == "delivered":
         changes.update(delivered_at=now, last_error=None)
     elif kind in ("recalled", "permanent"):
@@ -49,7 +50,7 @@ def retry_or_give_up(
     caps the count.
     """
     hours = settings.urgent_retry_deadline_hours if urgent else settings.retry_deadline_hours
-    changes: dict[str, Any] = {"lease_until": None, "lease_owner": None}
+    changes: dict[str, Any] = {"lease_until": None}
     if give_up_at is None:
         give_up_at = now + timedelta(hours=hours)
         changes["give_up_at"] = give_up_at

@@ -184,6 +184,7 @@ class Delivery(SQLModel, table=True):
     dedup_key: str = Field(unique=True, max_length=200)
     # A worker's claim: it holds the row while ``lease_until`` is ahead and renews it while it
     # works; past it, any worker takes the row over. NULL on a row awaiting a provider's verdict.
+    # ``lease_owner`` (host:pid:tag) stays after the outcome: the worker that last worked on it.
     lease_until: datetime | None = _ts()
     lease_owner: str | None = Field(default=None, max_length=64)
     # The arq job carrying the row, so reconciliation can tell a lost job from a waiting one.

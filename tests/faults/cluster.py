@@ -357,8 +357,9 @@ async def statuses(cluster: Cluster, item_id: str) -> Counter[str]:
         await engine.dispose()
 
 
-async def leases_by_pid(cluster: Cluster) -> Counter[int]:
-    """Rows each worker process holds now (``lease_owner`` is host:pid:tag)."""
+async def leases_by_pid(cluster: Cluster, status: str = "sending") -> Counter[int]:
+    """Rows each worker process holds now, or (``status="delivered"``) delivered
+    (``lease_owner`` is host:pid:tag and names the worker that last worked on the row)."""
     from sqlalchemy import func, select
 
     from gongkai.storage.db import make_engine, make_sessionmaker
@@ -369,7 +370,7 @@ async def leases_by_pid(cluster: Cluster) -> Counter[int]:
         async with make_sessionmaker(engine)() as session:
             rows = await session.execute(
                 select(Delivery.lease_owner, func.count())
-                .where(Delivery.status == "sending", Delivery.lease_owner.is_not(None))  # type: ignore[union-attr]
+                .where(Delivery.status == status, Delivery.lease_owner.is_not(None))  # type: ignore[union-attr]
                 .group_by(Delivery.lease_owner)
             )
             return Counter({int(owner.split(":")[1]): n for owner, n in rows.all()})

@@ -42,6 +42,7 @@ class Report:
     stopped_in: float | None  # SIGTERM: seconds until the worker exited
     exit_code: int | None
     injected: dict[str, int]
+    shares: list[int]  # deliveries each worker delivered, largest first
 
     @property
     def ok(self) -> bool:
@@ -67,6 +68,7 @@ class Report:
             f"duplicates {v.extra_messages} (bound {self.in_flight_bound}), "
             f"all ended {v.seconds_after_fault:.1f} s after the fault, "
             f"workers alive {self.workers_alive}/{self.workers_expected}{extra}; "
+            f"delivered by each worker {'/'.join(map(str, self.shares))}; "
             f"injected {dict(self.injected) or '-'}"
         )
 
@@ -127,6 +129,7 @@ async def run(fault: str, database: str, villages: int, tmp: Path) -> Report:
             fault_done = time.monotonic()
             v = await verdict(cluster, ITEM, state, villages, fault_done)
             alive = sum(1 for p in workers if p.poll() is None)
+            shares = sorted((await leases_by_pid(cluster, "delivered")).values(), reverse=True)
             return Report(
                 fault=fault,
                 database=database,
@@ -137,6 +140,7 @@ async def run(fault: str, database: str, villages: int, tmp: Path) -> Report:
                 stopped_in=stopped_in,
                 exit_code=exit_code,
                 injected=dict(faults.injected),
+                shares=shares,
             )
     finally:
         if cluster is not None:
