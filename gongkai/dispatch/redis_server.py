@@ -224,13 +224,20 @@ class EmbeddedRedis:
             log.warning("stopping an embedded Redis (pid %s) that no longer answers", pid)
             self._terminate(pid)
         for leftover in (self.pid_file, self.socket_path):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 leftover.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise EmbeddedRedisError(
+                    f"cannot remove {leftover}, left by an earlier run: {exc.strerror or exc}"
+                ) from None
 
     def _terminate(self, pid: int) -> None:
         for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT / 2), (signal.SIGKILL, 5.0)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
+                os.kill(pid, signal.SIGCONT)  # a stopped process acts on SIGTERM only when resumed
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 if not pid_alive(pid):
@@ -265,7 +272,7 @@ class EmbeddedRedis:
                 log.warning("embedded Redis (pid %s) did not stop; killing it", pid)
                 self._terminate(pid)
         for leftover in (self.pid_file, self.socket_path):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 leftover.unlink()
         log.info("embedded Redis stopped")
 
@@ -273,19 +280,22 @@ class EmbeddedRedis:
         """Done with the server: stop it if no other process uses it, else leave it to them."""
         if self._users is None:
             return
-        with self._mutex():
-            self._release_users()
-            if self._others_using():
-                if self.owner:
-                    log.info(
-                        "other Gongkai processes still use the embedded Redis: leaving it "
-                        "running; the last of them stops it"
-                    )
-                return
-            # Nobody else uses it: this process started it, or its owner has exited and left
-            # it running for the processes still using it, of which this is the last.
-            self.owner = True
-            self._stop()
+        try:
+            with self._mutex():
+                self._release_users()
+                if self._others_using():
+                    if self.owner:
+                        log.info(
+                            "other Gongkai processes still use the embedded Redis: leaving it "
+                            "running; the last of them stops it"
+                        )
+                    return
+                # Nobody else uses it: this process started it, or its owner has exited and
+                # left it running for the processes still using it, of which this is the last.
+                self.owner = True
+                self._stop()
+        finally:
+            self._release_users()  # also when the mutex could not be had: never stop it then
 
     def __enter__(self) -> EmbeddedRedis:
         return self
@@ -351,7 +361,8 @@ class EmbeddedRedis:
             text = self.log_file.read_text("utf-8", "replace")
         except OSError:
             return ""
-        return "\n".join("  " + line for line in text.strip().splitlines()[-lines:])
+        kept = [line for line in text.strip().splitlines() if "overcommit" not in line]
+        return "\n".join("  " + line for line in kept[-lines:])
 
     def _open_lock_file(self, name: str) -> IO[bytes]:
         try:
