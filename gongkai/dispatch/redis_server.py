@@ -167,15 +167,20 @@ class EmbeddedRedis:
                 log.info("adopting the embedded Redis left running by an earlier process")
             return
         if not self.owner:
-            # Others hold redis.users but nothing answers: they are using a server that is not
-            # there (it crashed, or was killed). Start a new one; its owner is whoever outlives.
+            # Others hold redis.users but nothing answers: the server they use is gone (it
+            # crashed, or was killed). Start a new one, owned by this process; they reconnect.
             log.warning("the embedded Redis in use by other processes is gone; starting it again")
         self._clear_stale()
         self._start()
         self.owner = True
 
     def _start(self) -> None:
-        self.conf_file.write_text(self._config(), encoding="utf-8")
+        try:
+            self.conf_file.write_text(self._config(), encoding="utf-8")
+        except OSError as exc:
+            raise self._cannot_start(
+                f"cannot write {self.conf_file}: {exc.strerror or exc}"
+            ) from None
         with tempfile.TemporaryFile() as errors:
             try:
                 # daemonize: the server is no child of ours, never in our terminal's process
