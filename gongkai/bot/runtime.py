@@ -23,9 +23,15 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def redis_for(settings: Settings):  # type: ignore[no-untyped-def]
-    """The configured Redis, or the embedded one in the data dir (shared by every local process)."""
+    """The configured Redis, or the embedded one in the data dir.
+
+    The embedded server is shared by every process using the data dir: started here when none
+    runs (this process then owns it), joined otherwise. Leaving stops it only when no other
+    process still uses it, so a command never stops the server of a running service.
+    Raises ``EmbeddedRedisError`` (a message for the user) when it cannot be started.
+    """
     if settings.redis_url:
-        yield settings.redis_url
+        yield settings.redis_url  # nothing embedded is started
         return
     embedded = EmbeddedRedis(settings.ensure_data_dir())
     try:
