@@ -242,3 +242,41 @@ async def test_a_recall_landing_mid_message_stops_before_the_next_part(tmp_path,
     assert d.status == "cancelled"
     assert d.last_error == "recalled while sending; stopped before part 2"
     assert len(state.messages_for("robot-1")) == 1 and d.parts_done == 1
+
+
+async def test_a_row_whose_job_redis_lost_is_queued_again_and_a_waiting_one_is_left_alone(
+    tmp_path, redis_url, robot
+):
+    from datetime import timedelta
+
+    from redis.asyncio import Redis
+    from sqlmodel import update
+
+    from gongkai.dispatch.reconcile import reconcile
+    from gongkai.dispatch.worker import close_deps, open_deps
+    from gongkai.storage.db import make_engine, make_sessionmaker
+    from gongkai.storage.models import Delivery
+    from gongkai.storage.types import utcnow
+
+    url, state = robot
+    s = settings_for(tmp_path, wecom_api_base=url)
+    await prepare_db(s)
+    await ingest(s, redis_url, village_item())
+    engine = make_engine(s.resolved_database_url)
+    async with make_sessionmaker(engine)() as session:  # queued a minute ago, nobody ran it yet
+        await session.exec(update(Delivery).values(updated_at=utcnow() - timedelta(minutes=1)))
+        await session.commit()
+    await engine.dispose()
+    deps, deps_engine = open_deps(s, redis_url)
+    try:
+        assert (await reconcile(deps))["reconciled"] == 0  # its job is still in Redis
+        client = Redis.from_url(redis_url)
+        await client.flushall()  # Redis restarted empty
+        await client.aclose()
+        assert (await reconcile(deps))["reconciled"] == 1
+        assert (await reconcile(deps))["reconciled"] == 0  # its new job exists: not doubled
+    finally:
+        await close_deps(deps, deps_engine)
+    await run_workers(s, redis_url)
+    (d,), _ = await fetch_deliveries(s)
+    assert d.status == "delivered" and len(state.messages) == 1

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import random
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -53,36 +53,24 @@ MOST_PER_ROUND = 5000
 async def reconcile(deps: Deps) -> dict[str, int]:
     """One round; returns how many rows of each kind were queued again."""
     now = utcnow()
+    waiting = and_(
+        D.status.in_(CLAIMABLE),
+        or_(D.not_before.is_(None), D.not_before < now - GRACE),
+        D.updated_at < now - GRACE,
+    )
+    awaiting_verdict = and_(
+        D.status == SENDING,
+        D.lease_until.is_(None),
+        or_(D.not_before.is_(None), D.not_before < now - GRACE),
+    )
     async with deps.maker() as session:
         expired = await _ids(
-            session,
-            and_(D.status == SENDING, D.lease_until.is_not(None), D.lease_until < now),
+            session, and_(D.status == SENDING, D.lease_until.is_not(None), D.lease_until < now)
         )
-        due = (
-            await session.execute(
-                select(D.id, D.job)
-                .where(
-                    D.status.in_(CLAIMABLE),
-                    or_(D.not_before.is_(None), D.not_before < now - GRACE),
-                    D.updated_at < now - GRACE,
-                )
-                .order_by(D.id)
-                .limit(MOST_PER_ROUND)
-            )
-        ).all()
-        polls = (
-            await session.execute(
-                select(D.id, D.job)
-                .where(
-                    D.status == SENDING,
-                    D.lease_until.is_(None),
-                    or_(D.not_before.is_(None), D.not_before < now - GRACE),
-                )
-                .limit(MOST_PER_ROUND)
-            )
-        ).all()
-    lost = await _without_job(deps, due)
-    lost_polls = await _without_job(deps, polls)
+        lost = await _ids(session, waiting, await _lost_jobs(deps, session, waiting))
+        lost_polls = await _ids(
+            session, awaiting_verdict, await _lost_jobs(deps, session, awaiting_verdict)
+        )
     counts = {"leases_expired": len(expired), "reconciled": len(lost), "polls": len(lost_polls)}
     if expired or lost:
         await _queue_again(deps, [*expired, *lost])
@@ -102,24 +90,33 @@ async def reconcile(deps: Deps) -> dict[str, int]:
     return counts
 
 
-async def _ids(session: AsyncSession, where: object) -> list[int]:
-    rows = await session.execute(select(D.id).where(where).order_by(D.id).limit(MOST_PER_ROUND))
+async def _ids(session: AsyncSession, where: Any, jobs: list[str] | None = None) -> list[int]:
+    """Rows matching ``where`` (and, given ``jobs``, carried by none of them or by a lost one)."""
+    stmt = select(D.id).where(where)
+    if jobs is not None:
+        stmt = stmt.where(or_(D.job.is_(None), D.job.in_(jobs)) if jobs else D.job.is_(None))
+    rows = await session.execute(stmt.order_by(D.id).limit(MOST_PER_ROUND))
     return [r[0] for r in rows.all()]
 
 
-async def _without_job(deps: Deps, rows: list[tuple[int, str | None]]) -> list[int]:
-    """The rows whose job Redis does not hold (one EXISTS per distinct job, pipelined)."""
-    if not rows:
+async def _lost_jobs(deps: Deps, session: AsyncSession, where: Any) -> list[str]:
+    """The jobs named by rows matching ``where`` that Redis no longer holds (one EXISTS per
+    distinct job, pipelined): a queue thousands of rows long is a few dozen jobs."""
+    jobs = [
+        r[0]
+        for r in (
+            await session.execute(
+                select(D.job).where(where, D.job.is_not(None)).distinct().limit(MOST_PER_ROUND)
+            )
+        ).all()
+    ]
+    if not jobs:
         return []
-    jobs = sorted({job for _, job in rows if job})
-    alive: set[str] = set()
-    if jobs:
-        async with deps.pool.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                pipe.exists(job_exists_key(job))
-            found = await pipe.execute()
-        alive = {job for job, n in zip(jobs, found, strict=True) if n}
-    return [i for i, job in rows if job not in alive]
+    async with deps.pool.pipeline(transaction=False) as pipe:
+        for job in jobs:
+            pipe.exists(job_exists_key(job))
+        found = await pipe.execute()
+    return [job for job, n in zip(jobs, found, strict=True) if not n]
 
 
 async def _queue_again(deps: Deps, ids: list[int]) -> None:
