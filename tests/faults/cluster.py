@@ -28,17 +28,12 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.conftest import _pg_bin, free_port
 from tests.fakes import wecom_robot
 from tests.fakes.server import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTY = "150627"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_port(port: int, seconds: float = 10) -> None:
@@ -88,16 +83,6 @@ class RedisServer:
     def close(self) -> None:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _pg_bin(name: str) -> str | None:
-    import glob
-
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
 
 
 class PgServer:
@@ -216,22 +201,12 @@ def county_directory(villages: int) -> str:
 
 
 def notice(item_id: str) -> dict[str, Any]:
-    return {
-        "id": item_id,
-        "kind": "notice",
-        "title": "关于冬季停水检修的通知",
-        "issuer": "伊金霍洛旗水务局",
-        "issued_at": "2026-11-23",
-        "approved_by": "王某",
-        "approved_at": "2026-11-23T09:00:00+08:00",
-        "secrecy_reviewed": True,
-        "disclosure": "public",
-        "domain": "市政服务",
-        "regions": [COUNTY],
-        "channels": ["village_group"],
-        "summary": "12月1日8:00至18:00全旗停水检修。",
-        "body": "因管网检修，2026年12月1日8:00至18:00停水，请提前储水。",
-    }
+    """The sample notice (tests/support.py), to every village of the county."""
+    from tests.support import item
+
+    return item(
+        id=item_id, kind="notice", doc_number=None, regions=[COUNTY], channels=["village_group"]
+    )
 
 
 @dataclass
