@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from gongkai.bot.settings import Settings
+from gongkai.dispatch.claims import Outcome
 from gongkai.dispatch.outcomes import retry_or_give_up
-from gongkai.dispatch.sending import Outcome
 
 T0 = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.domain.catalog import DOMAIN_ALIASES, DOMAINS, OTHER_DOMAIN
-from gongkai.storage.models import Account, Follower, Item, ItemStatus, Region, Subscription
+from gongkai.storage.followers import ACCOUNT_CHANNEL, ALL, followers_for
+from gongkai.storage.models import Follower, Item, ItemStatus, Region, Subscription
 
-ALL = "*"
 _ALL_WORDS = {"全部", "所有", "全部领域", "所有领域", "all", "*"}
 # Everyday words residents use for a domain; the rest is found by substring (救助 → 社会救助).
 _EVERYDAY = {
@@ -43,7 +42,6 @@ _EVERYDAY = {
     "食品": "食品药品监管",
 }
 CHOICES = (*DOMAINS, OTHER_DOMAIN)
-ACCOUNT_CHANNEL = {"wechat": "wechat_mp", "telegram": "telegram"}  # Follower.platform → Account
 
 
 def match_domains(text: str) -> list[str]:
@@ -99,52 +97,6 @@ async def domains_of(session: AsyncSession, follower: Follower) -> list[str]:
     return list(rows.all())
 
 
-async def _covering_paths(session: AsyncSession, codes: list[str]) -> list[str]:
-    rows = await session.exec(select(Region.path).where(col(Region.code).in_(codes)))
-    return list(rows.all())
-
-
-async def followers_for(
-    session: AsyncSession, item: Item, *, platform: str | None = None, account: str | None = None
-) -> list[Follower]:
-    """Followers to push ``item`` to: subscribed to its domain (or to everything), still
-    following, and placed inside one of its regions. A follower who bound no place counts as
-    being at their account's region, so county-wide items reach them and village ones don't."""
-    paths = await _covering_paths(session, list(item.regions or []))
-    if not paths:
-        return []
-    in_item = or_(*[col(Region.path).startswith(p) for p in paths])
-    wanted = or_(Subscription.domain == item.domain, Subscription.domain == ALL)
-    base = (
-        select(Follower)
-        .join(Subscription, col(Subscription.follower_id) == col(Follower.id))
-        .where(Follower.subscribed == True, wanted)  # noqa: E712
-    )
-    if platform:
-        base = base.where(Follower.platform == platform)
-    if account:
-        base = base.where(Follower.account == account)
-    placed = base.join(Region, col(Region.code) == col(Follower.region_code)).where(in_item)
-    same_account = or_(
-        *[
-            and_(Follower.platform == platform_name, Account.channel == channel)
-            for platform_name, channel in ACCOUNT_CHANNEL.items()
-        ]
-    )
-    unplaced = (
-        base.where(col(Follower.region_code).is_(None))
-        .join(Account, and_(col(Account.name) == col(Follower.account), same_account))
-        .join(Region, col(Region.code) == col(Account.region_code))
-        .where(in_item)
-    )
-    found: dict[int, Follower] = {}
-    for stmt in (placed, unplaced):
-        for f in (await session.exec(stmt)).all():
-            if f.id is not None:
-                found.setdefault(f.id, f)
-    return sorted(found.values(), key=lambda f: f.id or 0)
-
-
 async def latest_items(
     session: AsyncSession, region_code: str | None, limit: int = 5, scan: int = 200
 ) -> list[Item]:
@@ -167,3 +119,6 @@ async def latest_items(
         mine = set(region.path.strip("/").split("/")) if region else {region_code}
         rows = [r for r in rows if mine & set(r.regions or [])]
     return list(rows[:limit])
+
+
+__all__ = ["ACCOUNT_CHANNEL", "ALL", "followers_for"]  # where the residents' side looks for them

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     import aiohttp
     from redis.asyncio import Redis
 
-    from gongkai.bot.settings import Settings
-    from gongkai.dispatch.ratelimit import RateLimiter
+    from gongkai.config import Settings
+
+from gongkai.channels.ratelimit import RateLimit, RateLimiter
 
 
 class ChannelError(Exception):
@@ -143,14 +144,6 @@ class SendContext:
     part_index: int
     limiter: RateLimiter | None = None
     state: dict[str, Any] = field(default_factory=dict)  # shared across parts of one delivery
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """One limit a message counts against, e.g. ``RateLimit("20/minute", "wecom:<key hash>")``."""
-
-    rate: str
-    key: str
 
 
 class Channel:

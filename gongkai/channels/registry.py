@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 
 from gongkai.channels.base import Channel
+from gongkai.domain.catalog import CHANNEL_NAMES
 
 # name → module path; a module defines exactly one Channel subclass named by its CHANNEL attr.
 CHANNEL_MODULES: dict[str, str] = {
@@ -15,7 +16,7 @@ CHANNEL_MODULES: dict[str, str] = {
     "loudspeaker": "gongkai.channels.loudspeaker",
     "telegram": "gongkai.channels.telegram",
 }
-CHANNEL_NAMES = tuple(CHANNEL_MODULES)
+assert tuple(CHANNEL_MODULES) == CHANNEL_NAMES  # the contract's names, in the contract's order
 
 _cache: dict[str, Channel] = {}
 

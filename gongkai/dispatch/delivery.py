@@ -26,12 +26,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gongkai.channels import registry
 from gongkai.channels.base import TargetView
 from gongkai.dispatch import metrics
+from gongkai.dispatch.claims import Claimed, Outcome
 from gongkai.dispatch.deps import IDS, Deps
 from gongkai.dispatch.progress import CLAIMABLE
 from gongkai.dispatch.queue import batches, enqueue_job
 from gongkai.dispatch.quiet import quiet_until
+from gongkai.dispatch.recorder import recorder_for
 from gongkai.dispatch.rows import IN_FLIGHT, lease_end, stamp_jobs
-from gongkai.dispatch.sending import Claimed, Outcome, send_parts
+from gongkai.dispatch.sending import send_parts
 from gongkai.storage.models import Attempt, Delivery, DeliveryStatus, Item, ItemStatus
 from gongkai.storage.types import utcnow
 
@@ -288,14 +290,14 @@ async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) ->
                 continue
             if isinstance(target, str):  # the target is gone or inactive: nothing to send
                 outcome = Outcome(kind="permanent", parts_done=d.parts_done, error=target)
-                words[i] = await deps.recorder.record(d, outcome)
+                words[i] = await recorder_for(deps).record(d, outcome)
                 continue
             async with deps.slots:
                 if deps.stopping:
                     handed_back.append(d.id)
                     continue
                 outcome = await send_parts(deps, d, registry.get(d.channel), target)
-                words[i] = await deps.recorder.record(d, outcome)
+                words[i] = await recorder_for(deps).record(d, outcome)
 
     lanes = min(len(jobs), deps.settings.worker_concurrency)
     await asyncio.gather(*(lane() for _ in range(lanes)))

@@ -16,10 +16,10 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gongkai.bot.settings import Settings
 from gongkai.channels.base import SendContext, TargetView
+from gongkai.channels.ratelimit import RateLimiter
+from gongkai.config import Settings
 from gongkai.dispatch.planning import Directory
-from gongkai.dispatch.ratelimit import RateLimiter
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.models import Delivery, Item, Target
 
@@ -55,12 +55,7 @@ class Deps:
     held: set[int] = field(default_factory=set)
     # Set on SIGTERM: lanes send nothing new and hand their claimed rows back.
     stopping: bool = False
-    recorder: Any = None
-
-    def __post_init__(self) -> None:
-        from gongkai.dispatch.recorder import Recorder  # it records through these Deps
-
-        self.recorder = Recorder(self)
+    recorder: Any = None  # recorder.Recorder, made on first use (recorder.recorder_for)
 
     def directory(self, session: AsyncSession) -> Directory:
         if time.monotonic() - self.directory_loaded > CACHE_SECONDS:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from gongkai.bot.settings import Settings
+from gongkai.config import Settings
+from gongkai.dispatch.claims import Outcome
 from gongkai.dispatch.queue import backoff_seconds
-from gongkai.dispatch.sending import Outcome
 from gongkai.storage.models import DeliveryStatus
 
 _SETTLED: dict[str, tuple[str, str]] = {  # kind → (status, word)

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gongkai.channels import registry
 from gongkai.channels.base import Channel, ItemView, Rendered, TargetView
 from gongkai.storage.crypto import Sealer, mask_phone
+from gongkai.storage.followers import followers_for
 from gongkai.storage.models import Account, Delivery, DeliveryStatus, Item, Region, Target
 from gongkai.storage.types import utcnow
 
@@ -300,7 +301,6 @@ async def _plan_template_push(
     existing: set[str],
 ) -> list[Delivery]:
     """精准推送: one template message per follower subscribed to the item's domain and place."""
-    from gongkai.bot.subscriptions import followers_for  # the residents' side fills this table
     from gongkai.channels.wechat_mp import render_template_push
 
     channel = registry.get("wechat_mp")

@@ -9,9 +9,9 @@ import aiohttp
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gongkai.bot.settings import Settings
 from gongkai.channels import registry
 from gongkai.channels.base import ChannelError, SendContext
+from gongkai.config import Settings
 from gongkai.dispatch.planning import Directory
 from gongkai.dispatch.queue import recalled_key
 from gongkai.storage.crypto import Sealer

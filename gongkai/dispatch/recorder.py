@@ -26,11 +26,11 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.dispatch import metrics
+from gongkai.dispatch.claims import Claimed, Outcome
 from gongkai.dispatch.outcomes import retry_or_give_up, settled
 from gongkai.dispatch.progress import finish_items
 from gongkai.dispatch.queue import POLL_INTERVAL, by_delay, enqueue_job, enqueue_poll, job_name
 from gongkai.dispatch.rows import DATABASE_DOWN, write_attempts
-from gongkai.dispatch.sending import Claimed, Outcome
 from gongkai.storage.models import Attempt, Delivery, Target
 from gongkai.storage.types import utcnow
 
@@ -44,6 +44,13 @@ D = DELIVERY.c
 A = Attempt.__table__  # type: ignore[attr-defined]
 IDS = bindparam("ids", expanding=True)
 MOST_PER_TRANSACTION = 1000
+
+
+def recorder_for(deps: Deps) -> Recorder:
+    """The worker's one recorder (kept on its Deps)."""
+    if deps.recorder is None:
+        deps.recorder = Recorder(deps)
+    return deps.recorder
 
 
 class Recorder:

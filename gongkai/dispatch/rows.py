@@ -22,8 +22,8 @@ from gongkai.storage.models import Attempt, Delivery
 from gongkai.storage.types import utcnow
 
 if TYPE_CHECKING:
+    from gongkai.dispatch.claims import Claimed, Outcome
     from gongkai.dispatch.deps import Deps
-    from gongkai.dispatch.sending import Claimed, Outcome
 
 DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 D = DELIVERY.c

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from gongkai.channels.base import (
@@ -18,6 +16,7 @@ from gongkai.channels.base import (
     UncertainError,
 )
 from gongkai.dispatch import metrics
+from gongkai.dispatch.claims import Claimed, Outcome
 from gongkai.dispatch.deps import Deps
 from gongkai.dispatch.planning import open_part
 from gongkai.dispatch.queue import recalled_key
@@ -25,34 +24,6 @@ from gongkai.dispatch.rows import DATABASE_DOWN, mark_started, save_accepted
 from gongkai.storage.types import utcnow
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class Claimed:
-    """A delivery this worker has claimed: what sending needs and what recording appends to."""
-
-    id: int
-    item_id: str
-    target_id: int | None
-    channel: str
-    payload: dict[str, Any]
-    parts_done: int
-    attempts: int
-    give_up_at: datetime | None = None
-
-
-@dataclass
-class Outcome:
-    """What happened to one delivery this time round."""
-
-    kind: str  # delivered | pending | rate_limited | transient | permanent | recalled
-    parts_done: int
-    attempts: list[dict[str, Any]] = field(default_factory=list)  # Attempt rows to insert
-    provider_message_ids: list[str] = field(default_factory=list)  # appended
-    notes: list[str] = field(default_factory=list)  # appended
-    error: str | None = None
-    retry_after: float | None = None  # transient: the provider's; rate_limited: ours
-    deactivate_target: bool = False
 
 
 async def send_parts(deps: Deps, d: Claimed, channel: Channel, tv: TargetView) -> Outcome:

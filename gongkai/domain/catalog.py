@@ -45,3 +45,7 @@ DISCLOSURE_LABELS = {
     "not_public": "此件不公开",
 }
 PUSHABLE_DISCLOSURE = ("public", "public_redacted")
+
+# The channels by their fixed names (the outside contract lists them); each is one module under
+# gongkai/channels/ (channels/registry.py).
+CHANNEL_NAMES = ("web", "wechat_mp", "village_group", "sms", "loudspeaker", "telegram")

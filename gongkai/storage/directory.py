@@ -16,7 +16,7 @@ import yaml
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gongkai.channels.registry import CHANNEL_NAMES
+from gongkai.domain.catalog import CHANNEL_NAMES
 from gongkai.domain.pii import normalize_mobile
 from gongkai.storage.crypto import Sealer, mask_phone, mask_secret
 from gongkai.storage.models import Account, Region, Target

@@ -9,12 +9,19 @@ job, so other channels keep flowing.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from limits import parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from gongkai.channels.base import RateLimit
+
+@dataclass(frozen=True)
+class RateLimit:
+    """One limit a message counts against, e.g. ``RateLimit("20/minute", "wecom:<key hash>")``."""
+
+    rate: str
+    key: str
 
 
 class RateLimiter:
