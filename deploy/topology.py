@@ -122,7 +122,7 @@ async def main() -> int:
                     headers={"Authorization": f"Bearer {token}"},
                 ) as r:
                     body = await r.json()
-                    planned = len(body.get("deliveries", []))
+                    planned = len(body.get("planned", []))
                     print(f"POST /api/v1/items → {r.status}: {planned} deliveries")
 
                 async def ended() -> bool:
