@@ -7,7 +7,6 @@ three refuse and accept exactly the same things.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,12 +18,9 @@ from gongkai.channels import registry
 from gongkai.dispatch.planning import plan
 from gongkai.dispatch.queue import batches, enqueue_deliveries
 from gongkai.dispatch.rows import stamp_jobs
+from gongkai.domain.deadlines import deadlines
 from gongkai.domain.items import FieldError, ItemIn, ItemRefused, check_publishable
-from gongkai.domain.workdays import (
-    INTERPRET_WITHIN_WORKDAYS,
-    PUBLISH_WITHIN_WORKDAYS,
-    WorkCalendar,
-)
+from gongkai.domain.workdays import WorkCalendar
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.models import AuditEntry, Delivery, DeliveryStatus, Item, ItemStatus, Region
 from gongkai.storage.types import utcnow
@@ -73,34 +69,21 @@ async def ingest_item(
     policy = await session.get(Item, item_in.interprets) if item_in.interprets else None
     now = utcnow()
     scheduled = item_in.publish_at is not None and item_in.publish_at > now
-    warnings: list[str] = []
-    publish_due, w = calendar.add_workdays(item_in.issued_at, PUBLISH_WITHIN_WORKDAYS)
-    warnings += w
     published_on = (item_in.publish_at or now).astimezone(tz).date()
-    interpretation_due: date | None = None
-    if item_in.kind == "policy":
-        interpretation_due, w = calendar.add_workdays(published_on, INTERPRET_WITHIN_WORKDAYS)
-        warnings += w
-    if published_on > publish_due:
-        warnings.append(
-            f"published {calendar.workdays_between(publish_due, published_on)} working day(s) "
-            f"after the 20-working-day deadline ({publish_due.isoformat()})"
-        )
-    if (
-        policy is not None
-        and policy.interpretation_due
-        and published_on > policy.interpretation_due
-    ):
-        warnings.append(
-            f"interpretation published after its policy's 3-working-day deadline "
-            f"({policy.interpretation_due.isoformat()})"
-        )
+    due = deadlines(
+        calendar,
+        kind=item_in.kind,
+        issued_at=item_in.issued_at,
+        published_on=published_on,
+        policy_interpretation_due=policy.interpretation_due if policy is not None else None,
+    )
+    warnings = due.warnings
 
     item = item_row(
         item_in,
         status=ItemStatus.scheduled if scheduled else ItemStatus.publishing,
-        publish_due=publish_due,
-        interpretation_due=interpretation_due,
+        publish_due=due.publish_due,
+        interpretation_due=due.interpretation_due,
         deadline_warnings=warnings,
         published_at=None if scheduled else now,
         created_at=now,
