@@ -19,6 +19,9 @@ from defusedxml.ElementTree import fromstring
 
 MAX_BODY = 64 * 1024  # WeChat's pushes are a few hundred bytes; a long text message ~3 KB
 TIME_WINDOW = 300  # seconds a signed request stays valid: older ones are replays
+# Web processes on different machines may disagree about the time by this much; a request is
+# remembered until the slowest of them would refuse its timestamp.
+CLOCK_SLACK = 60
 MAX_DEPTH = 6  # <xml><PublishEventInfo><article_detail><item><article_url> is the deepest
 REPLY_MAX_BYTES = 2000  # WeChat truncates (or drops) longer passive text replies
 # Characters XML 1.0 cannot carry at all; a reply containing one would be rejected whole.
@@ -129,3 +132,19 @@ def dedup_key(app_id: str, fields: dict[str, Any]) -> str:
         f"wechat:{app_id}:event:{fields.get('FromUserName', '')}:{fields.get('CreateTime', '')}"
         f":{fields.get('Event', '')}"
     )
+
+
+def request_key(app_id: str, timestamp: str, nonce: str, given: str) -> str:
+    """The signed request itself: replaying it verbatim reproduces all three.
+
+    Hashed, because the nonce is as long as the sender likes and keys live for minutes.
+    """
+    digest = hashlib.sha256(f"{timestamp}\n{nonce}\n{given.lower()}".encode()).hexdigest()
+    return f"wechat:{app_id}:request:{digest}"
+
+
+def replay_ttl(timestamp: str, now: float) -> int:
+    """Seconds a request signed at ``timestamp`` (already checked) can still pass
+    `check_signed` on any of our processes: remembering it that long leaves no gap for a replay,
+    and no longer keeps Redis small (~300 s for a fresh request, at most 660)."""
+    return max(1, int(int(timestamp) + TIME_WINDOW - now) + CLOCK_SLACK)
