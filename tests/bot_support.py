@@ -149,6 +149,16 @@ class Clock:
         return self.now
 
 
+def freeze(env: BotEnv) -> Clock:
+    """Stop the app's clock at a whole second, so that a request signed "now" is exactly as
+    old as the test says, however slowly the machine runs the test."""
+    from gongkai.bot.inbound import INBOUND
+
+    clock = Clock(float(int(time.time())))
+    env.client.app[INBOUND].clock = clock
+    return clock
+
+
 async def travel(env: BotEnv, seconds: float) -> Clock:
     """Let ``seconds`` pass for the app and for Redis without waiting for them.
 
@@ -161,9 +171,8 @@ async def travel(env: BotEnv, seconds: float) -> Clock:
     from gongkai.bot.inbound import INBOUND
 
     inbound = env.client.app[INBOUND]
-    clock = inbound.clock if isinstance(inbound.clock, Clock) else Clock()
+    clock = inbound.clock if isinstance(inbound.clock, Clock) else freeze(env)
     clock.now += seconds
-    inbound.clock = clock
     redis = Redis.from_url(env.redis_url)
     try:
         async for key in redis.scan_iter("gongkai:*"):

@@ -12,7 +12,7 @@ import pytest
 from gongkai.bot.inbound import INBOUND
 from gongkai.bot.wechat_messages import Refused, check_signed
 from gongkai.storage.models import Follower
-from tests.bot_support import BotEnv, bot_env, travel, until
+from tests.bot_support import BotEnv, bot_env, freeze, travel, until
 from tests.fakes.wechat_push import (
     VECTOR_ENCRYPT,
     VECTOR_MSG_SIGNATURE,
@@ -161,10 +161,11 @@ async def test_a_replayed_request_is_refused_for_as_long_as_its_timestamp_is_acc
     """The exact request, replayed after WeChat's retries are long over but while its
     timestamp still passes the window: never handled again, answered "success"."""
     push = env.push(account)
-    query, body = push.build(text_xml("o-replayed", "低保咋申请"))
+    clock = freeze(env)
+    query, body = push.build(text_xml("o-replayed", "低保咋申请"), timestamp=str(int(clock())))
     first = await push.send_raw(query, body)
     assert first.fields is not None and first.fields["Content"].startswith(DIBAO_ANSWER)
-    clock = await travel(env, 62)
+    await travel(env, 62)
     again = await push.send_raw(query, body)
     assert (again.status, again.body) == (200, "success")
     await travel(env, 299 - 62)
