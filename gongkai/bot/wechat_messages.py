@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import time
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
+
+from gongkai.channels.rendering import xml_safe
 
 MAX_BODY = 64 * 1024  # WeChat's pushes are a few hundred bytes; a long text message ~3 KB
 TIME_WINDOW = 300  # seconds a signed request stays valid: older ones are replays
@@ -24,8 +25,6 @@ TIME_WINDOW = 300  # seconds a signed request stays valid: older ones are replay
 CLOCK_SLACK = 60
 MAX_DEPTH = 6  # <xml><PublishEventInfo><article_detail><item><article_url> is the deepest
 REPLY_MAX_BYTES = 2000  # WeChat truncates (or drops) longer passive text replies
-# Characters XML 1.0 cannot carry at all; a reply containing one would be rejected whole.
-_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class Refused(Exception):
@@ -100,7 +99,7 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
 def cdata(text: str) -> str:
     """``text`` inside CDATA, safely: "]]>" is split across two sections, and characters XML
     cannot carry are dropped."""
-    clean = _NOT_XML.sub("", text)
+    clean = xml_safe(text)  # a reply holding one would be rejected whole
     return "<![CDATA[" + clean.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
