@@ -79,6 +79,15 @@ def expected_text(value: str) -> str:
     return NOT_XML.sub("", value).replace("\r\n", "\n").replace("\r", "\n")
 
 
+async def store_item(gk: Any, fields: dict[str, Any]) -> None:
+    engine = make_engine(gk.settings.resolved_database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            await store(session, fields)
+    finally:
+        await engine.dispose()
+
+
 async def store(session: Any, fields: dict[str, Any]) -> None:
     """The one hostile item, published a moment ago (it heads the feed)."""
     await session.execute(delete(Item))
@@ -107,7 +116,7 @@ def assert_page_is_escaped(page: str) -> None:
 
 
 @settings(
-    max_examples=120,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                            HealthCheck.data_too_large],
@@ -119,12 +128,7 @@ def assert_page_is_escaped(page: str) -> None:
             "catalog": {"联系人\x00": "<x-injected>"}, "translations": {"mn": {"title": "\x00"}}}
 )  # fmt: skip
 async def test_no_item_text_breaks_the_feed_or_escapes_into_a_page(gk, fields) -> None:
-    engine = make_engine(gk.settings.resolved_database_url)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            await store(session, fields)
-    finally:
-        await engine.dispose()
+    await store_item(gk, fields)
 
     r = await gk.get("/feed.xml")
     assert r.status == 200
@@ -142,4 +146,22 @@ async def test_no_item_text_breaks_the_feed_or_escapes_into_a_page(gk, fields) -
     for lang in ("", "?lang=mn", "?lang=ug", "?lang=bo"):
         r = await gk.get(path + lang)
         assert r.status == 200, (lang, await r.text())
+        assert_page_is_escaped(await r.text())
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                           HealthCheck.data_too_large],
+)  # fmt: skip
+@given(fields=HOSTILE_ITEM)
+async def test_the_print_sheet_and_the_script_page_stay_escaped(gk, fields) -> None:
+    """The bulletin-board sheet and the loudspeaker script render the same texts other ways
+    (fitted to A4, spoken form): fewer examples, they are slower."""
+    await store_item(gk, fields)
+    path = "/p/" + quote(fields["id"], safe="")
+    for page in ("/print", "/script"):
+        r = await gk.get(path + page)
+        assert r.status == 200, (page, await r.text())
         assert_page_is_escaped(await r.text())
