@@ -148,6 +148,15 @@ async def test_an_oversized_update_is_refused(env: BotEnv) -> None:
     big = update("低保咋申请")
     big["message"]["text"] = "低" * 400_000  # 1.2 MB of UTF-8
     assert await post(env, big) == 413
+
+    async def chunks() -> Any:  # no Content-Length: the cap holds while reading
+        raw = json.dumps(big).encode()
+        for start in range(0, len(raw), 64 * 1024):
+            yield raw[start : start + 64 * 1024]
+
+    headers = {"X-Telegram-Bot-Api-Secret-Token": TG_SECRET, "Content-Type": "application/json"}
+    resp = await env.client.post("/telegram/ordos", data=chunks(), headers=headers)
+    assert resp.status == 413
     assert env.telegram.messages == []
 
 
