@@ -139,6 +139,55 @@ async def bot_env(tmp_path: Path, redis_url: str, **overrides: Any) -> AsyncIter
             yield BotEnv(client, s, wechat_state, tg_state, viewer, redis_url)
 
 
+class Clock:
+    """A wall clock that moves only when told: the app's `Inbound.clock` during a test."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def freeze(env: BotEnv) -> Clock:
+    """Stop the app's clock at a whole second, so that a request signed "now" is exactly as
+    old as the test says, however slowly the machine runs the test."""
+    from gongkai.bot.inbound import INBOUND
+
+    clock = Clock(float(int(time.time())))
+    env.client.app[INBOUND].clock = clock
+    return clock
+
+
+async def travel(env: BotEnv, seconds: float) -> Clock:
+    """Let ``seconds`` pass for the app and for Redis without waiting for them.
+
+    The app's clock (signed timestamps, rate minutes) is frozen and moved forward; Redis cannot
+    be, so every key's remaining time to live is cut by the same amount (a key whose time has
+    come is deleted, as Redis would have expired it).
+    """
+    from redis.asyncio import Redis
+
+    from gongkai.bot.inbound import INBOUND
+
+    inbound = env.client.app[INBOUND]
+    clock = inbound.clock if isinstance(inbound.clock, Clock) else freeze(env)
+    clock.now += seconds
+    redis = Redis.from_url(env.redis_url)
+    try:
+        async for key in redis.scan_iter("gongkai:*"):
+            left = await redis.pttl(key)
+            if left < 0:  # no expiry (-1) or already gone (-2)
+                continue
+            if left <= seconds * 1000:
+                await redis.delete(key)
+            else:
+                await redis.pexpire(key, int(left - seconds * 1000))
+    finally:
+        await redis.aclose()
+    return clock
+
+
 async def until(check: Callable[[], Awaitable[T] | T], within: float = 10.0) -> T:
     """Wait for ``check`` to return something truthy (no fixed sleeps in tests)."""
     deadline = time.monotonic() + within

@@ -74,6 +74,46 @@ def test_mobile_number_in_a_translation_names_the_translation() -> None:
     assert refused_fields(data) == {"translations.mn.body"}
 
 
+MOBILE = "13812345678"
+# Every place a personal number could hide, and the field the refusal must name.
+PII_PLACES: list[tuple[str, dict, str]] = [
+    ("id", {"id": f"gk-{MOBILE}"}, "id"),
+    ("doc_number", {"doc_number": f"伊政发〔2026〕{VALID_ID}号"}, "doc_number"),
+    ("issuer", {"issuer": f"水务局 李四 {MOBILE}"}, "issuer"),
+    ("approved_by", {"approved_by": f"王某 {MOBILE}"}, "approved_by"),
+    ("interprets", {"kind": "interpretation", "interprets": f"p-{MOBILE}"}, "interprets"),
+    ("redacted_body", {"disclosure": "public_redacted", "redacted_body": MOBILE}, "redacted_body"),
+    ("catalog name", {"catalog": {"name": f"联系 {MOBILE}"}}, "catalog.name"),
+    ("catalog extra", {"catalog": {"联系人": f"张三 {VALID_ID}"}}, "catalog.联系人"),
+    ("catalog number", {"catalog": {"联系电话": int(MOBILE)}}, "catalog.联系电话"),
+    ("catalog nested", {"catalog": {"联系人": {"电话": [f"{MOBILE}"]}}}, "catalog.联系人.电话[0]"),
+    ("catalog key", {"catalog": {MOBILE: "李四"}}, "catalog.138****5678"),
+    ("translation title", {"translations": {"mn": {"title": MOBILE}}}, "translations.mn.title"),
+    ("translation summary", {"translations": {"ug": {"summary": MOBILE}}},
+     "translations.ug.summary"),
+    ("any language", {"translations": {"bo": {"body": VALID_ID}}}, "translations.bo.body"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("data", "field"), [p[1:] for p in PII_PLACES], ids=[p[0] for p in PII_PLACES]
+)
+def test_a_personal_number_anywhere_in_the_item_is_refused_naming_the_field(
+    data: dict, field: str
+) -> None:
+    with pytest.raises(ItemRefused) as exc:
+        check_publishable(parse_item(item(**data)), CHANNELS)
+    assert [e.field for e in exc.value.errors] == [field]
+    (error,) = exc.value.errors
+    assert MOBILE not in error.message and VALID_ID not in error.message
+    assert "138****5678" in error.message or "110105********002X" in error.message
+
+
+def test_the_original_behind_a_redaction_may_hold_what_was_redacted() -> None:
+    data = item(disclosure="public_redacted", body=f"低保对象张三 {VALID_ID}", redacted_body="张三")
+    check_publishable(parse_item(data), CHANNELS)
+
+
 def test_landline_hotlines_are_not_mobile_numbers() -> None:
     check_publishable(parse_item(item(body="咨询电话：0477-8612345，热线12345。")), CHANNELS)
 

@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ACCOUNT_TTL = 30.0  # seconds an opened account is reused; a directory import shows up after it
 RATE_PER_MINUTE = 10
-SEEN_TTL = 60  # WeChat retries within 15 s; Telegram within a minute or so
+# A reply is kept this long for WeChat's own retries (three tries within 15 s). How long a
+# message itself is remembered is the caller's: as long as a replay of it could still be taken.
+SEEN_TTL = 60
 FOLLOWER_TTL = 600  # seconds a follower is read from Redis instead of the database
 QUESTION_FLUSH = 0.25  # seconds a question waits to be written with others
 QUESTION_BATCH = 500
@@ -54,8 +56,23 @@ _FOLLOWER_FIELDS = ("id", "platform", "account", "external_id", "region_code", "
 UNREAD = object()
 # First delivery: mark it seen, count it against the sender's minute, return their cached
 # follower row. A repeat: return the reply cached for the first.
+#
+# KEYS: seen (the message), reply, rate, follower, and optionally the signed request.
+# ARGV: how long to remember the message, how long to remember the request.
+# A signed request seen before is a replay: it is answered with the message's reply only when
+# it also carries the same message (in plain mode the signature does not cover the body, so a
+# captured query with another body must get nothing, and must not mark that other message).
+# A message seen before under another request is WeChat retrying (or a replay of the retry): it
+# stays remembered at least as long as this copy's timestamp is accepted.
 _ADMIT = """
+if #KEYS >= 5 and not redis.call('SET', KEYS[5], '1', 'NX', 'EX', ARGV[2]) then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 0, redis.call('GET', KEYS[2])} end
+  return {0, 0, false}
+end
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  if redis.call('TTL', KEYS[1]) < tonumber(ARGV[1]) then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+  end
   return {0, 0, redis.call('GET', KEYS[2])}
 end
 local n = redis.call('INCR', KEYS[3])
@@ -76,6 +93,10 @@ def _bytes(value: Any) -> bytes | None:
     if value is None or value is False:
         return None
     return value if isinstance(value, bytes) else str(value).encode()
+
+
+def seen_key(key: str) -> str:
+    return f"gongkai:bot:seen:{key}"
 
 
 def follower_key(platform: str, account: str, external_id: str) -> str:
@@ -121,6 +142,9 @@ class Inbound:
         self._questions: list[dict[str, Any]] = []
         self._admit = redis.register_script(_ADMIT)
         self._flusher: asyncio.Task[None] | None = None
+        # The wall clock signed timestamps are judged by. One attribute so that a test can
+        # move it (with Redis's expiries) instead of waiting minutes for a window to pass.
+        self.clock: Callable[[], float] = time.time
 
     # --- accounts ---------------------------------------------------------------------------
 
@@ -151,19 +175,40 @@ class Inbound:
 
     # --- duplicates and limits --------------------------------------------------------------
 
-    async def admit(self, key: str, platform: str, account: str, external_id: str) -> Admission:
-        """The duplicate guard, the rate count and the cached follower in one round trip."""
-        minute = int(time.time() // 60)
+    async def admit(
+        self,
+        key: str,
+        platform: str,
+        account: str,
+        external_id: str,
+        *,
+        ttl: int = SEEN_TTL,
+        request_key: str | None = None,
+        request_ttl: int = SEEN_TTL,
+    ) -> Admission:
+        """The duplicate guard, the rate count and the cached follower in one round trip.
+
+        ``key`` names the message and is remembered for ``ttl`` seconds; ``request_key``, when
+        given, names the signed request and is remembered for ``request_ttl``. Both live in
+        Redis so that every web process refuses what any of them has seen.
+        """
+        minute = int(self.clock() // 60)
         keys = [
-            f"gongkai:bot:seen:{key}",
+            seen_key(key),
             f"gongkai:bot:reply:{key}",
             f"gongkai:bot:rate:{platform}:{account}:{external_id}:{minute}",
             follower_key(platform, account, external_id),
         ]
-        first, count, value = await self._admit(keys=keys, args=[SEEN_TTL])
+        if request_key is not None:
+            keys.append(seen_key(request_key))
+        first, count, value = await self._admit(keys=keys, args=[max(1, ttl), max(1, request_ttl)])
         if not first:
             return Admission(False, "ok", _bytes(value), None)
         return Admission(True, self._verdict(int(count)), None, _bytes(value))
+
+    async def forget(self, *keys: str) -> None:
+        """Undo `admit` for a message we failed to handle, so that WeChat's retry is taken."""
+        await self.redis.delete(*(seen_key(k) for k in keys))
 
     def _verdict(self, count: int) -> str:
         if count <= self.rate_per_minute:
@@ -172,14 +217,14 @@ class Inbound:
 
     async def first_time(self, key: str, ttl: int = SEEN_TTL) -> bool:
         """True for the first delivery of a message; retries of it get False."""
-        return bool(await self.redis.set(f"gongkai:bot:seen:{key}", b"1", nx=True, ex=ttl))
+        return bool(await self.redis.set(seen_key(key), b"1", nx=True, ex=ttl))
 
     async def remember_reply(self, key: str, reply: bytes, ttl: int = SEEN_TTL) -> None:
         await self.redis.set(f"gongkai:bot:reply:{key}", reply, ex=ttl)
 
     async def allow(self, platform: str, account: str, external_id: str) -> str:
         """ "ok"; "refuse" for the first message over the limit (say so once); "silent" after."""
-        minute = int(time.time() // 60)
+        minute = int(self.clock() // 60)
         key = f"gongkai:bot:rate:{platform}:{account}:{external_id}:{minute}"
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.incr(key)

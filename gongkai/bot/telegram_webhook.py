@@ -2,8 +2,14 @@
 
 The ``X-Telegram-Bot-Api-Secret-Token`` header must equal the bot's ``webhook_secret`` (set
 with ``setWebhook(secret_token=…)``; ``gongkai telegram webhook`` does it): without it anyone
-who guesses the URL could speak as any resident. The body is read only after that check.
-Telegram resends an update it got no 200 for, so update ids are remembered for a minute.
+who guesses the URL could speak as any resident. The body is read only after that check, and
+read whole: an update may arrive in several TCP segments, so what has arrived so far is not
+the update (up to ``MAX_BODY``; more is a 413).
+
+Telegram resends an update it got no 200 for, for hours, and an update captured on the way
+could be replayed with the secret header: each bot's update ids are remembered in Redis for
+``UPDATE_TTL``, shared by every web process, and a repeat is answered 200 (so Telegram stops
+resending it) without being handled again.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 DISPATCHER = web.AppKey("telegram_dispatcher", Dispatcher)
 BOTS = web.AppKey("telegram_bots", dict)
-MAX_BODY = 256 * 1024
+MAX_BODY = 1024 * 1024  # an update is a few KB; a long message with entities, tens
+UPDATE_TTL = 24 * 3600  # Telegram gives up on an undelivered update within a day
 ANSWER_WAIT = 3.0  # seconds we hold Telegram's request while the answer goes out
 
 
@@ -44,23 +51,21 @@ async def webhook(request: web.Request) -> web.Response:
     given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
     if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
         return web.Response(status=403, text="bad secret token")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return web.Response(status=413, text="body too large")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
+    raw = await _read_body(request)
+    if raw is None:
         return web.Response(status=413, text="body too large")
     try:
         data = json.loads(raw)
         update_id = int(data["update_id"])
     except (ValueError, TypeError, KeyError):
         return web.Response(status=400, text="not an update")
-    if not await inbound.first_time(f"telegram:{name}:{update_id}"):
-        return web.Response(text="ok")
     bot = _bot(app, config)
     try:
         update = Update.model_validate(data, context={"bot": bot})
     except ValidationError:
         return web.Response(status=400, text="not an update")
+    if not await inbound.first_time(f"telegram:{_bot_id(config, name)}:{update_id}", UPDATE_TTL):
+        return web.Response(text="ok")
     work = inbound.spawn(
         app[DISPATCHER].feed_update(bot, update, account=name, config=config),
         name=f"telegram {name} {update_id}",
@@ -69,6 +74,25 @@ async def webhook(request: web.Request) -> web.Response:
     # goes out, after Telegram has had its 200.
     await asyncio.wait({work}, timeout=ANSWER_WAIT)
     return web.Response(text="ok")
+
+
+async def _read_body(request: web.Request) -> bytes | None:
+    """The whole body, however many reads it takes; None when it is over ``MAX_BODY``."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return None
+    data = bytearray()
+    while chunk := await request.content.read(MAX_BODY + 1 - len(data)):
+        data += chunk
+        if len(data) > MAX_BODY:
+            return None
+    return bytes(data)
+
+
+def _bot_id(config: dict[str, Any], name: str) -> str:
+    """Update ids count per bot, and a bot is its token's numeric prefix (two directory
+    entries for one bot share its updates); the directory name when the token has none."""
+    prefix = str(config.get("token") or "").partition(":")[0]
+    return prefix if prefix.isdigit() else name
 
 
 def _bot(app: web.Application, config: dict[str, Any]) -> Bot:

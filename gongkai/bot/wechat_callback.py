@@ -2,10 +2,20 @@
 
 Order matters, and is the same for every request: the account, the timestamp window and the
 signature first (nothing is parsed for a stranger), then the size-capped body, then — in safe
-mode — the ``msg_signature`` over the ciphertext and decryption, then the duplicate guard
-(WeChat retries a message it got no answer to within 5 s), then the rate limit, then the
-answer. The answer is passive XML when it is ready within the budget; otherwise WeChat gets
-"success" at once and the resident gets the answer through the customer-service API.
+mode — the ``msg_signature`` over the ciphertext and decryption, then the duplicate guard,
+then the rate limit, then the answer. The answer is passive XML when it is ready within the
+budget; otherwise WeChat gets "success" at once and the resident gets the answer through the
+customer-service API.
+
+The duplicate guard is also the replay defence. A signed request passes `check_signed` for
+as long as its timestamp is within ``TIME_WINDOW`` of our clock, so both the request
+(timestamp, nonce, signature) and the message (MsgId, or sender + CreateTime + Event for an
+event) are remembered in Redis, shared by every web process, until that window has closed for
+the request (`replay_ttl`). A duplicate is never handled again: within ``SEEN_TTL`` it gets
+the reply the first copy got (WeChat's own retries come within 15 s, and the resident may not
+have had the first), later just "success", which is what WeChat expects for a message that
+needs no answer. A captured plain-mode query (whose signature does not cover the body) reused
+with another body gets "success" too, and that body is not looked at further.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from wechatpy.crypto import PrpCrypto
 from wechatpy.exceptions import InvalidAppIdException
 
 from gongkai.bot.conversation import Context, answer_entry, command, latest, respond, welcome
-from gongkai.bot.inbound import INBOUND, Admission, Inbound, install
+from gongkai.bot.inbound import INBOUND, SEEN_TTL, Admission, Inbound, install
 from gongkai.bot.keys import HTTP, MAKER, POOL, SETTINGS
 from gongkai.bot.phrases import say
 from gongkai.bot.villages import find_regions
@@ -33,6 +43,8 @@ from gongkai.bot.wechat_messages import (
     check_signed,
     dedup_key,
     parse_xml,
+    replay_ttl,
+    request_key,
     signature,
     text_reply,
 )
@@ -107,7 +119,8 @@ async def verify(request: web.Request) -> web.Response:
     try:
         account = await _account(request)
         q = request.query
-        check_signed(account.token, q.get("timestamp"), q.get("nonce"), q.get("signature"))
+        now = request.app[INBOUND].clock()
+        check_signed(account.token, q.get("timestamp"), q.get("nonce"), q.get("signature"), now=now)
     except Refused as exc:
         return _refusal(exc)
     return web.Response(text=q.get("echostr", ""), content_type="text/plain")
@@ -124,11 +137,13 @@ async def _read_body(request: web.Request) -> bytes:
     return bytes(data)
 
 
-async def _open(request: web.Request, account: WechatAccount) -> tuple[dict[str, Any], bool]:
+async def _open(
+    request: web.Request, account: WechatAccount, now: float
+) -> tuple[dict[str, Any], bool]:
     """The message's fields, and whether the request (so our reply) is encrypted."""
     q = request.query
     timestamp, nonce = q.get("timestamp"), q.get("nonce")
-    check_signed(account.token, timestamp, nonce, q.get("signature"))
+    check_signed(account.token, timestamp, nonce, q.get("signature"), now=now)
     encrypted = q.get("encrypt_type", "raw") == "aes"
     if not encrypted and account.mode == "safe":
         raise Refused(403, "this account accepts encrypted messages only")
@@ -141,7 +156,7 @@ async def _open(request: web.Request, account: WechatAccount) -> tuple[dict[str,
     ciphertext = outer.get("Encrypt")
     if not isinstance(ciphertext, str) or not ciphertext:
         raise Refused(400, "no Encrypt field")
-    check_signed(account.token, timestamp, nonce, q.get("msg_signature"), ciphertext)
+    check_signed(account.token, timestamp, nonce, q.get("msg_signature"), ciphertext, now=now)
     try:
         plain = account.crypto.decrypt(ciphertext, account.app_id)
     except InvalidAppIdException:
@@ -170,18 +185,31 @@ def _reply_response(
 
 @routes.post("/wechat/{account}")
 async def receive(request: web.Request) -> web.Response:
+    inbound = request.app[INBOUND]
+    now = inbound.clock()
     try:
         account = await _account(request)
-        fields, encrypted = await _open(request, account)
+        fields, encrypted = await _open(request, account, now)
     except Refused as exc:
         return _refusal(exc)
-    inbound = request.app[INBOUND]
-    nonce = request.query.get("nonce", "")
+    q = request.query
+    nonce = q.get("nonce", "")
     key = dedup_key(account.app_id, fields)
+    # Checked by _open: present, and the timestamp a number within the window.
+    signed = request_key(account.app_id, q["timestamp"], nonce, q["signature"])
+    ttl = replay_ttl(q["timestamp"], now)
     openid = str(fields.get("FromUserName") or "")
     ours = str(fields.get("ToUserName") or "")
-    admission = await inbound.admit(key, "wechat", account.name, openid)
-    if not admission.first:  # WeChat's retry: the same answer, or "success" while it's pending
+    admission = await inbound.admit(
+        key,
+        "wechat",
+        account.name,
+        openid,
+        ttl=max(SEEN_TTL, ttl),
+        request_key=signed,
+        request_ttl=ttl,
+    )
+    if not admission.first:  # a retry or a replay: the first's answer, or "success"
         cached = admission.reply.decode() if admission.reply else None
         return _reply_response(account, cached, encrypted, nonce)
     work = inbound.spawn(
@@ -192,7 +220,7 @@ async def receive(request: web.Request) -> web.Response:
         inbound.spawn(_follow_up(request.app, account, openid, work))
         return _reply_response(account, None, encrypted, nonce)
     if work.exception() is not None:
-        await inbound.redis.delete(f"gongkai:bot:seen:{key}")  # let WeChat's retry try again
+        await inbound.forget(key, signed)  # let WeChat's retry try again
         return web.Response(status=500, text="temporarily unavailable")
     text = work.result()
     xml = text_reply(openid, ours, text) if text else None

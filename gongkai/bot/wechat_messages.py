@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import time
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
@@ -17,12 +16,15 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from gongkai.channels.rendering import xml_safe
+
 MAX_BODY = 64 * 1024  # WeChat's pushes are a few hundred bytes; a long text message ~3 KB
 TIME_WINDOW = 300  # seconds a signed request stays valid: older ones are replays
+# Web processes on different machines may disagree about the time by this much; a request is
+# remembered until the slowest of them would refuse its timestamp.
+CLOCK_SLACK = 60
 MAX_DEPTH = 6  # <xml><PublishEventInfo><article_detail><item><article_url> is the deepest
 REPLY_MAX_BYTES = 2000  # WeChat truncates (or drops) longer passive text replies
-# Characters XML 1.0 cannot carry at all; a reply containing one would be rejected whole.
-_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class Refused(Exception):
@@ -97,7 +99,7 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
 def cdata(text: str) -> str:
     """``text`` inside CDATA, safely: "]]>" is split across two sections, and characters XML
     cannot carry are dropped."""
-    clean = _NOT_XML.sub("", text)
+    clean = xml_safe(text)  # a reply holding one would be rejected whole
     return "<![CDATA[" + clean.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
@@ -129,3 +131,19 @@ def dedup_key(app_id: str, fields: dict[str, Any]) -> str:
         f"wechat:{app_id}:event:{fields.get('FromUserName', '')}:{fields.get('CreateTime', '')}"
         f":{fields.get('Event', '')}"
     )
+
+
+def request_key(app_id: str, timestamp: str, nonce: str, given: str) -> str:
+    """The signed request itself: replaying it verbatim reproduces all three.
+
+    Hashed, because the nonce is as long as the sender likes and keys live for minutes.
+    """
+    digest = hashlib.sha256(f"{timestamp}\n{nonce}\n{given.lower()}".encode()).hexdigest()
+    return f"wechat:{app_id}:request:{digest}"
+
+
+def replay_ttl(timestamp: str, now: float) -> int:
+    """Seconds a request signed at ``timestamp`` (already checked) can still pass
+    `check_signed` on any of our processes: remembering it that long leaves no gap for a replay,
+    and no longer keeps Redis small (~300 s for a fresh request, at most 660)."""
+    return max(1, int(int(timestamp) + TIME_WINDOW - now) + CLOCK_SLACK)

@@ -8,6 +8,7 @@ language is adding templates (and a ``labels/<lang>.yaml``), no code.
 from __future__ import annotations
 
 import os
+import re
 import time
 import unicodedata
 from functools import lru_cache
@@ -22,6 +23,18 @@ PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 # Right-to-left scripts, for dir="rtl" on pages and for ordering bilingual text.
 RTL_LANGUAGES = {"ug", "ar", "fa"}
 HTML_LANG = {"zh": "zh-Hans", "mn": "mn-Mong", "ug": "ug-Arab", "bo": "bo", "ii": "ii", "ko": "ko"}
+
+
+# Characters XML 1.0 cannot carry at all: C0 controls but tab, newline and carriage return,
+# lone surrogates, U+FFFE and U+FFFF. One of them in /feed.xml makes the whole feed unreadable
+# to every reader, and pages are read by XML tools too; item text is not the only source
+# (a county's template override, a label), so whole rendered documents are cleaned.
+NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the characters XML 1.0 forbids (dropped: none of them is visible)."""
+    return NOT_XML.sub("", text)
 
 
 def _override_dir() -> Path | None:
@@ -70,7 +83,11 @@ def has_templates(channel: str, lang: str) -> bool:
 
 
 def render(channel: str, lang: str, name: str, *, html: bool = False, **context: Any) -> str:
-    return get_template(channel, lang, name, html=html).render(lang=lang, **context).strip()
+    """The template rendered; for markup (``html``: pages, the feed, article HTML) every value
+    is escaped and the document holds only characters XML 1.0 allows, whatever the item says
+    (cleaning after escaping cannot make markup: every ``<`` of a value is already ``&lt;``)."""
+    out = get_template(channel, lang, name, html=html).render(lang=lang, **context).strip()
+    return xml_safe(out) if html else out
 
 
 @lru_cache(maxsize=32)

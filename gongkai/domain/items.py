@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -21,7 +22,7 @@ from gongkai.domain.catalog import (
     OTHER_DOMAIN,
     PUSHABLE_DISCLOSURE,
 )
-from gongkai.domain.pii import find_personal_numbers
+from gongkai.domain.pii import find_personal_numbers, mask_numbers
 
 
 class FieldError(BaseModel):
@@ -177,26 +178,52 @@ def check_publishable(item: ItemIn, known_channels: list[str]) -> None:
                 f"未知渠道 '{channel}' / unknown channel; known: {', '.join(known_channels)}",
             )
 
-    texts: list[tuple[str, str]] = [
-        ("title", item.title),
-        ("summary", item.summary),
-        ("redacted_body", item.redacted_body or "")
-        if item.disclosure == "public_redacted"
-        else ("body", item.body),
-    ]
-    for lang, tr in item.translations.items():
-        for name in ("title", "summary", "body"):
-            texts.append((f"translations.{lang}.{name}", getattr(tr, name) or ""))
-    for field, text in texts:
+    for field, text, in_key in published_texts(item):
         for finding in find_personal_numbers(text):
             what = "身份证号" if finding.kind == "id_card" else "手机号"
+            where = "键名" if in_key else ""
             refuse(
                 field,
-                f"含未脱敏的{what} {finding.masked}（第{finding.position + 1}个字符处）/ "
-                f"unmasked {finding.kind.replace('_', ' ')} number",
+                f"{where}含未脱敏的{what} {finding.masked}（第{finding.position + 1}个字符处）/ "
+                f"unmasked {finding.kind.replace('_', ' ')} number"
+                + (" in the key" if in_key else ""),
             )
     if errors:
         raise ItemRefused(errors)
+
+
+def published_texts(item: ItemIn) -> Iterator[tuple[str, str, bool]]:
+    """(field, text, whether it is a key) for every piece of text in the item.
+
+    Every field, not a list of the ones that are "content": an issuer, a document number, a
+    catalog entry and the id itself (it is in every link) reach the public as surely as the
+    body, and a list of fields goes stale when a field is added. The exception is the body of
+    a ``public_redacted`` item, the original behind the redaction, which is never published.
+    Catalog values may be numbers (YAML reads ``联系电话: 13812345678`` as one).
+    """
+    data = item.model_dump(mode="python", exclude={"wechat"})
+    if item.disclosure == "public_redacted":
+        data.pop("body", None)
+    for name, value in data.items():
+        yield from _texts(name, value, numbers=name == "catalog")
+
+
+def _texts(field: str, value: Any, *, numbers: bool) -> Iterator[tuple[str, str, bool]]:
+    if isinstance(value, str):
+        yield field, value, False
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int | float):
+        if numbers:
+            yield field, str(value), False
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            path = f"{field}.{mask_numbers(str(key))}"
+            yield path, str(key), True
+            yield from _texts(path, inner, numbers=numbers)
+    elif isinstance(value, list | tuple):
+        for i, inner in enumerate(value):
+            yield from _texts(f"{field}[{i}]", inner, numbers=numbers)
 
 
 def parse_item(data: Any) -> ItemIn:

@@ -33,6 +33,7 @@ class Finding:
     kind: str  # "id_card" | "mobile"
     masked: str
     position: int
+    end: int = 0  # where the number (with its +86 or separators) ends in the text
 
 
 def find_personal_numbers(text: str) -> list[Finding]:
@@ -41,14 +42,24 @@ def find_personal_numbers(text: str) -> list[Finding]:
     for m in _ID_RE.finditer(text):
         if is_valid_id_number(m.group(1)):
             v = m.group(1)
-            found.append(Finding("id_card", v[:6] + "********" + v[-4:], m.start()))
+            found.append(Finding("id_card", v[:6] + "********" + v[-4:], m.start(), m.end()))
     id_spans = [(f.position, f.position + 18) for f in found]
     for m in _MOBILE_RE.finditer(text):
         if any(a <= m.start() < b for a, b in id_spans):
             continue
         digits = "".join(m.groups())
-        found.append(Finding("mobile", digits[:3] + "****" + digits[-4:], m.start()))
-    return found
+        found.append(Finding("mobile", digits[:3] + "****" + digits[-4:], m.start(), m.end()))
+    return sorted(found, key=lambda f: f.position)
+
+
+def mask_numbers(text: str) -> str:
+    """``text`` with each personal number in it masked: for naming a place (a catalog key) in
+    an error message without repeating the number the error is about."""
+    out, last = [], 0
+    for finding in find_personal_numbers(text):
+        out += [text[last : finding.position], finding.masked]
+        last = finding.end
+    return "".join(out) + text[last:]
 
 
 MOBILE_NUMBER = re.compile(r"^1[3-9][0-9]{9}$")

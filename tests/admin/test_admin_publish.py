@@ -145,6 +145,34 @@ async def test_refusals_are_the_apis_shown_next_to_each_input(site) -> None:
     assert 'id="publish-button"' not in page
 
 
+async def test_the_preview_refuses_personal_numbers_in_every_field_by_name(site) -> None:
+    """Issuer, document number, catalog (a form input and an extra key riding in the hidden
+    JSON) and a translation: the preview names each field, as the API does, and sends nothing."""
+    publisher = await site.login("publisher")
+    extra = json.dumps({"catalog": {"联系人": "李四 13812345678"}}, ensure_ascii=False)
+    bad = form(
+        issuer="水务局 13812345678",
+        doc_number="伊政发11010519491231002X",
+        **{
+            "catalog.subject": "联系 13912345678",
+            "tr.mn.title": "ᠮᠡᠳᠡᠭᠳᠡᠯ 13812345678",
+            "extra_json": extra,
+        },
+    )
+    r = await publisher.post("/admin/publish", [*bad, ("action", "preview")])
+    assert r.status == 422
+    page = await r.text()
+    shown = errors_on_page(page)
+    assert {f for f, _ in shown} == {"issuer", "doc_number", "catalog.subject", "catalog.联系人",
+                                     "translations.mn.title"}  # fmt: skip
+    for name in ("issuer", "doc_number", "catalog-subject", "tr-mn-title"):
+        assert f'id="f-{name}-err"' in page  # next to its input, too
+    assert all("13812345678" not in m and "11010519491231002X" not in m for _, m in shown)
+    assert 'id="publish-button"' not in page
+    async with site.maker() as session:
+        assert await session.get(Item, "notice-7") is None
+
+
 async def test_unknown_region_and_taken_id_are_refused_before_sending(site) -> None:
     publisher = await site.login("publisher")
     r = await publisher.post(

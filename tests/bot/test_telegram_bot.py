@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
+from gongkai.bot.inbound import INBOUND
 from gongkai.storage.models import Follower, Subscription
-from tests.bot_support import TG_SECRET, TG_TOKEN, BotEnv, bot_env, until
+from tests.bot_support import TG_SECRET, TG_TOKEN, BotEnv, bot_env, travel, until
 
 _ids = itertools.count(1000)
 CHAT = 424242
@@ -75,6 +79,85 @@ async def test_a_resent_update_is_answered_once(env: BotEnv) -> None:
     assert await post(env, body) == 200
     await until(lambda: shown(env))
     assert len(shown(env)) == 1 and len(await env.questions()) == 1
+
+
+async def test_a_replayed_update_is_ignored_for_a_day(env: BotEnv) -> None:
+    """Telegram keeps resending an update it got no 200 for, and a captured one can be
+    replayed with the header: hours later it is still answered 200 and handled once."""
+    body = update("低保咋申请", update_id=5150)
+    assert await post(env, body) == 200
+    await until(lambda: shown(env))
+    for hours in (1, 22):
+        await travel(env, hours * 3600)
+        assert await post(env, body) == 200
+    await until(lambda: env.client.app[INBOUND].pending == 0)
+    assert len(shown(env)) == 1 and len(await env.questions()) == 1
+    assert await post(env, update("低保咋申请", update_id=5151)) == 200  # the next one is new
+    await until(lambda: len(shown(env)) == 2)
+
+
+async def test_an_update_in_two_writes_is_read_whole(env: BotEnv) -> None:
+    """Headers and the first half of the JSON in one TCP write, the rest in another once the
+    handler is running with the half in hand: the update is read whole and answered."""
+    from gongkai.bot.app import create_app
+
+    started: list[str] = []
+
+    @web.middleware
+    async def note(request: web.Request, handler: Any) -> web.StreamResponse:
+        started.append(request.path)
+        return await handler(request)
+
+    app = create_app(env.settings, env.redis_url)
+    app.middlewares.append(note)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    writer = None
+    try:
+        # A first request opens the bot's account, so the next handler goes straight from
+        # the middleware to reading the body.
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(b"POST /telegram/ordos HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        assert (await reader.readuntil(b"\r\n")).startswith(b"HTTP/1.1 403")
+        writer.close()
+        body = json.dumps(update("低保咋申请"), ensure_ascii=False).encode()
+        head = (
+            "POST /telegram/ordos HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nX-Telegram-Bot-Api-Secret-Token: {TG_SECRET}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        half = len(body) // 2
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(head + body[:half])
+        await writer.drain()
+        await until(lambda: len(started) == 2)
+        writer.write(body[half:])
+        await writer.drain()
+        response = await reader.read()
+        assert response.startswith(b"HTTP/1.1 200"), response
+        (answer,) = await until(lambda: shown(env))
+        assert answer.startswith("持户口簿、身份证")
+    finally:
+        if writer is not None:
+            writer.close()
+        await server.close()
+
+
+async def test_an_oversized_update_is_refused(env: BotEnv) -> None:
+    big = update("低保咋申请")
+    big["message"]["text"] = "低" * 400_000  # 1.2 MB of UTF-8
+    assert await post(env, big) == 413
+
+    async def chunks() -> Any:  # no Content-Length: the cap holds while reading
+        raw = json.dumps(big).encode()
+        for start in range(0, len(raw), 64 * 1024):
+            yield raw[start : start + 64 * 1024]
+
+    headers = {"X-Telegram-Bot-Api-Secret-Token": TG_SECRET, "Content-Type": "application/json"}
+    resp = await env.client.post("/telegram/ordos", data=chunks(), headers=headers)
+    assert resp.status == 413
+    assert env.telegram.messages == []
 
 
 async def test_subscribe_language_and_bind_commands(env: BotEnv) -> None:
