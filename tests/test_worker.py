@@ -280,3 +280,55 @@ async def test_a_row_whose_job_redis_lost_is_queued_again_and_a_waiting_one_is_l
     await run_workers(s, redis_url)
     (d,), _ = await fetch_deliveries(s)
     assert d.status == "delivered" and len(state.messages) == 1
+
+
+async def test_an_item_published_while_redis_is_down_is_stored_and_delivered_once_it_is_back(
+    tmp_path, redis_url, robot
+):
+    from datetime import timedelta
+
+    from sqlmodel import update
+
+    from gongkai.dispatch.ingest import ingest_item
+    from gongkai.dispatch.reconcile import reconcile
+    from gongkai.dispatch.worker import close_deps, open_deps, open_pool
+    from gongkai.domain.items import parse_item
+    from gongkai.domain.workdays import WorkCalendar
+    from gongkai.storage.crypto import Sealer
+    from gongkai.storage.db import make_engine, make_sessionmaker
+    from gongkai.storage.models import Delivery
+    from gongkai.storage.types import utcnow
+    from tests.faults.cluster import free_port
+
+    url, state = robot
+    s = settings_for(tmp_path, wecom_api_base=url)
+    await prepare_db(s)
+    engine = make_engine(s.resolved_database_url)
+    nowhere = open_pool(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    try:
+        async with make_sessionmaker(engine)() as session:
+            result = await ingest_item(
+                session,
+                Sealer(s.resolved_secret_key()),
+                parse_item(village_item()),
+                actor="test",
+                public_url=s.public_url,
+                calendar=WorkCalendar(),
+                pool=nowhere,
+                tz=s.tz,
+            )
+        assert result.created and any("Redis" in w for w in result.warnings)
+        async with make_sessionmaker(engine)() as session:  # as a minute later
+            await session.exec(update(Delivery).values(updated_at=utcnow() - timedelta(minutes=1)))
+            await session.commit()
+    finally:
+        await nowhere.aclose()
+        await engine.dispose()
+    deps, deps_engine = open_deps(s, redis_url)
+    try:
+        assert (await reconcile(deps))["reconciled"] == 1
+    finally:
+        await close_deps(deps, deps_engine)
+    await run_workers(s, redis_url)
+    (d,), _ = await fetch_deliveries(s)
+    assert d.status == "delivered" and len(state.messages) == 1

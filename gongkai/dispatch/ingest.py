@@ -6,6 +6,7 @@ three refuse and accept exactly the same things.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +25,8 @@ from gongkai.domain.workdays import WorkCalendar
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.models import AuditEntry, Delivery, DeliveryStatus, Item, ItemStatus, Region
 from gongkai.storage.types import utcnow
+
+log = logging.getLogger(__name__)
 
 
 class ItemConflict(Exception):
@@ -110,8 +113,16 @@ async def ingest_item(
     named = batches([d.id for d in deliveries if d.id is not None]) if pool is not None else []
     await stamp_jobs(session, named)  # each row names its job (reconcile.py)
     await session.commit()
+    warnings = list(warnings)  # the item's own deadline warnings are stored as they were
     if pool is not None:
-        await enqueue_deliveries(pool, named, at=item.publish_at if scheduled else None)
+        try:
+            await enqueue_deliveries(pool, named, at=item.publish_at if scheduled else None)
+        except Exception as exc:  # the rows are stored: reconciliation queues them
+            log.warning("could not enqueue %s's deliveries (%s)", item.id, exc)
+            warnings.append(
+                "the queue (Redis) was unreachable: the deliveries are stored and a worker "
+                "will pick them up within a minute"
+            )
     return IngestResult(item, deliveries, created=True, warnings=warnings)
 
 

@@ -8,6 +8,7 @@ enqueue that never happened) is queued again, and a row whose job is only waitin
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import uuid
@@ -19,6 +20,8 @@ from arq.connections import ArqRedis
 from arq.constants import job_key_prefix
 
 from gongkai.storage.types import utcnow
+
+log = logging.getLogger(__name__)
 
 QUEUE_NAME = "gongkai:queue"
 DELIVER_JOB = "deliver"
@@ -82,8 +85,12 @@ async def enqueue_delivery(
     delay: float | None = None,
     job: str | None = None,
 ) -> None:
-    """Queue one delivery (an admin's retry, a test); the row guards against doubles."""
-    await enqueue_job(pool, job or job_name(), [delivery_id], at=at, delay=delay)
+    """Queue one delivery (an admin's retry, a test); the row guards against doubles. With
+    Redis away the row is still queued in the database, and reconciliation finds it."""
+    try:
+        await enqueue_job(pool, job or job_name(), [delivery_id], at=at, delay=delay)
+    except Exception as exc:
+        log.warning("could not enqueue delivery %s (%s); reconciliation will", delivery_id, exc)
 
 
 async def enqueue_deliveries(
