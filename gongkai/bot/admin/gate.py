@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 from gongkai.bot.admin.render import message_page
 from gongkai.bot.admin.sessions import COOKIE, load_session, same_token
 from gongkai.bot.auth import PRINCIPAL
+from gongkai.bot.inputs import QueryRefused
 
 PUBLIC_PATHS = {"/admin/login"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -65,6 +66,8 @@ async def console_gate(request: web.Request, handler: Handler) -> web.StreamResp
     except web.HTTPException as exc:
         _harden(exc)
         raise
+    except QueryRefused as exc:
+        response = await message_page(request, 400, "查询参数有误", f"{exc.field}：{exc.message}")
     _harden(response)
     return response
 
