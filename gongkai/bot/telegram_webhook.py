@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,14 +20,17 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from gongkai.bot.inbound import INBOUND, install
+from gongkai.bot.inputs import BodyRefused, parse_json, read_body
 from gongkai.bot.keys import SETTINGS
 from gongkai.bot.telegram_bot import bot_for, make_dispatcher
+from gongkai.domain.bounds import MAX_INT64
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 DISPATCHER = web.AppKey("telegram_dispatcher", Dispatcher)
 BOTS = web.AppKey("telegram_bots", dict)
 MAX_BODY = 256 * 1024
+MAX_DEPTH = 64  # an update nests a message in a reply in a chat…, never this deep
 ANSWER_WAIT = 3.0  # seconds we hold Telegram's request while the answer goes out
 
 
@@ -44,16 +46,15 @@ async def webhook(request: web.Request) -> web.Response:
     given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
     if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
         return web.Response(status=403, text="bad secret token")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return web.Response(status=413, text="body too large")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        return web.Response(status=413, text="body too large")
     try:
-        data = json.loads(raw)
-        update_id = int(data["update_id"])
-    except (ValueError, TypeError, KeyError):
+        data = parse_json(await read_body(request, MAX_BODY), max_depth=MAX_DEPTH)
+    except BodyRefused as exc:
+        return web.Response(status=413 if exc.status == 413 else 400, text=exc.message)
+    update_id = data.get("update_id") if isinstance(data, dict) else None
+    if not isinstance(update_id, int) or isinstance(update_id, bool):
         return web.Response(status=400, text="not an update")
+    if not 0 <= update_id <= MAX_INT64:
+        return web.Response(status=400, text="update_id out of range")
     if not await inbound.first_time(f"telegram:{name}:{update_id}"):
         return web.Response(text="ok")
     bot = _bot(app, config)
