@@ -60,6 +60,9 @@ def _json(data: object, status: int) -> web.Response:
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid = request_id(request)
     try:
+        if "\x00" in request.path or any("\x00" in v for v in request.query.values()):
+            # PostgreSQL cannot hold a NUL in text: it would fail the first query it reached
+            raise QueryRefused("(url)", "含 NUL 字符 / contains a NUL character")
         return await handler(request)
     except web.HTTPException:
         raise

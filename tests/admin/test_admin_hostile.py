@@ -185,3 +185,37 @@ async def test_retry_back_with_crlf_goes_to_the_delivery_instead(site: Any) -> N
     assert r.status == 303
     assert r.headers["Location"] == f"/admin/deliveries/{d.id}"
     assert "owned" not in r.headers.get("Set-Cookie", "")
+
+
+async def test_faq_text_from_the_console_has_the_item_text_rules(site: Any) -> None:
+    from gongkai.bot.faq_text import normalize_question
+    from gongkai.storage.models import Question
+
+    async with site.maker() as session:
+        session.add(
+            Question(
+                platform="wechat",
+                language="zh",
+                text="低保怎么申请",
+                normalized=normalize_question("低保怎么申请"),
+            )
+        )
+        await session.commit()
+    publisher = await site.login("publisher")
+    r, page = await timed(
+        publisher.post(
+            "/admin/questions/faq",
+            {
+                "normalized": normalize_question("低保怎么申请"),
+                "question": "低保怎么申请",
+                "keywords": "低保 申请",
+                "answer": "到乡镇政府申请\x07",
+                "domain": "",
+            },
+        )
+    )
+    assert r.status == 422 and "U+0007" in page
+    r, page = await timed(
+        publisher.post("/admin/questions/faq", {"normalized": "a\x00b", "question": "q"})
+    )
+    assert r.status == 400
