@@ -109,8 +109,14 @@ def _multi_line(value: str) -> str:
     return value
 
 
-WindowDate = Annotated[date, AfterValidator(_in_window)]
-WindowDatetime = Annotated[datetime, AfterValidator(_moment_in_window)]
+WindowDate = Annotated[
+    date, Field(description=f"a day within {WINDOW_TEXT}"), AfterValidator(_in_window)
+]
+WindowDatetime = Annotated[
+    datetime,
+    Field(description=f"with a UTC offset; within {WINDOW_TEXT} in UTC"),
+    AfterValidator(_moment_in_window),
+]
 
 
 OneLine = Annotated[str, Field(max_length=MAX_LINE), AfterValidator(_one_line)]
