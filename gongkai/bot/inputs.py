@@ -115,11 +115,14 @@ def datetime_param(q: Mapping[str, str], name: str, tz: tzinfo | None) -> dateti
         moment = datetime.fromisoformat(raw[:64])
     except ValueError:
         raise QueryRefused(name, "应为 ISO 日期或时间 / not an ISO date or time") from None
-    problem = day_problem(moment.date())
-    if problem is None:
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=tz) if tz is not None else moment.astimezone()
-        problem = moment_problem(moment)
+    if moment.tzinfo is None:
+        # a wall-clock value is judged by its day, so since=1949-01-01 is accepted in a zone
+        # east of UTC; within the window the conversion cannot overflow
+        problem = day_problem(moment.date())
+        if problem:
+            raise QueryRefused(name, problem)
+        return moment.replace(tzinfo=tz) if tz is not None else moment.astimezone()
+    problem = moment_problem(moment)
     if problem:
         raise QueryRefused(name, problem)
     return moment
