@@ -109,3 +109,15 @@ def test_workdays_between_any_span_is_instant() -> None:
     started = time.monotonic()
     assert WorkCalendar().workdays_between(date(1, 1, 1), date(9999, 12, 31)) > 2_500_000
     assert time.monotonic() - started < 0.1
+
+
+def test_a_text_full_of_numbers_is_refused_in_a_few_messages() -> None:
+    from gongkai.channels import registry
+    from gongkai.domain.items import check_publishable, parse_item
+    from tests.support import item
+
+    with pytest.raises(ItemRefused) as caught:
+        check_publishable(parse_item(item(body="电话13800001234，" * 5000)), registry.CHANNEL_NAMES)
+    body_errors = [e for e in caught.value.errors if e.field == "body"]
+    assert len(body_errors) == 11
+    assert "4990 more unmasked numbers" in body_errors[-1].message

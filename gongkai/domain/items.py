@@ -39,6 +39,8 @@ from gongkai.domain.catalog import (
 )
 from gongkai.domain.pii import find_personal_numbers
 
+MAX_FINDINGS_SHOWN = 10  # per field: a body full of numbers is one answer, not a 5 MB one
+
 
 class FieldError(BaseModel):
     field: str
@@ -244,13 +246,17 @@ def check_publishable(item: ItemIn, known_channels: list[str]) -> None:
         for name in ("title", "summary", "body"):
             texts.append((f"translations.{lang}.{name}", getattr(tr, name) or ""))
     for field, text in texts:
-        for finding in find_personal_numbers(text):
+        findings = find_personal_numbers(text)
+        for finding in findings[:MAX_FINDINGS_SHOWN]:
             what = "身份证号" if finding.kind == "id_card" else "手机号"
             refuse(
                 field,
                 f"含未脱敏的{what} {finding.masked}（第{finding.position + 1}个字符处）/ "
                 f"unmasked {finding.kind.replace('_', ' ')} number",
             )
+        if len(findings) > MAX_FINDINGS_SHOWN:
+            more = len(findings) - MAX_FINDINGS_SHOWN
+            refuse(field, f"另有 {more} 处未脱敏的号码 / {more} more unmasked numbers")
     if errors:
         raise ItemRefused(errors)
 
