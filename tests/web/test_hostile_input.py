@@ -339,3 +339,24 @@ async def test_the_bounds_hold_on_postgresql(
             client.post("/admin/login", data={"name": "a\x00b", "password": "x", "csrf": "x"})
         )
         assert r.status == 400
+
+
+async def test_running_app_fails_a_test_whose_request_ended_unhandled(
+    tmp_path: Any, embedded_redis_url: str, redis: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard every app-level test relies on: an unhandled exception in any request fails
+    the test on teardown even though the test itself was satisfied with the 500."""
+    from gongkai.bot import api
+    from tests.support import prepare_db, running_app, settings_for
+
+    def boom(server: str) -> dict[str, Any]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api, "openapi_document", boom)
+    s = settings_for(tmp_path)
+    await prepare_db(s, directory=None)
+    with pytest.raises(AssertionError, match="unhandled exception"):
+        async with running_app(s, embedded_redis_url) as client:
+            r = await client.get("/api/v1/openapi.json")
+            assert r.status == 500
+            assert (await r.json())["request_id"] == r.headers["X-Request-Id"]
