@@ -132,7 +132,9 @@ def row_id(request: web.Request, name: str = "id") -> int:
     """A path segment naming a row: anything but a stored row id's range is simply not found."""
     raw = request.match_info.get(name, "")
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 1 <= int(raw) <= MAX_ROW_ID:
-        raise web.HTTPNotFound(text="not found")
+        if request.path.startswith("/api/"):
+            raise web.HTTPNotFound(text='{"error": "not found"}', content_type="application/json")
+        raise web.HTTPNotFound(text="没有这一行 / not found")
     return int(raw)
 
 

@@ -81,9 +81,9 @@ async def _has_nul(request: web.Request) -> bool:
 
 
 async def _console(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method not in SAFE_METHODS and await _has_nul(request):
+        return await message_page(request, 400, "请求无效", "表单含 NUL 字符。")
     if path_is_public(request.path):
-        if request.method not in SAFE_METHODS and await _has_nul(request):
-            return await message_page(request, 400, "请求无效", "表单含 NUL 字符。")
         return await handler(request)
     me = await load_session(request)
     if me is None:
@@ -91,8 +91,6 @@ async def _console(request: web.Request, handler: Handler) -> web.StreamResponse
             target = request.path_qs
             raise web.HTTPFound(f"/admin/login?next={quote(target, safe='')}")
         return await message_page(request, 401, "请先登录", "登录已过期或尚未登录，请重新登录。")
-    if request.method not in SAFE_METHODS and await _has_nul(request):
-        return await message_page(request, 400, "请求无效", "表单含 NUL 字符。")
     if request.method not in SAFE_METHODS:
         given = request.headers.get("X-CSRF-Token")
         if given is None:
