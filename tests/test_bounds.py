@@ -49,7 +49,9 @@ def test_an_item_file_bomb_is_refused_naming_the_file() -> None:
 
 def test_json_depth_is_judged_before_parsing() -> None:
     assert parse_json(b"[" * 32 + b"]" * 32) is not None
-    for raw in (b"[" * 33 + b"]" * 33, b'{"a":' * 40 + b"1" + b"}" * 40):
+    alternating = b'{"a": [' * 17 + b"1" + b"]}" * 17  # 34 levels, lists and objects
+    assert parse_json(b'{"a": [' * 16 + b"1" + b"]}" * 16) is not None  # 32 levels
+    for raw in (b"[" * 33 + b"]" * 33, b'{"a":' * 40 + b"1" + b"}" * 40, alternating):
         with pytest.raises(BodyRefused, match="nested more than 32"):
             parse_json(raw)
     # brackets inside strings are text, not nesting

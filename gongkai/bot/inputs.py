@@ -189,6 +189,7 @@ def parse_json(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_ONE_KIND = str.maketrans("{}", "[]")
 
 
 def too_deep(text: str, max_depth: int) -> bool:
@@ -203,15 +204,16 @@ def too_deep(text: str, max_depth: int) -> bool:
     brackets = _STRING.sub("", text)
     for separator in ",: \n\r\t":  # plain replaces first: one regex match per comma is slow
         brackets = brackets.replace(separator, "")
-    brackets = _NOT_BRACKET.sub("", brackets)
+    # one kind of bracket, so that each pass removes exactly one level ("{[]}" is two passes)
+    brackets = _NOT_BRACKET.sub("", brackets).translate(_ONE_KIND)
     for _ in range(max_depth):
-        shorter = brackets.replace("[]", "").replace("{}", "")
+        shorter = brackets.replace("[]", "")
         if shorter == brackets:
-            return False  # mismatched: the parser says what is wrong with it
+            return False  # unbalanced: the parser says what is wrong with it
         brackets = shorter
         if not brackets:
             return False
-    return "[]" in brackets or "{}" in brackets
+    return "[]" in brackets
 
 
 async def read_json(
