@@ -219,3 +219,25 @@ async def test_faq_text_from_the_console_has_the_item_text_rules(site: Any) -> N
         publisher.post("/admin/questions/faq", {"normalized": "a\x00b", "question": "q"})
     )
     assert r.status == 400
+
+
+async def test_the_publish_form_with_far_dates_is_refused_by_field(site: Any) -> None:
+    publisher = await site.login("publisher")
+    form = {
+        k: v
+        for k, v in item(regions=None, channels=None).items()
+        if isinstance(v, str) and k not in ("approved_at",)
+    }
+    form.update(
+        issued_at="0001-01-01",
+        approved_at="0001-01-01T00:00",
+        publish_at="9999-12-31T23:59",
+        regions="150627",
+        action="preview",
+    )
+    r, page = await timed(publisher.post("/admin/publish", form))
+    assert r.status == 422, page[:300]
+    for field in ("f-issued_at", "f-approved_at", "f-publish_at"):
+        assert f'id="{field}-err"' in page, field
+    async with site.maker() as session:
+        assert (await session.exec(select(func.count()).select_from(Item))).one() == 0
