@@ -124,12 +124,18 @@ async def token(s: Settings, role: Role, name: str = "tester") -> str:
 
 @asynccontextmanager
 async def running_app(s: Settings, redis_url: str):  # type: ignore[no-untyped-def]
-    client = TestClient(TestServer(create_app(s, redis_url), host="127.0.0.1"))
+    """The app on a test server; on leaving, fails the test if any request it served raised an
+    unhandled exception (answered 500 by the error middleware), whatever the test asserted."""
+    from gongkai.bot.errors import UNHANDLED
+
+    app = create_app(s, redis_url)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
         yield client
     finally:
         await client.close()
+    assert not app[UNHANDLED], f"requests ended in an unhandled exception: {app[UNHANDLED]}"
 
 
 async def run_workers(s: Settings, redis_url: str, n: int = 1, max_jobs: int = 10) -> None:

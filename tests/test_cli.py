@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import yaml
@@ -112,3 +113,29 @@ def test_token_create_prints_a_token_once(cli) -> None:
     assert result.exit_code == 0 and result.output.strip().startswith("gk_")
     bad = invoke("token", "create", "--role", "king", "--name", "x")
     assert bad.exit_code != 0
+
+
+_BOMB = """\
+a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def test_cli_publish_and_directory_import_refuse_a_bomb(cli) -> None:
+    invoke, tmp_path = cli
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_BOMB, encoding="utf-8")
+    for command in (("publish", str(bomb)), ("directory", "import", str(bomb))):
+        started = time.monotonic()
+        result = invoke(*command)
+        assert time.monotonic() - started < 5  # the CLI starts a database; the refusal is instant
+        assert result.exit_code == 1, result.output
+        assert "aliases are expanded" in result.output and "Traceback" not in result.output
+        assert len(result.output) < 2000

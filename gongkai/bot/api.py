@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -11,12 +10,22 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bot.auth import principal, require
+from gongkai.bot.inputs import (
+    BodyRefused,
+    QueryRefused,
+    datetime_param,
+    int_param,
+    read_json,
+    row_id,
+    text_param,
+)
 from gongkai.bot.keys import CALENDAR, HTTP, MAKER, POOL, SEALER, SETTINGS
 from gongkai.bot.openapi import openapi_document
 from gongkai.dispatch.ingest import ItemConflict, ingest_item
 from gongkai.dispatch.queue import enqueue_delivery
 from gongkai.dispatch.recall import recall_item
 from gongkai.dispatch.retry import NotRetryable, requeue
+from gongkai.domain.bounds import MAX_ROW_ID
 from gongkai.domain.items import FieldError, ItemRefused, parse_item
 from gongkai.storage.models import Delivery, DeliveryStatus, Item, Role
 from gongkai.storage.queries import (
@@ -32,14 +41,11 @@ from gongkai.storage.queries import (
 )
 
 routes = web.RouteTableDef()
+MAX_PAGE = 10000  # rows in one answer of the delivery log (JSON or CSV)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
-
-
-def _refused(errors: list[FieldError]) -> web.Response:
-    return _json(ItemRefused(errors).as_json(), status=422)
 
 
 @routes.post("/api/v1/items")
@@ -47,9 +53,12 @@ def _refused(errors: list[FieldError]) -> web.Response:
 async def post_item(request: web.Request) -> web.Response:
     """Ingest one approved item; the same id again is idempotent."""
     try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _refused([FieldError(field="(body)", message="不是有效的 JSON / not valid JSON")])
+        data = await read_json(request)
+    except BodyRefused as exc:
+        return _json(
+            ItemRefused([FieldError(field="(body)", message=exc.message)]).as_json(),
+            status=exc.status,
+        )
     app = request.app
     who = await principal(request)
     try:
@@ -151,40 +160,20 @@ async def post_recall(request: web.Request) -> web.Response:
 
 
 def _filter_from_query(q: Any) -> DeliveryFilter:
-    def dt(name: str) -> datetime | None:
-        value = q.get(name)
-        if not value:
-            return None
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise web.HTTPUnprocessableEntity(
-                text=json.dumps({"error": f"{name}: not an ISO date"}),
-                content_type="application/json",
-            ) from None
-        return parsed if parsed.tzinfo else parsed.astimezone()
-
-    try:
-        limit = min(int(q.get("limit", 100)), 10000)
-        after = int(q["after"]) if q.get("after") else None
-    except ValueError:
-        raise web.HTTPUnprocessableEntity(
-            text='{"error": "limit and after must be numbers"}', content_type="application/json"
-        ) from None
-    if q.get("status") and q["status"] not in DeliveryStatus.__members__:
-        raise web.HTTPUnprocessableEntity(
-            text=json.dumps({"error": f"status: one of {', '.join(DeliveryStatus.__members__)}"}),
-            content_type="application/json",
-        )
+    """The log's filters; anything out of bounds is a 400 naming the parameter (``limit=-1``
+    used to lift the row cap, ``after`` past 64 bits and years 1 or 9999 answered 500)."""
+    status = text_param(q, "status")
+    if status and status not in DeliveryStatus.__members__:
+        raise QueryRefused("status", f"one of {', '.join(DeliveryStatus.__members__)}")
     return DeliveryFilter(
-        item=q.get("item") or None,
-        channel=q.get("channel") or None,
-        status=q.get("status") or None,
-        region=q.get("region") or None,
-        since=dt("since"),
-        until=dt("until"),
-        limit=limit,
-        after_id=after,
+        item=text_param(q, "item"),
+        channel=text_param(q, "channel"),
+        status=status,
+        region=text_param(q, "region"),
+        since=datetime_param(q, "since", None),
+        until=datetime_param(q, "until", None),
+        limit=int_param(q, "limit", default=100, lo=1, hi=MAX_PAGE) or 100,
+        after_id=int_param(q, "after", default=None, lo=1, hi=MAX_ROW_ID),
     )
 
 
@@ -194,7 +183,7 @@ async def get_deliveries(request: web.Request) -> web.StreamResponse:
     f = _filter_from_query(request.query)
     as_csv = request.query.get("format") == "csv"
     if as_csv and "limit" not in request.query:
-        f.limit = 10000
+        f.limit = MAX_PAGE
     if as_csv:
         async with request.app[MAKER]() as session:
             csv_rows = await list_delivery_rows(session, f)
@@ -218,10 +207,7 @@ async def post_retry(request: web.Request) -> web.Response:
     """Requeue a dead or failed delivery; delivered ones are never sent again."""
     app = request.app
     who = await principal(request)
-    try:
-        delivery_id = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
+    delivery_id = row_id(request)
     async with app[MAKER]() as session:
         d = await session.get(Delivery, delivery_id)
         if d is None:

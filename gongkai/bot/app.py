@@ -9,7 +9,8 @@ import aiohttp
 from aiohttp import web
 from arq import create_pool
 
-from gongkai.bot import api, health, public
+from gongkai.bot import api, errors, health, public
+from gongkai.bot.inputs import MAX_JSON_BYTES
 from gongkai.bot.keys import CALENDAR, ENGINE, HTTP, MAKER, POOL, REDIS_URL, SEALER, SETTINGS
 from gongkai.bot.settings import Settings
 from gongkai.dispatch.redis_server import arq_settings
@@ -60,7 +61,8 @@ async def security_headers(request: web.Request, handler: Callable) -> web.Strea
 
 
 def create_app(settings: Settings, redis_url: str) -> web.Application:
-    app = web.Application(middlewares=[security_headers], client_max_size=4 * 1024 * 1024)
+    app = web.Application(middlewares=[security_headers], client_max_size=MAX_JSON_BYTES)
+    errors.install(app)  # outermost: it sees every other middleware's exceptions too
     app[SETTINGS] = settings
     app[REDIS_URL] = redis_url
     app[SEALER] = Sealer(settings.resolved_secret_key())

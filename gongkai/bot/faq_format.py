@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from gongkai.domain import safe_yaml
+
 __all__ = ["FaqEntryData", "FaqFormatError", "dump_faq_yaml", "parse_faq_yaml"]
 
 # `questions` is allowed so a FAQ file can carry its own labelled test questions.
@@ -142,7 +144,7 @@ def _synonyms(raw: Any) -> dict[str, list[str]]:
 def parse_faq_yaml(text: str) -> tuple[list[FaqEntryData], dict[str, list[str]]]:
     """Parse a FAQ file into entries (file order kept) and synonyms (head word → variants)."""
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml.load(text)  # untrusted: aliases within a budget
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -6,6 +6,8 @@ from functools import lru_cache
 from typing import Any
 
 from gongkai import __version__
+from gongkai.bot.inputs import MAX_PARAM_CHARS
+from gongkai.domain.bounds import MAX_ROW_ID, WINDOW_TEXT
 from gongkai.domain.items import ItemIn
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}}
@@ -46,20 +48,27 @@ def openapi_document(server: str) -> dict[str, Any]:
     item_schema = ItemIn.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = item_schema.pop("$defs", {})
     id_param = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    text = {"type": "string", "maxLength": MAX_PARAM_CHARS}
+    moment = {"type": "string", "format": "date-time", "description": f"within {WINDOW_TEXT}"}
+    filter_schemas: dict[str, dict[str, Any]] = {
+        "item": text,
+        "channel": text,
+        "status": text,
+        "region": text,
+        "since": moment,
+        "until": moment,
+        "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100},
+        "after": {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID},
+        "format": {"type": "string", "enum": ["json", "csv"]},
+    }
     filters = [
-        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-        for n in (
-            "item",
-            "channel",
-            "status",
-            "region",
-            "since",
-            "until",
-            "limit",
-            "after",
-            "format",
-        )
+        {"name": n, "in": "query", "required": False, "schema": schema}
+        for n, schema in filter_schemas.items()
     ]
+    bad_query = {
+        "description": "a query value malformed or out of bounds, named in errors[].field",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FieldErrors"}}},
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -81,6 +90,8 @@ def openapi_document(server: str) -> dict[str, Any]:
                         "201": _ok("created, with planned deliveries"),
                         "200": _ok("already ingested with the same content; nothing planned twice"),
                         "409": {"description": "the id exists with different content"},
+                        "400": {"description": "the body is not UTF-8 (field `(body)`)"},
+                        "413": {"description": "the body is larger than 4 MiB"},
                         "422": {
                             "description": "invalid item; each bad field named",
                             "content": {
@@ -126,7 +137,7 @@ def openapi_document(server: str) -> dict[str, Any]:
                 "get": _op(
                     "The delivery log (JSON or CSV with format=csv)",
                     "viewer",
-                    {"200": _ok("deliveries")},
+                    {"200": _ok("deliveries"), "400": bad_query},
                     parameters=filters,
                 )
             },

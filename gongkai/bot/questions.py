@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bot.auth import require
+from gongkai.bot.inputs import datetime_param, int_param, text_param
 from gongkai.bot.keys import MAKER, SETTINGS
 from gongkai.storage.models import Question, Region, Role
 
@@ -97,35 +98,20 @@ def _iso(value: Any) -> str | None:
     return str(value)
 
 
-def _bad(message: str) -> web.HTTPUnprocessableEntity:
-    return web.HTTPUnprocessableEntity(
-        text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json"
-    )
-
-
 @routes.get("/api/v1/questions/unanswered")
 @require(Role.viewer)
 async def unanswered(request: web.Request) -> web.Response:
     """Unanswered questions grouped by normalised text: ?since=ISO&region=CODE&limit=N."""
     q = request.query
-    since = None
-    if q.get("since"):
-        try:
-            since = datetime.fromisoformat(q["since"])
-        except ValueError:
-            raise _bad("since: not an ISO date or time") from None
-        if since.tzinfo is None:  # a date or local time: the county's own clock
-            since = since.replace(tzinfo=request.app[SETTINGS].tz)
-    try:
-        limit = max(1, min(MAX_LIMIT, int(q.get("limit", "100"))))
-    except ValueError:
-        raise _bad("limit: not a number") from None
+    # a date or local time without an offset is read on the county's own clock
+    since = datetime_param(q, "since", request.app[SETTINGS].tz)
+    limit = int_param(q, "limit", default=100, lo=1, hi=MAX_LIMIT) or 100
     async with request.app[MAKER]() as session:
         groups = await unanswered_groups(
             session,
             since=since,
-            region=q.get("region") or None,
-            platform=q.get("platform") or None,
+            region=text_param(q, "region"),
+            platform=text_param(q, "platform"),
             limit=limit,
         )
     return web.json_response(

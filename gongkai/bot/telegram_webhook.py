@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,14 +26,17 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from gongkai.bot.inbound import INBOUND, install
+from gongkai.bot.inputs import BodyRefused, parse_json, read_body
 from gongkai.bot.keys import SETTINGS
 from gongkai.bot.telegram_bot import bot_for, make_dispatcher
+from gongkai.domain.bounds import MAX_INT64
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 DISPATCHER = web.AppKey("telegram_dispatcher", Dispatcher)
 BOTS = web.AppKey("telegram_bots", dict)
 MAX_BODY = 1024 * 1024  # an update is a few KB; a long message with entities, tens
+MAX_DEPTH = 64  # an update nests a message in a reply in a chat…, never this deep
 UPDATE_TTL = 24 * 3600  # Telegram gives up on an undelivered update within a day
 ANSWER_WAIT = 3.0  # seconds we hold Telegram's request while the answer goes out
 
@@ -51,14 +53,15 @@ async def webhook(request: web.Request) -> web.Response:
     given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
     if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
         return web.Response(status=403, text="bad secret token")
-    raw = await _read_body(request)
-    if raw is None:
-        return web.Response(status=413, text="body too large")
     try:
-        data = json.loads(raw)
-        update_id = int(data["update_id"])
-    except (ValueError, TypeError, KeyError):
+        data = parse_json(await read_body(request, MAX_BODY), max_depth=MAX_DEPTH)
+    except BodyRefused as exc:
+        return web.Response(status=413 if exc.status == 413 else 400, text=exc.message)
+    update_id = data.get("update_id") if isinstance(data, dict) else None
+    if not isinstance(update_id, int) or isinstance(update_id, bool):
         return web.Response(status=400, text="not an update")
+    if not 0 <= update_id <= MAX_INT64:
+        return web.Response(status=400, text="update_id out of range")
     bot = _bot(app, config)
     try:
         update = Update.model_validate(data, context={"bot": bot})
@@ -74,18 +77,6 @@ async def webhook(request: web.Request) -> web.Response:
     # goes out, after Telegram has had its 200.
     await asyncio.wait({work}, timeout=ANSWER_WAIT)
     return web.Response(text="ok")
-
-
-async def _read_body(request: web.Request) -> bytes | None:
-    """The whole body, however many reads it takes; None when it is over ``MAX_BODY``."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return None
-    data = bytearray()
-    while chunk := await request.content.read(MAX_BODY + 1 - len(data)):
-        data += chunk
-        if len(data) > MAX_BODY:
-            return None
-    return bytes(data)
 
 
 def _bot_id(config: dict[str, Any], name: str) -> str:

@@ -43,8 +43,15 @@ def job_exists_key(job: str) -> str:
     return job_key_prefix + job
 
 
-def batches(ids: list[int], size: int = BATCH) -> list[tuple[str, list[int]]]:
-    """Ids cut into jobs, each with its name."""
+SPREAD = 8  # a fan-out is cut into at least this many jobs (when it has SMALLEST_BATCH × 8 ids)
+SMALLEST_BATCH = 20
+
+
+def batches(ids: list[int], size: int | None = None) -> list[tuple[str, list[int]]]:
+    """Ids cut into jobs, each with its name. A small fan-out is still cut into several jobs,
+    so that every running worker gets a share of it, not one worker all of it."""
+    if size is None:
+        size = min(BATCH, max(SMALLEST_BATCH, math.ceil(len(ids) / SPREAD)))
     return [(job_name(), ids[i : i + size]) for i in range(0, len(ids), size)]
 
 

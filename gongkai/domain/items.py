@@ -8,13 +8,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gongkai.domain import safe_yaml
+from gongkai.domain.bounds import (
+    MAX_CATALOG_EXTRA_KEYS,
+    MAX_LIST,
+    MAX_SUMMARY,
+    MAX_TRANSLATIONS,
+    Body,
+    OneLine,
+    Summary,
+    Title,
+    TranslatedTitle,
+    WindowDate,
+    WindowDatetime,
+    control_problem,
+)
 from gongkai.domain.catalog import (
     DISCLOSURE_LABELS,
     DOMAIN_ALIASES,
@@ -23,6 +39,8 @@ from gongkai.domain.catalog import (
     PUSHABLE_DISCLOSURE,
 )
 from gongkai.domain.pii import find_personal_numbers, mask_numbers
+
+MAX_FINDINGS_SHOWN = 10  # per field: a body full of numbers is one answer, not a 5 MB one
 
 
 class FieldError(BaseModel):
@@ -45,21 +63,36 @@ class Catalog(BaseModel):
     """标准目录要素 (seeds 000, 002, 004); all optional."""
 
     model_config = ConfigDict(extra="allow")
-    name: str | None = None
-    content: str | None = None
-    basis: str | None = None
-    time_limit: str | None = None
-    subject: str | None = None
-    channels: str | None = None
-    audience: str | None = None
-    method: str | None = None
+    name: Summary | None = None
+    content: Summary | None = None
+    basis: Summary | None = None
+    time_limit: Summary | None = None
+    subject: Summary | None = None
+    channels: Summary | None = None
+    audience: Summary | None = None
+    method: Summary | None = None
+
+    @model_validator(mode="after")
+    def _bounded_extras(self) -> Catalog:
+        """Extra elements are kept as given, so they must be plain, small and finite: a value
+        nested hundreds deep or a float of 1e400 would break the hash and the JSON column."""
+        extras = self.model_extra or {}
+        if len(extras) > MAX_CATALOG_EXTRA_KEYS:
+            raise ValueError(f"最多 {MAX_CATALOG_EXTRA_KEYS} 个附加要素 / too many catalog fields")
+        for key, value in extras.items():
+            problem = _plain_value_problem(value)
+            if len(key) > 64 or control_problem(key, multiline=False):
+                problem = "要素名过长或含控制字符 / bad catalog field name"
+            if problem:
+                raise ValueError(f"{key}: {problem}")
+        return self
 
 
 class Translation(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: str | None = None
-    summary: str | None = None
-    body: str | None = None
+    title: TranslatedTitle | None = None
+    summary: Summary | None = None
+    body: Body | None = None
 
 
 class WechatOptions(BaseModel):
@@ -67,7 +100,8 @@ class WechatOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     mass_send: bool = False  # 群发: notifies followers, spends the account's small quota
-    tag_id: int | None = None  # mass send to one follower tag instead of everyone
+    # mass send to one follower tag instead of everyone (WeChat's tagid is an int32)
+    tag_id: int | None = Field(default=None, ge=0, le=2**31 - 1)
     template_push: bool = False  # a template message to followers subscribed to the domain
 
 
@@ -78,25 +112,25 @@ class ItemIn(BaseModel):
 
     id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
     kind: Literal["policy", "interpretation", "notice"]
-    title: str = Field(min_length=1, max_length=300)
-    doc_number: str | None = None
-    issuer: str | None = None
-    issued_at: date
-    approved_by: str | None = None
-    approved_at: datetime | None = None
+    title: Title
+    doc_number: OneLine | None = None
+    issuer: OneLine | None = None
+    issued_at: WindowDate
+    approved_by: OneLine | None = None
+    approved_at: WindowDatetime | None = None
     secrecy_reviewed: bool = False
     disclosure: Literal["public", "public_redacted", "on_request", "not_public"]
-    domain: str
-    regions: list[str] = Field(min_length=1)
-    channels: list[str] | None = None
+    domain: OneLine
+    regions: list[OneLine] = Field(min_length=1, max_length=MAX_LIST)
+    channels: list[OneLine] | None = Field(default=None, max_length=32)
     urgent: bool = False
-    publish_at: datetime | None = None
-    interprets: str | None = None
-    summary: str = ""
-    body: str = ""
-    redacted_body: str | None = None
+    publish_at: WindowDatetime | None = None
+    interprets: OneLine | None = None
+    summary: Summary = ""
+    body: Body = ""
+    redacted_body: Body | None = None
     catalog: Catalog = Field(default_factory=Catalog)
-    translations: dict[str, Translation] = Field(default_factory=dict)
+    translations: dict[str, Translation] = Field(default_factory=dict, max_length=MAX_TRANSLATIONS)
     wechat: WechatOptions | None = None
 
     @field_validator("domain")
@@ -141,6 +175,30 @@ class ItemIn(BaseModel):
         ).hexdigest()
 
 
+def _plain_value_problem(value: Any, depth: int = 0) -> str | None:
+    """Why an extra catalog value is refused: only text, numbers, booleans, null and short
+    lists of those, as a catalog element is shown, never interpreted."""
+    if value is None or isinstance(value, bool | int):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63 - 1:
+            return "数值超出范围 / number out of range"
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "数值超出范围 / number out of range"
+    if isinstance(value, str):
+        if len(value) > MAX_SUMMARY:
+            return f"超过 {MAX_SUMMARY} 个字符 / longer than {MAX_SUMMARY} characters"
+        return control_problem(value, multiline=True)
+    if isinstance(value, list) and depth == 0:
+        if len(value) > 100:
+            return "列表过长 / list too long"
+        for element in value:
+            problem = _plain_value_problem(element, depth + 1)
+            if problem:
+                return problem
+        return None
+    return "只能是文字、数字或它们的列表 / only text, numbers or a list of them"
+
+
 def check_publishable(item: ItemIn, known_channels: list[str]) -> None:
     """The rules no publisher may bypass (domain.md rules 3, 4 and the disclosure attribute)."""
     errors: list[FieldError] = []
@@ -179,7 +237,8 @@ def check_publishable(item: ItemIn, known_channels: list[str]) -> None:
             )
 
     for field, text, in_key in published_texts(item):
-        for finding in find_personal_numbers(text):
+        findings = find_personal_numbers(text)
+        for finding in findings[:MAX_FINDINGS_SHOWN]:
             what = "身份证号" if finding.kind == "id_card" else "手机号"
             where = "键名" if in_key else ""
             refuse(
@@ -188,6 +247,9 @@ def check_publishable(item: ItemIn, known_channels: list[str]) -> None:
                 f"unmasked {finding.kind.replace('_', ' ')} number"
                 + (" in the key" if in_key else ""),
             )
+        if len(findings) > MAX_FINDINGS_SHOWN:
+            more = len(findings) - MAX_FINDINGS_SHOWN
+            refuse(field, f"另有 {more} 处未脱敏的号码 / {more} more unmasked numbers")
     if errors:
         raise ItemRefused(errors)
 
@@ -238,7 +300,7 @@ def parse_item(data: Any) -> ItemIn:
 
 def load_item_file(text: str) -> ItemIn:
     try:
-        data = yaml.safe_load(text)  # JSON is YAML too
+        data = safe_yaml.load(text, max_depth=32, max_nodes=100_000)  # JSON is YAML too
     except yaml.YAMLError as exc:
         raise ItemRefused(
             [FieldError(field="(file)", message=f"无法解析 / cannot parse: {exc}")]

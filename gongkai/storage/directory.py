@@ -16,6 +16,7 @@ import yaml
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from gongkai.domain import safe_yaml
 from gongkai.domain.catalog import CHANNEL_NAMES
 from gongkai.domain.pii import normalize_mobile
 from gongkai.storage.crypto import Sealer, mask_phone, mask_secret
@@ -72,7 +73,7 @@ def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
 
 def parse_directory(text: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(expand_env(text, environ)) or {}
+        data = safe_yaml.load(expand_env(text, environ)) or {}  # aliases within a budget
     except yaml.YAMLError as exc:
         raise DirectoryError(f"cannot parse the directory file: {exc}") from None
     if not isinstance(data, dict):

@@ -53,4 +53,4 @@ async def test_unanswered_questions_grouped_with_counts_regions_and_time(env: Bo
 
 async def test_the_list_needs_a_token(env: BotEnv) -> None:
     assert (await get(env, token=None))[0] == 401
-    assert (await get(env, "?limit=lots"))[0] == 422
+    assert (await get(env, "?limit=lots"))[0] == 400

@@ -42,9 +42,10 @@ TEXT = st.one_of(
         lambda p: p[0] * p[1]
     ),  # very long
 )
-# Ids travel in the URL path: no "/", no braces (the router's pattern refuses them), nothing
-# a client would take for a dot segment. (Real ids are far tamer: [A-Za-z0-9._:-].)
-ID_CHAR = st.characters(blacklist_categories=["Cs"], blacklist_characters="/{}")
+# Ids travel in the URL path: no "/", no braces (the router's pattern refuses them), no NUL (a
+# URL holding one is refused before routing, and the item model refuses control characters),
+# nothing a client would take for a dot segment. (Real ids are far tamer: [A-Za-z0-9._:-].)
+ID_CHAR = st.characters(blacklist_categories=["Cs"], blacklist_characters="/{}\x00")
 ITEM_ID = st.text(ID_CHAR, min_size=1, max_size=40).filter(lambda s: s.strip(".") != "")
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gongkai.bot.admin.render import message_page, needs, see_other
 from gongkai.bot.admin.sessions import SESSION, flash
+from gongkai.bot.inputs import local_target, row_id
 from gongkai.bot.keys import HTTP, MAKER, POOL, SEALER, SETTINGS
 from gongkai.dispatch.queue import enqueue_delivery
 from gongkai.dispatch.recall import recall_item
@@ -23,17 +24,12 @@ from gongkai.storage.models import (
 routes = web.RouteTableDef()
 
 
-def _back(value: object, default: str) -> str:
-    text = value if isinstance(value, str) else ""
-    return text if text.startswith("/admin/") and not text.startswith("//") else default
-
-
 @routes.post("/admin/deliveries/{id:\\d+}/retry")
 @needs(Role.admin)
 async def retry(request: web.Request) -> web.StreamResponse:
     app = request.app
     form = await request.post()
-    delivery_id = int(request.match_info["id"])
+    delivery_id = row_id(request)
     async with app[MAKER]() as session:
         d = await session.get(Delivery, delivery_id)
         if d is None:
@@ -44,7 +40,7 @@ async def retry(request: web.Request) -> web.StreamResponse:
             return await message_page(request, 409, "不能重试", str(exc))
     await enqueue_delivery(app[POOL], delivery_id, job=job)
     await flash(request, f"投递 #{delivery_id} 已重新排队。")
-    return see_other(_back(form.get("back"), f"/admin/deliveries/{delivery_id}"))
+    return see_other(local_target(form.get("back"), f"/admin/deliveries/{delivery_id}"))
 
 
 @routes.post("/admin/items/{id}/recall")

@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 from gongkai.bot.admin.render import message_page
 from gongkai.bot.admin.sessions import COOKIE, load_session, same_token
 from gongkai.bot.auth import PRINCIPAL
+from gongkai.bot.inputs import QueryRefused
 
 PUBLIC_PATHS = {"/admin/login"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -65,11 +66,23 @@ async def console_gate(request: web.Request, handler: Handler) -> web.StreamResp
     except web.HTTPException as exc:
         _harden(exc)
         raise
+    except QueryRefused as exc:
+        response = await message_page(request, 400, "查询参数有误", f"{exc.field}：{exc.message}")
     _harden(response)
     return response
 
 
+async def _has_nul(request: web.Request) -> bool:
+    """A NUL in a form value would fail the first PostgreSQL query it reached, as a 500."""
+    if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return False
+    form = await request.post()  # cached by aiohttp: the handler reads it again for free
+    return any(isinstance(v, str) and "\x00" in v for v in form.values())
+
+
 async def _console(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method not in SAFE_METHODS and await _has_nul(request):
+        return await message_page(request, 400, "请求无效", "表单含 NUL 字符。")
     if path_is_public(request.path):
         return await handler(request)
     me = await load_session(request)

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from multidict import MultiMapping
 
+from gongkai.bot.inputs import BodyRefused, parse_json
 from gongkai.domain.items import FieldError
 
 TEXT_FIELDS = (
@@ -99,7 +100,10 @@ def iso_to_local(value: Any, tz: ZoneInfo) -> str:
             return value
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(tz)
+            try:
+                value = value.astimezone(tz)
+            except (OverflowError, ValueError):  # year 1 or 9999: the validator names it
+                return value.isoformat()
         return value.strftime("%Y-%m-%dT%H:%M")
     return "" if value is None else str(value)
 
@@ -141,9 +145,10 @@ def form_to_data(form: MultiMapping[Any], tz: ZoneInfo) -> dict[str, Any]:
 
 
 def _extra(raw: str) -> dict[str, Any]:
+    """The hidden field comes back from the browser, so it is read as untrusted JSON."""
     try:
-        value = json.loads(raw) if raw else {}
-    except json.JSONDecodeError:
+        value = parse_json(raw.encode("utf-8", "replace")) if raw else {}
+    except BodyRefused:
         return {}
     return value if isinstance(value, dict) else {}
 

@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bot.admin.sessions import SESSION, take_flashes
+from gongkai.bot.inputs import window_day
 from gongkai.bot.keys import SETTINGS
 from gongkai.channels import registry
 from gongkai.channels.rendering import PACKAGE_TEMPLATES
@@ -148,13 +149,16 @@ async def regions_named(session: AsyncSession, codes: Iterable[str | None]) -> d
     return {r.code: r for r in rows.all()}
 
 
-def parse_day(value: str | None) -> date | None:
+def parse_day(value: str | None, name: str = "date") -> date | None:
+    """A filter's day: None when empty or malformed (the page says it was ignored); a day
+    outside the input window is refused naming ``name``, as no arithmetic may reach it."""
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value.strip())
     except ValueError:
         return None
+    return window_day(name, day)
 
 
 def see_other(location: str) -> web.Response:

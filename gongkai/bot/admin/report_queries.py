@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bot.admin.console_queries import day_start
+from gongkai.domain.bounds import EARLIEST_DAY, LATEST_DAY
 from gongkai.storage.models import Delivery, DeliveryStatus, Item, ItemStatus, Question
 
 _QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$", re.IGNORECASE)
@@ -31,8 +32,12 @@ class Quarter:
 
     @classmethod
     def parse(cls, text: str) -> Quarter | None:
+        """None when malformed or outside the input window (9999Q4's next quarter would be in
+        year 10000, which no date can hold)."""
         m = _QUARTER.match(text.strip())
-        return cls(int(m.group(1)), int(m.group(2))) if m else None
+        if not m or not EARLIEST_DAY.year <= int(m.group(1)) <= LATEST_DAY.year:
+            return None
+        return cls(int(m.group(1)), int(m.group(2)))
 
     @classmethod
     def containing(cls, day: date) -> Quarter:

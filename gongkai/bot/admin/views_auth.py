@@ -25,16 +25,16 @@ from gongkai.bot.admin.sessions import (
     start_session,
 )
 from gongkai.bot.admin.users import authenticate
+from gongkai.bot.inputs import local_target
 from gongkai.bot.keys import MAKER
 
 routes = web.RouteTableDef()
 
 
 def _safe_next(value: str | None) -> str:
-    """Only back into the console: never an open redirect to another host."""
-    if value and value.startswith("/admin/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/admin/"
+    """Only back into the console: never an open redirect to another host, never a header
+    split by CR/LF."""
+    return local_target(value, "/admin/")
 
 
 async def _login_form(

@@ -8,6 +8,7 @@ from sqlmodel import col, select
 from gongkai.bot.admin import console_queries as cq
 from gongkai.bot.admin.parts import shown_parts
 from gongkai.bot.admin.render import page, parse_day, regions_named
+from gongkai.bot.inputs import int_param, row_id
 from gongkai.bot.keys import MAKER, SETTINGS
 from gongkai.domain.catalog import DOMAINS, OTHER_DOMAIN
 from gongkai.storage.models import Attempt, AuditEntry, Delivery, Item, ItemStatus, Target
@@ -16,22 +17,22 @@ from gongkai.storage.queries import item_status, target_labels
 routes = web.RouteTableDef()
 DETAIL_ROWS = 200  # more than this: the delivery log, filtered by the item, pages through them
 TIMELINE_ROWS = 300
+MAX_PAGES = 100_000  # 5,000,000 items at 50 a page; a larger offset only burdens the database
 
 
 @routes.get("/admin/items")
 async def item_list(request: web.Request) -> web.Response:
     q = request.query
-    try:
-        page_no = max(1, int(q.get("page", "1")))
-    except ValueError:
-        page_no = 1
+    page_no = 1
+    if q.get("page", "").strip().isdigit():
+        page_no = int_param(q, "page", default=1, lo=1, hi=MAX_PAGES) or 1
     search = cq.ItemSearch(
         q=q.get("q", "").strip(),
         domain=q.get("domain", ""),
         region=q.get("region", "").strip(),
         status=q.get("status", ""),
-        since=parse_day(q.get("since")),
-        until=parse_day(q.get("until")),
+        since=parse_day(q.get("since"), "since"),
+        until=parse_day(q.get("until"), "until"),
         page=page_no,
     )
     async with request.app[MAKER]() as session:
@@ -134,7 +135,7 @@ async def item_detail(request: web.Request) -> web.Response:
 @routes.get("/admin/deliveries/{id:\\d+}")
 async def delivery_detail(request: web.Request) -> web.Response:
     async with request.app[MAKER]() as session:
-        d = await session.get(Delivery, int(request.match_info["id"]))
+        d = await session.get(Delivery, row_id(request))
         if d is None:
             raise web.HTTPNotFound(text="没有这个投递 / no such delivery")
         item = await session.get(Item, d.item_id)

@@ -15,8 +15,10 @@ from sqlmodel import col, select
 
 from gongkai.bot.admin.console_queries import day_start
 from gongkai.bot.admin.render import page, parse_day, regions_named
+from gongkai.bot.inputs import int_param, text_param
 from gongkai.bot.keys import MAKER, SETTINGS
 from gongkai.channels import registry
+from gongkai.domain.bounds import MAX_ROW_ID
 from gongkai.storage.models import DeliveryStatus, Item
 from gongkai.storage.queries import (
     DeliveryFilter,
@@ -43,21 +45,20 @@ def log_filter(
     if status and status not in DeliveryStatus.__members__:
         problems.append(f"未知状态 {status}")
         status = ""
-    since, until = parse_day(q.get("since")), parse_day(q.get("until"))
+    since, until = parse_day(q.get("since"), "since"), parse_day(q.get("until"), "until")
     for key, value in (("since", since), ("until", until)):
         if q.get(key) and value is None:
             problems.append(f"{key}：日期格式应为 YYYY-MM-DD")
     after: int | None = None
-    if q.get("after"):
-        try:
-            after = int(q["after"])
-        except ValueError:
-            problems.append("after：应为数字")
+    if q.get("after", "").strip().isdigit():
+        after = int_param(q, "after", default=None, lo=1, hi=MAX_ROW_ID)
+    elif q.get("after"):
+        problems.append("after：应为数字")
     f = DeliveryFilter(
-        item=q.get("item", "").strip() or None,
-        channel=q.get("channel") or None,
+        item=text_param(q, "item"),
+        channel=text_param(q, "channel"),
         status=status or None,
-        region=q.get("region", "").strip() or None,
+        region=text_param(q, "region"),
         since=day_start(since, tz) if since else None,
         until=day_start(until + timedelta(days=1), tz) if until else None,  # the whole last day
         limit=limit,

@@ -21,6 +21,7 @@ from gongkai.bot.admin.sessions import SESSION, flash
 from gongkai.bot.keys import CALENDAR, MAKER, POOL, SEALER, SETTINGS
 from gongkai.channels import registry
 from gongkai.dispatch.ingest import ItemConflict, ingest_item
+from gongkai.domain import safe_yaml
 from gongkai.domain.catalog import DISCLOSURE_LABELS, DOMAINS, KIND_LABELS, OTHER_DOMAIN
 from gongkai.domain.items import FieldError, ItemIn, ItemRefused, check_publishable, parse_item
 from gongkai.storage.models import Item, ItemStatus, Region, Role
@@ -115,8 +116,8 @@ def _uploaded(form: MultiDict[Any]) -> tuple[Any, str] | None:
         raise ItemRefused(
             [FieldError(field="(file)", message="文件不是 UTF-8 文本 / not UTF-8 text")]
         ) from None
-    try:
-        return yaml.safe_load(text), upload.filename  # JSON is YAML too
+    try:  # JSON is YAML too; aliases are counted expanded, so a "billion laughs" file is refused
+        return safe_yaml.load(text, max_depth=32, max_nodes=100_000), upload.filename
     except yaml.YAMLError as exc:
         raise ItemRefused(
             [FieldError(field="(file)", message=f"无法解析 / cannot parse: {exc}")]

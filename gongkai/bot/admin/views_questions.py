@@ -22,6 +22,7 @@ from gongkai.bot.admin.sessions import SESSION, flash
 from gongkai.bot.faq_format import FaqEntryData
 from gongkai.bot.faq_store import import_entries
 from gongkai.bot.keys import MAKER, SETTINGS
+from gongkai.domain.bounds import MAX_SUMMARY, control_problem
 from gongkai.domain.catalog import DOMAINS, OTHER_DOMAIN
 from gongkai.storage.models import AuditEntry, FaqEntry, Question, Role
 
@@ -116,6 +117,12 @@ async def add_to_faq(request: web.Request) -> web.StreamResponse:
     }
     keywords = [k for k in _KEYWORD_SPLIT.split(values["keywords"]) if k]
     errors: dict[str, str] = {}
+    for name, value in values.items():  # the same text rules as an item's
+        problem = control_problem(value, multiline=name == "answer")
+        if name != "normalized" and len(value) > MAX_SUMMARY:
+            problem = f"超过 {MAX_SUMMARY} 个字符 / longer than {MAX_SUMMARY} characters"
+        if problem:
+            errors[name] = problem
     if not values["question"]:
         errors["question"] = "请填写问题 / the question is required"
     if not keywords:

@@ -9,6 +9,7 @@ from gongkai.bot.admin.render import channel_title, message_page, page
 from gongkai.bot.admin.report_queries import Quarter, quarter_report, report_csv
 from gongkai.bot.admin.svg import bar_chart
 from gongkai.bot.keys import MAKER, SETTINGS
+from gongkai.domain.bounds import EARLIEST_DAY, LATEST_DAY
 from gongkai.domain.catalog import KIND_LABELS
 
 routes = web.RouteTableDef()
@@ -29,7 +30,12 @@ def _percent(value: float) -> str:
 async def report_page(request: web.Request) -> web.Response:
     quarter = _quarter(request)
     if quarter is None:
-        return await message_page(request, 400, "季度格式不对", "季度应写作 2026Q4 这样的形式。")
+        return await message_page(
+            request,
+            400,
+            "季度格式不对",
+            f"季度应写作 2026Q4 这样的形式，年份在 {EARLIEST_DAY.year}–{LATEST_DAY.year} 之间。",
+        )
     async with request.app[MAKER]() as session:
         report = await quarter_report(session, quarter, request.app[SETTINGS].tz)
     charts = {
@@ -69,7 +75,9 @@ async def report_page(request: web.Request) -> web.Response:
 async def report_download(request: web.Request) -> web.Response:
     quarter = _quarter(request)
     if quarter is None:
-        raise web.HTTPBadRequest(text="quarter: like 2026Q4")
+        raise web.HTTPBadRequest(
+            text=f"quarter: like 2026Q4, years {EARLIEST_DAY.year}-{LATEST_DAY.year}"
+        )
     async with request.app[MAKER]() as session:
         report = await quarter_report(session, quarter, request.app[SETTINGS].tz)
     return web.Response(
