@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -72,12 +73,6 @@ def create_app(settings: Settings, redis_url: str) -> web.Application:
     app.add_routes(public.routes)
     app.add_routes(health.routes)
     public.add_static(app)
-    for name in FEATURES:
-        try:
-            module = __import__(name, fromlist=["setup"])
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.setup(app)
+    for name in FEATURES:  # a missing one is a broken build: fail here, loudly
+        importlib.import_module(name).setup(app)
     return app

@@ -333,11 +333,7 @@ def main() -> None:
     import importlib
 
     for extra in ("gongkai.bot.cli_faq", "gongkai.bot.cli_users", "gongkai.bot.cli_bots"):
-        try:
-            importlib.import_module(extra)  # registers its commands on ``app``
-        except ModuleNotFoundError as exc:
-            if exc.name != extra:
-                raise
+        importlib.import_module(extra)  # registers its commands on ``app``; missing: fail loudly
     try:
         app()
     except Exception as exc:
@@ -351,5 +347,7 @@ def main() -> None:
         sys.exit(1)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # ``python -m``: run the importable module, where the sub-commands
+    from gongkai.bot import cli  # (faq, user, telegram) register themselves
+
+    cli.main()
