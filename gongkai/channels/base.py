@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     import aiohttp
@@ -18,7 +18,22 @@ if TYPE_CHECKING:
 
     from gongkai.config import Settings
 
-from gongkai.channels.ratelimit import RateLimit, RateLimiter
+
+@dataclass(frozen=True)
+class RateLimit:
+    """One limit a message counts against, e.g. ``RateLimit("20/minute", "wecom:<key hash>")``.
+    Channels declare them; the dispatcher's limiter enforces them across workers."""
+
+    rate: str
+    key: str
+
+
+class Limiter(Protocol):
+    """What a send may ask of the worker's shared limits (``dispatch.ratelimit``)."""
+
+    enabled: bool
+
+    async def acquire(self, wanted: list[RateLimit]) -> float | None: ...
 
 
 class ChannelError(Exception):
@@ -142,7 +157,7 @@ class SendContext:
     item_id: str
     delivery_id: int
     part_index: int
-    limiter: RateLimiter | None = None
+    limiter: Limiter | None = None
     state: dict[str, Any] = field(default_factory=dict)  # shared across parts of one delivery
 
 

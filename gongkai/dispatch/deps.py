@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels.base import SendContext, TargetView
-from gongkai.channels.ratelimit import RateLimiter
 from gongkai.config import Settings
 from gongkai.dispatch.planning import Directory
+from gongkai.dispatch.ratelimit import RateLimiter
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.models import Delivery, Item, Target
 

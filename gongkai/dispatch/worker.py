@@ -27,10 +27,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gongkai.channels.ratelimit import RateLimiter
 from gongkai.config import Settings
 from gongkai.dispatch.delivery import Deps, deliver_batch, poll_pending
 from gongkai.dispatch.queue import DELIVER_JOB, POLL_JOB, QUEUE_NAME
+from gongkai.dispatch.ratelimit import RateLimiter
 from gongkai.dispatch.reconcile import reconcile_forever, renew_leases_forever
 from gongkai.dispatch.redis_server import arq_settings
 from gongkai.dispatch.rows import DATABASE_DOWN

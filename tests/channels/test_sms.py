@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from gongkai.channels import registry
-from gongkai.channels.ratelimit import RateLimiter
 from gongkai.channels.sms import CHANNEL, shorten
+from gongkai.dispatch.ratelimit import RateLimiter
 from tests.channels.sms_cases import (
     MN_TITLE,
     PUBLIC,

@@ -9,19 +9,12 @@ job, so other channels keep flowing.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from limits import parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-
-@dataclass(frozen=True)
-class RateLimit:
-    """One limit a message counts against, e.g. ``RateLimit("20/minute", "wecom:<key hash>")``."""
-
-    rate: str
-    key: str
+from gongkai.channels.base import RateLimit
 
 
 class RateLimiter:
