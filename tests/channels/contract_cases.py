@@ -19,7 +19,7 @@ from gongkai.channels import loudspeaker, telegram, village_group, wechat_articl
 from gongkai.channels.rendering import utf8_len
 from gongkai.channels.sms import sms_length
 from gongkai.channels.sms_providers import ALIYUN, DEFAULT_VARIABLE_MAX_LEN, MAX_NUMBERS
-from gongkai.channels.web import page_url
+from gongkai.domain.links import page_url
 from tests.fakes import aliyun_sms, telegram_api, wechat_api, wecom_robot
 from tests.support import item
 

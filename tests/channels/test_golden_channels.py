@@ -167,6 +167,7 @@ ADDRESSES: dict[str, dict[str, Any]] = {
     "sms": {"phones": ["13800000000", "139 0000 0001"]},
     "loudspeaker": {"robot_key": "committee-1"},
     "telegram": {"chat_id": -1001234567890},
+    "web": {},
 }
 ACCOUNTS: dict[str, dict[str, Any] | None] = {
     "wechat_mp": {
@@ -189,6 +190,7 @@ ACCOUNTS: dict[str, dict[str, Any] | None] = {
     },
     "loudspeaker": None,
     "telegram": {"name": "ordos", "token": "123456:TEST-token", "webhook_secret": "hook-secret"},
+    "web": None,
 }
 
 
@@ -357,3 +359,19 @@ def _strings(value: Any) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in _strings(v)]
     return []
+
+
+def test_every_channel_hands_out_the_same_link_for_an_id_that_needs_quoting() -> None:
+    """An id may hold ":"; the SMS, the robot message, Telegram, the article's "read more"
+    and the page itself must all point a reader at one address, quoted the same way."""
+    item = policy(id="ejhl:2026-0113")
+    page = f"{PUBLIC}/p/ejhl%3A2026-0113"
+    links: dict[str, set[str]] = {}
+    for channel in ["village_group", "sms", "telegram", "wechat_mp", "web"]:
+        languages = ("mn",) if channel == "web" else ("mn", "zh")
+        rendered = registry.get(channel).render(item, target(channel, languages), PUBLIC)
+        found = re.findall(r"https://gk\.yjhl\.gov\.cn/p/[^\s\"'<>)]*", _texts(rendered))
+        links[channel] = set(found)
+    assert links["village_group"] == links["telegram"] == {page, f"{page}?lang=mn"}
+    assert links["sms"] == links["web"] == {f"{page}?lang=mn"}
+    assert links["wechat_mp"] == {page}
