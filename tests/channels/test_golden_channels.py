@@ -23,12 +23,11 @@ import pytest
 from gongkai.channels import registry, rendering
 from gongkai.channels.base import ItemView, Rendered, TargetView
 from gongkai.channels.markdown_speech import speech_marks_left
-from gongkai.channels.rendering import utf8_len
 from gongkai.channels.spoken import assert_speakable
-from gongkai.channels.village_group import MARKDOWN_LIMIT
 from tests.golden import assert_golden
 
 PUBLIC = "https://gk.yjhl.gov.cn"
+WECOM_MARKDOWN_BYTES = 4096  # WeCom group robot: markdown.content, UTF-8 (providers.md)
 NNBSP = "\u202f"
 MONGOLIAN = re.compile(r"[\u1800-\u18af\u202f]+")
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -296,8 +295,8 @@ def test_bilingual_village_message_is_cut_into_numbered_parts_mongolian_first() 
     )
     footer = f"{mn_link}\n[查看全文]({PUBLIC}/p/ejhl-2026-0113)"
     for n, content in enumerate(contents, start=1):
-        assert utf8_len(content) <= MARKDOWN_LIMIT
-        assert rendered.meta["bytes"][n - 1] == utf8_len(content)
+        assert len(content.encode("utf-8")) <= WECOM_MARKDOWN_BYTES
+        assert rendered.meta["bytes"][n - 1] == len(content.encode("utf-8"))
         assert content.startswith(f"（{n}/{len(contents)}）\n")
         assert content.endswith("\n\n" + footer)
         text = content.removesuffix(footer)
