@@ -23,8 +23,8 @@ from markupsafe import Markup
 from gongkai.bot.keys import MAKER, SEALER, SETTINGS
 from gongkai.bot.public import VERTICAL_LANGUAGES, is_visible
 from gongkai.channels.rendering import HTML_LANG, RTL_LANGUAGES, render, render_markdown
-from gongkai.channels.web import page_url
 from gongkai.dispatch.planning import Directory
+from gongkai.domain.links import page_url
 from gongkai.storage.models import Item, ItemStatus, Region
 
 routes = web.RouteTableDef()

@@ -31,6 +31,7 @@ from gongkai.bot.subscriptions import (
     unsubscribe,
 )
 from gongkai.bot.villages import display_name, find_regions
+from gongkai.domain.links import page_url
 from gongkai.storage.models import Follower, Question, Region
 from gongkai.storage.types import utcnow
 
@@ -373,13 +374,12 @@ async def latest(ctx: Context, follower: Follower) -> Reply:
     items = await latest_items(ctx.session, follower.region_code or ctx.account_region)
     if not items:
         return Reply(say(lang, "latest_none"))
-    base = ctx.public_url.rstrip("/")
     lines = [say(lang, "latest_head")]
     for n, item in enumerate(items, 1):
         tr = (item.translations or {}).get(lang) if lang != "zh" else None
         title = (tr or {}).get("title") or item.title
-        query = f"?lang={lang}" if tr and tr.get("title") else ""
-        lines.append(f"{n}. {title}\n{base}/p/{item.id}{query}")
+        url = page_url(ctx.public_url, item.id, lang if tr and tr.get("title") else None)
+        lines.append(f"{n}. {title}\n{url}")
     if not follower.region_code:
         lines.append(say(lang, "latest_bind_hint"))
     return Reply("\n".join(lines))

@@ -12,6 +12,7 @@ from gongkai.bot.settings import Settings
 from gongkai.dispatch.ingest import ingest_item
 from gongkai.dispatch.redis_server import arq_settings
 from gongkai.domain.items import load_item_file
+from gongkai.domain.links import page_url
 from gongkai.domain.workdays import WorkCalendar
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.db import make_engine, make_sessionmaker
@@ -54,8 +55,8 @@ async def load_demo(s: Settings, redis_url: str) -> list[str]:
                     pool=pool,
                     tz=s.tz,
                 )
-            urls.append(f"{base}/p/{result.item.id}")
-        urls.append(f"{base}/p/demo-ejhl-2026-0113?lang=mn")
+            urls.append(page_url(s.public_url, result.item.id))
+        urls.append(page_url(s.public_url, "demo-ejhl-2026-0113", "mn"))
         urls.append(f"{base}/feed.xml")
         async with maker() as session:
             token = await create_token(session, Role.publisher, "demo publisher")

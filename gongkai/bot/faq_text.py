@@ -51,30 +51,28 @@ def clean_text(text: str) -> str:
     return "".join(ch if _keep(ch) else " " for ch in text)
 
 
-_CN_NUM = {"零": 0, **{k: v for k, v in zip("一二三四五六七八九", range(1, 10), strict=True)}}
 _AGE = re.compile(r"([一二三四五六七八九十百零]+)(周?岁)")
 
 
-def _cn_number(text: str) -> int | None:
-    """Small Chinese numerals as used for ages: 八十 80, 九十二 92, 一百 100, 一百零五 105."""
-    total, current = 0, 0
-    for ch in text:
-        if ch == "百":
-            total, current = total + (current or 1) * 100, 0
-        elif ch == "十":
-            total, current = total + (current or 1) * 10, 0
-        elif ch in _CN_NUM:
-            current = current * 10 + _CN_NUM[ch] if ch != "零" else current
-        else:
-            return None
-    return total + current
+def _age_in_digits(match: re.Match[str]) -> str:
+    """八十岁 → 80岁, 一百零五岁 → 105岁, read by cn2an (imported here: ~0.2 s, and only a
+    question that mentions an age needs it). Speech drops the 一 of 一百 (百岁老人), which
+    cn2an wants back; a numeral it still cannot read (十十岁) is left as typed, not guessed."""
+    import cn2an
+
+    numeral = match.group(1)
+    try:
+        number = cn2an.cn2an("一" + numeral if numeral[0] == "百" else numeral, "normal")
+    except ValueError:
+        return match.group(0)
+    return f"{number}{match.group(2)}"
 
 
 def match_form(text: str) -> str:
     """`clean_text` plus ages in digits ("九十岁" → "90岁"), the form keywords are matched in."""
     text = clean_text(text)
     if "岁" in text:
-        text = _AGE.sub(lambda m: f"{_cn_number(m.group(1))}{m.group(2)}", text)
+        text = _AGE.sub(_age_in_digits, text)
     return text
 
 

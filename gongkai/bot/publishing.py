@@ -24,6 +24,7 @@ from gongkai.dispatch.queue import QUEUE_NAME
 from gongkai.dispatch.redis_server import arq_settings
 from gongkai.dispatch.worker import build_worker
 from gongkai.domain.items import ItemIn, check_publishable
+from gongkai.domain.links import page_url
 from gongkai.domain.workdays import WorkCalendar
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.db import make_engine, make_sessionmaker, upgrade
@@ -58,7 +59,7 @@ async def publish_from_cli(
                 verb = "ingested" if result.created else "already ingested (nothing planned twice)"
                 out.print(
                     f"[bold]{result.item.id}[/] {verb}: {len(result.deliveries)} deliveries; "
-                    f"page {s.public_url.rstrip('/')}/p/{result.item.id}"
+                    f"page {page_url(s.public_url, result.item.id)}"
                 )
                 for w in result.warnings:
                     out.print(f"[yellow]warning:[/] {w}")

@@ -21,6 +21,7 @@ from gongkai.channels.rendering import render
 from gongkai.channels.spoken import estimate_read_seconds
 from gongkai.channels.tts import SpeechEngine, SpeechUnavailable, audio_for, engine_from_spec
 from gongkai.dispatch.planning import item_view
+from gongkai.domain.links import page_url
 
 routes = web.RouteTableDef()
 
@@ -61,7 +62,11 @@ async def script_page(request: web.Request) -> web.Response:
                 "title": bulletin.text_in(item, lang, "title"),
                 "paragraphs": [p.strip() for p in script.split("\n\n") if p.strip()],
                 "read_time": clock(estimate_read_seconds(script, lang)),
-                "audio_url": f"/p/{item.id}/script.wav?lang={lang}" if has_audio else None,
+                "audio_url": (
+                    page_url("", item.id, lang, view="script.wav", pin_lang=True)
+                    if has_audio
+                    else None
+                ),
             }
         )
     if not sections:
@@ -92,7 +97,7 @@ async def script_audio(request: web.Request) -> web.FileResponse:
             text=f"没有该语言的广播稿 / no loudspeaker script in {lang}: {exc}"
         ) from exc
     engine = speech_engine()
-    script_url = f"/p/{item.id}/script?lang={lang}"
+    script_url = page_url("", item.id, lang, view="script", pin_lang=True)
     if engine is None or not engine.supports(lang):
         name = engine.name if engine else "the configured speech engine"
         raise web.HTTPNotFound(

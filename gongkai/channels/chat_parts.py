@@ -13,11 +13,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from gongkai.channels.base import ItemView, TargetView
 from gongkai.channels.html_text import LANGUAGE_DIVIDER, Dialect, markdown_blocks
 from gongkai.channels.rendering import render
+from gongkai.domain.links import page_url
 
 Measure = Callable[[str], int]
 
@@ -134,7 +134,6 @@ class Composition:
     prefix: str  # urgent markers, starting every part
     langs: list[str]
     notes: list[str]
-    page_url: str  # the item's public page, unescaped; add ?lang=<code> for a language
 
 
 def compose(
@@ -153,7 +152,6 @@ def compose(
     wording; this code only orders, escapes and keeps block boundaries.
     """
     langs, notes = plan_languages(item, target)
-    page_url = f"{public_url.rstrip('/')}/p/{quote(item.id, safe='')}"
     blocks: list[str] = []
     links: list[str] = []
     urgent: list[str] = []
@@ -165,7 +163,10 @@ def compose(
             k: escape(_BLANK_LINES.sub("\n", v).strip()) if isinstance(v, str) else v
             for k, v in fields.items()
         }
-        urls = {"page_url": escape(page_url), "lang_url": escape(f"{page_url}?lang={lang}")}
+        urls = {
+            "page_url": escape(page_url(public_url, item.id)),
+            "lang_url": escape(page_url(public_url, item.id, lang, pin_lang=True)),
+        }
         text = render(
             channel, lang, f"message.{ext}", body=_BODY if body else "", **context, **urls
         )
@@ -179,4 +180,4 @@ def compose(
         links.append(render(channel, lang, f"link.{ext}", **urls))
         if item.urgent:
             urgent.append(render(channel, lang, f"urgent.{ext}"))
-    return Composition(blocks, "\n".join(links), "".join(urgent), langs, notes, page_url)
+    return Composition(blocks, "\n".join(links), "".join(urgent), langs, notes)

@@ -11,9 +11,9 @@ Pure functions over strings: no aiohttp, no aiogram, so renderers stay fast to t
 
 from __future__ import annotations
 
-import html
 import re
 from functools import lru_cache
+from html.parser import HTMLParser
 from itertools import zip_longest
 
 from markdown_it import MarkdownIt
@@ -21,8 +21,9 @@ from markdown_it.token import Token
 
 from gongkai.channels.rendering import split_to_fit
 
-_MD = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
-_TAG = re.compile(r"<[^>]*>")
+# How a body is read wherever it is re-spelled (chat markup, speech): CommonMark plus tables
+# and ~~strikes~~, raw HTML kept as tokens so its text can be read and its tags dropped.
+BODY_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _AROUND_NEWLINE = re.compile(r"[ \t]*\n[ \t]*")
 _SAFE_SCHEMES = ("http://", "https://", "tg://", "mailto:")
@@ -45,9 +46,29 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+class _TextOf(HTMLParser):
+    """Text and entities kept, tags dropped, ``<br>`` a line break: HTML read by a parser,
+    so a ``<`` in text or a ``>`` inside an attribute cannot swallow the words after it."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+
+
 def html_to_plain(markup: str) -> str:
-    """The text a reader sees once Telegram has parsed the tags and entities."""
-    return html.unescape(_TAG.sub("", markup))
+    """The text a reader sees once Telegram has parsed the tags and entities; also the words
+    of an HTML block inside a Markdown body."""
+    parser = _TextOf()
+    parser.feed(markup)
+    parser.close()
+    return "".join(parser.parts)
 
 
 def visible_length(markup: str) -> int:
@@ -165,7 +186,7 @@ def markdown_blocks(source: str, dialect: Dialect) -> list[str]:
 @lru_cache(maxsize=64)
 def _cached_blocks(source: str, dialect_type: type[Dialect]) -> tuple[str, ...]:
     """Planning renders one item for thousands of targets: parse its Markdown once."""
-    tokens = _MD.parse(source)
+    tokens = BODY_MARKDOWN.parse(source)
     return tuple(b for b in _blocks(tokens, 0, len(tokens), dialect_type()) if b.strip())
 
 
@@ -207,7 +228,7 @@ def _blocks(tokens: list[Token], start: int, end: int, d: Dialect) -> list[str]:
         elif kind == "hr":
             out.append(d.rule())
         elif kind == "html_block":
-            text = html.unescape(_TAG.sub("", _BR.sub("\n", tok.content))).strip()
+            text = html_to_plain(tok.content).strip()
             if text:
                 out.append(d.text(text))
         i = close + 1

@@ -14,7 +14,6 @@ import os
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 
@@ -39,6 +38,7 @@ from gongkai.channels.spoken import (
 )
 from gongkai.channels.tts import SpeechUnavailable, audio_for, engine_from_spec
 from gongkai.channels.village_group import ROBOT_RATE, call_robot, post_to_robot, robot_limit_key
+from gongkai.domain.links import page_url
 
 MARKDOWN_LIMIT = 4096  # bytes, WeCom robot markdown
 READ_BUDGET_SECONDS = 75  # one reading of the body; read twice, a notice stays under ~3 minutes
@@ -239,7 +239,7 @@ class LoudspeakerChannel(Channel):
             return []
         rendered = sms.render(item, target, public_url)
         notes += [f"sms: {n}" for n in rendered.notes]
-        script_url = f"{public_url.rstrip('/')}/p/{quote(item.id, safe='')}/script"
+        script_url = page_url(public_url, item.id, view="script")
         # flat, so the planner seals "phones" as it does for the sms channel's own parts
         return [{**p, "kind": "sms_link", "url": script_url} for p in rendered.parts]
 

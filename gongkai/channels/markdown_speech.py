@@ -2,12 +2,18 @@
 
 Bodies arrive as Markdown; a loudspeaker has no bold and no table. The Chinese number rules live
 in ``spoken.py``; this module only removes what is written-only, and must keep U+202F (the
-Mongolian suffix joiner) intact, so it never treats every Unicode space as a space.
+Mongolian suffix joiner) intact, so it never treats every Unicode space as a space. Markdown is
+parsed by markdown-it only; the regexes left here read what is not Markdown: masks, URLs,
+numbering typed the Chinese way (1．), and bold CommonMark declines beside CJK punctuation.
 """
 
 from __future__ import annotations
 
 import re
+
+from markdown_it.token import Token
+
+from gongkai.channels.html_text import BODY_MARKDOWN, html_to_plain
 
 SPEECH_MARKS = "#*`|[]>"
 MASK = "\u2217"  # stands for a masked character (王**, 138****0000) until a language names it
@@ -29,6 +35,9 @@ _PUNCT = {
 _DEFAULT_PUNCT = {"sep": ", ", "end": ".", "colon": ": ", "ordinal": ". "}
 _ENDINGS = "。！？；：!?;:.᠃᠉؟"
 _NO_EMPHASIS_START = r"(?=[^\s、，。；：！？,.;:])"
+_UNPARSED_STRONG = re.compile(rf"(\*\*|__){_NO_EMPHASIS_START}([^\n]*?\S)\1")
+_FOOTNOTE_REF = re.compile(r"\[\^[^\]]+\]")  # [^1]: CommonMark has no footnotes, nor a reader
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 def punctuation(lang: str) -> dict[str, str]:
@@ -42,23 +51,16 @@ def speech_marks_left(text: str) -> list[str]:
 def strip_markdown(text: str, *, url_words: str = "", lang: str = "zh") -> str:
     """Plain lines: headers, list items and table rows become sentences; links their text.
 
-    A URL is dropped; after words such as 详见 or 网址 it becomes ``url_words`` (where the
-    listener can look instead). Masked characters are left as ``MASK`` for the caller.
+    The Markdown is read by markdown-it, as the chat channels read it (``BODY_MARKDOWN``),
+    and its tokens walked to text. A URL is dropped; after
+    words such as 详见 or 网址 it becomes ``url_words`` (where the listener can look instead).
+    Masked characters are left as ``MASK`` for the caller.
     """
     p = punctuation(lang)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = re.sub(r"<br\s*/?>", "\n", text, flags=re.I)
-    text = re.sub(r"</?[A-Za-z][^<>\n]*>", "", text)
     text = _masks_with_digits(text)
-    out: list[str] = []
-    in_fence = False
-    for line in _tables(text.split("\n"), p):
-        if re.match(r"^[ \t]*(```|~~~)", line):
-            in_fence = not in_fence
-            continue
-        if not in_fence:
-            line = _block(line, p)
-        out.append(_inline(line, url_words))
+    tokens = BODY_MARKDOWN.parse(text)
+    out = [_spoken_line(line, url_words) for line in _blocks(tokens, 0, len(tokens), p)]
     text = "\n".join(line.strip(" \t") for line in out)
     text = re.sub(r"[#*`|\[\]]", "", text)
     text = re.sub(r"[(（][ \t]*[)）]", "", text)
@@ -91,14 +93,61 @@ def _close(text: str, p: dict[str, str]) -> str:
     return text
 
 
-def _block(line: str, p: dict[str, str]) -> str:
-    if re.fullmatch(r"[ \t]*([-*_])([ \t]*\1){2,}[ \t]*", line):
-        return ""  # horizontal rule
-    if re.match(r"^[ \t]*\[[^\]]+\]:[ \t]*\S+", line):
-        return ""  # link reference definition
-    line = re.sub(r"^[ \t]*(>[ \t]?)+", "", line)
-    if m := re.match(r"^[ \t]{0,3}#{1,6}[ \t]*(.*?)[ \t]*#*[ \t]*$", line):
-        return _close(m[1], p)
+# --- Markdown tokens → lines -----------------------------------------------------------------
+
+
+def _close_of(tokens: list[Token], start: int) -> int:
+    depth = 0
+    for i in range(start, len(tokens)):
+        depth += tokens[i].nesting
+        if depth == 0:
+            return i
+    return len(tokens) - 1
+
+
+def _blocks(tokens: list[Token], start: int, end: int, p: dict[str, str]) -> list[str]:
+    """One entry per line a reader says; "" where a rule or a block boundary falls."""
+    out: list[str] = []
+    i = start
+    while i < end:
+        tok = tokens[i]
+        close = _close_of(tokens, i) if tok.nesting == 1 else i
+        kind = tok.type
+        if kind == "heading_open":
+            out.append(_close(_inline(tokens[i + 1].children or []).replace("\n", " "), p))
+        elif kind == "paragraph_open":
+            out += [
+                _typed_item(line, p) for line in _inline(tokens[i + 1].children or []).split("\n")
+            ]
+        elif kind == "list_item_open":
+            out += _list_item(tokens, i, close, p)
+        elif kind in ("blockquote_open", "bullet_list_open", "ordered_list_open"):
+            out += _blocks(tokens, i + 1, close, p)
+        elif kind == "table_open":
+            out += _table(tokens, i, close, p)
+        elif kind in ("fence", "code_block"):
+            out += tok.content.rstrip("\n").split("\n")
+        elif kind == "html_block":
+            out += [_typed_item(line, p) for line in html_to_plain(tok.content).split("\n")]
+        elif kind == "hr":
+            out.append("")
+        i = close + 1
+    return out
+
+
+def _list_item(tokens: list[Token], start: int, end: int, p: dict[str, str]) -> list[str]:
+    """An item is said as a sentence; a numbered one keeps its number: "1、……。"."""
+    lines = _blocks(tokens, start + 1, end, p)
+    if not lines:
+        return []
+    number = tokens[start].info
+    first = f"{number}{p['ordinal']}{lines[0].lstrip()}" if number else lines[0]
+    return [_close(first, p), *lines[1:]]
+
+
+def _typed_item(line: str, p: dict[str, str]) -> str:
+    """Items typed the way Chinese documents number them, which Markdown does not read as a
+    list: "1．各单位", "2.各单位" (no space), "• 各单位"."""
     if m := re.match(r"^[ \t]*[-*+•][ \t]+(.*)$", line):
         return _close(m[1], p)
     if m := re.match(r"^[ \t]*(\d{1,2})[.．)][ \t]*(?=\D)(.*)$", line):
@@ -106,19 +155,70 @@ def _block(line: str, p: dict[str, str]) -> str:
     return line
 
 
-def _inline(line: str, url_words: str) -> str:
-    line = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"\1", line)
-    line = re.sub(r"\[([^\]]+)\]\(\s*<?[^)\s>]*>?(?:\s+\"[^\"]*\")?\s*\)", r"\1", line)
-    line = re.sub(r"\[\^[^\]]+\]", "", line)
-    line = re.sub(r"\[([^\]]+)\]\[[^\]]*\]", r"\1", line)
-    line = re.sub(r"<((?:https?|ftp)://[^>]+)>", r"\1", line)
-    line = re.sub(r"`+([^`]+)`+", r"\1", line)
-    line = re.sub(r"~~[^~\n]+~~", "", line)
-    line = re.sub(rf"(\*\*|__){_NO_EMPHASIS_START}([^\n]*?\S)\1", r"\2", line)
-    line = re.sub(rf"\*{_NO_EMPHASIS_START}([^*\n]*?\S)\*", r"\1", line)
-    line = re.sub(
-        rf"(?<![A-Za-z0-9])_{_NO_EMPHASIS_START}([^_\n]*?\S)_(?![A-Za-z0-9])", r"\1", line
-    )
+def _table(tokens: list[Token], start: int, end: int, p: dict[str, str]) -> list[str]:
+    """A table read row by row: "项目，数值。", or "名称，列名：值，列名：值。" when wider."""
+    header: list[str] = []
+    rows: list[list[str]] = []
+    in_head = False
+    for tok in tokens[start:end]:
+        if tok.type in ("thead_open", "thead_close"):
+            in_head = tok.type == "thead_open"
+        elif tok.type == "tr_open" and not in_head:
+            rows.append([])
+        elif tok.type == "inline":
+            cell = _inline(tok.children or []).replace("\n", " ").strip(" \t")
+            (header if in_head else rows[-1]).append(cell)
+    out = []
+    for cells in rows:
+        spoken = []
+        for n, cell in enumerate(cells):
+            cell = cell.rstrip(_ENDINGS + "，、")
+            if not cell:
+                continue
+            name = header[n] if n < len(header) else ""
+            if len(header) > 2 and n > 0 and name:
+                cell = f"{name}{p['colon']}{cell}"
+            spoken.append(cell)
+        if spoken:
+            out.append(p["sep"].join(spoken) + p["end"])
+    return out
+
+
+def _inline(children: list[Token]) -> str:
+    """The words of a line: marks, link targets and tags go; struck-out text is not read."""
+    out: list[str] = []
+    struck = 0  # inside ~~…~~ or a footnote mark [^1] (a link when its note is defined)
+    for n, tok in enumerate(children):
+        kind = tok.type
+        if kind in ("s_open", "s_close"):
+            struck += 1 if kind == "s_open" else -1
+        elif kind == "link_open" and children[n + 1 :][:1] and _is_note(children[n + 1]):
+            struck += 1
+        elif kind == "link_close" and struck and _is_note(children[n - 1]):
+            struck -= 1
+        elif struck:
+            continue
+        elif kind == "text":
+            out.append(_FOOTNOTE_REF.sub("", tok.content))
+        elif kind == "code_inline":
+            out.append(tok.content)
+        elif kind in ("softbreak", "hardbreak"):
+            out.append("\n")
+        elif kind == "image":
+            out.append("".join(c.content for c in tok.children or []))
+        elif kind == "html_inline" and _BR.fullmatch(tok.content.strip()):
+            out.append("\n")
+    return "".join(out)
+
+
+def _is_note(tok: Token) -> bool:
+    return tok.type == "text" and tok.content.startswith("^")
+
+
+def _spoken_line(line: str, url_words: str) -> str:
+    # CommonMark does not take ** beside CJK punctuation (提高**“60元”**) for emphasis; the
+    # pair it leaves is still the author's bold, and must not be read as a masked name
+    line = _UNPARSED_STRONG.sub(r"\2", line)
     line = _masked_names(line)
     for pattern in (URL_RE, EMAIL_RE):
         line = re.sub(
@@ -129,49 +229,6 @@ def _inline(line: str, url_words: str) -> str:
         )
         line = pattern.sub("", line)
     return line
-
-
-def _is_row(line: str) -> bool:
-    return "|" in line and bool(line.strip(" \t|"))
-
-
-def _is_separator(line: str) -> bool:
-    cell = r"[ \t]*:?-{3,}:?[ \t]*"
-    return bool(re.fullmatch(rf"[ \t]*\|?{cell}(\|{cell})*\|?[ \t]*", line))
-
-
-def _cells(line: str) -> list[str]:
-    line = line.strip(" \t")
-    line = line.removeprefix("|").removesuffix("|")
-    return [c.strip(" \t") for c in line.split("|")]
-
-
-def _tables(lines: list[str], p: dict[str, str]) -> list[str]:
-    """A table read row by row: "项目，数值。", or "名称，列名：值，列名：值。" when wider."""
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        if not (_is_row(lines[i]) and i + 1 < len(lines) and _is_separator(lines[i + 1])):
-            out.append(lines[i])
-            i += 1
-            continue
-        header = _cells(lines[i])
-        i += 2
-        while i < len(lines) and _is_row(lines[i]) and not _is_separator(lines[i]):
-            cells = _cells(lines[i])
-            i += 1
-            spoken = []
-            for n, cell in enumerate(cells):
-                cell = cell.rstrip(_ENDINGS + "，、")
-                if not cell:
-                    continue
-                name = header[n] if n < len(header) else ""
-                if len(header) > 2 and n > 0 and name:
-                    cell = f"{name}{p['colon']}{cell}"
-                spoken.append(cell)
-            if spoken:
-                out.append(p["sep"].join(spoken) + p["end"])
-    return out
 
 
 def assert_speakable(text: str) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
+from gongkai.domain.links import page_url
+
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # Right-to-left scripts, for dir="rtl" on pages and for ordering bilingual text.
@@ -63,6 +65,8 @@ def environment(override: str | None = None, autoescape: bool = False) -> Enviro
         keep_trailing_newline=False,
     )
     env.globals["label"] = label
+    # templates link to an item the way every channel does, not by pasting "/p/" themselves
+    env.globals["page_url"] = page_url
     return env
 
 

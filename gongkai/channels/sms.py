@@ -24,7 +24,6 @@ import math
 import re
 import unicodedata
 from typing import Any
-from urllib.parse import quote
 
 from gongkai.channels import rendering
 from gongkai.channels.base import (
@@ -48,6 +47,7 @@ from gongkai.channels.sms_providers import (
     mainland_mobile,
     mask,
 )
+from gongkai.domain.links import page_url
 
 SINGLE_SEGMENT = 70  # characters, 【sign】 included
 MULTI_SEGMENT = 67  # per segment once a message is split (the rest carries the joining header)
@@ -162,9 +162,7 @@ def _variable(
     notes: list[str],
 ) -> str:
     if name == "link":
-        link = f"{public_url.rstrip('/')}/p/{quote(item.id, safe='')}"
-        if lang != "zh":
-            link += f"?lang={lang}"
+        link = page_url(public_url, item.id, lang)
         if provider == TENCENT:
             notes.append(
                 "tencent refuses URLs in template variables: put the site address in the "

@@ -29,6 +29,7 @@ from gongkai.channels.base import (
 from gongkai.channels.chat_parts import compose, fit_parts
 from gongkai.channels.html_text import WeComDialect, split_markdown
 from gongkai.channels.rendering import render, utf8_len
+from gongkai.domain.links import page_url
 from gongkai.storage.json_codec import dumps_bytes, loads
 
 MARKDOWN_LIMIT = 4096  # bytes of UTF-8, per WeCom's documentation
@@ -85,8 +86,8 @@ class VillageGroupChannel(Channel):
                 lang,
                 "mention.txt",
                 title=item.text(lang, "title") or item.title,
-                page_url=comp.page_url,
-                lang_url=f"{comp.page_url}?lang={lang}",
+                page_url=page_url(public_url, item.id),
+                lang_url=page_url(public_url, item.id, lang, pin_lang=True),
             )
             parts.append(
                 {

@@ -11,11 +11,7 @@ from typing import Any, ClassVar
 
 from gongkai.channels.base import Channel, ItemView, Rendered, SendContext, SentPart, TargetView
 from gongkai.channels.rendering import render, render_markdown
-
-
-def page_url(public_url: str, item_id: str, lang: str = "zh") -> str:
-    url = f"{public_url.rstrip('/')}/p/{item_id}"
-    return url if lang == "zh" else f"{url}?lang={lang}"
+from gongkai.domain.links import page_url
 
 
 class WebChannel(Channel):

@@ -15,7 +15,6 @@ import struct
 import zlib
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
 
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
@@ -23,6 +22,7 @@ from markupsafe import Markup
 
 from gongkai.channels import rendering
 from gongkai.channels.base import ItemView, TargetView
+from gongkai.domain.links import page_url
 
 TITLE_MAX, AUTHOR_MAX, DIGEST_MAX = 32, 16, 128
 CONTENT_MAX_CHARS = 19_999  # WeChat: fewer than 20,000 characters
@@ -62,10 +62,6 @@ def cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: rendering.word_start(text, limit - 1)].rstrip() + ELLIPSIS
-
-
-def page_url(public_url: str, item_id: str) -> str:
-    return f"{public_url.rstrip('/')}/p/{quote(item_id, safe='-_.~')}"
 
 
 def translation_sections(

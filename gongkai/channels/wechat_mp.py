@@ -31,9 +31,10 @@ from gongkai.channels.base import (
     TransientError,
 )
 from gongkai.channels.wechat_api import MASS_DUPLICATE, WechatApi, WechatPermanentError
-from gongkai.channels.wechat_article import build_article, cut, default_cover, page_url
+from gongkai.channels.wechat_article import build_article, cut, default_cover
 from gongkai.channels.wechat_images import with_body_images
 from gongkai.channels.wechat_verdicts import poll_publish
+from gongkai.domain.links import page_url
 
 TEMPLATE_VALUE_MAX = 20  # "thing" values of a template message: 20 characters
 DRAFT_TTL = 7 * 86400

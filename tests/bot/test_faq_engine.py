@@ -21,6 +21,7 @@ from gongkai.bot.faq import (
     normalize_question,
     parse_faq_yaml,
 )
+from gongkai.bot.faq_text import match_form
 
 DEV = Path(__file__).resolve().parent.parent / "data" / "faq_dev.yaml"
 COUNTY, TOWNSHIP, VILLAGE = "150627", "150627101", "150627101201"
@@ -141,6 +142,20 @@ def test_homophone_typos_match_by_pinyin(index) -> None:
 
 def test_ages_in_chinese_numerals_match_keywords_in_digits(index) -> None:
     assert index.ask("九十岁老人每月补助多少").id == "elderly-allowance"
+
+
+@pytest.mark.parametrize(
+    ("asked", "matched"),
+    [
+        ("八十岁老人", "80岁老人"),
+        ("九十二周岁", "92周岁"),
+        ("一百零五岁", "105岁"),
+        ("百岁老人", "100岁老人"),  # the 一 of 一百 is not said
+        ("十十岁", "十十岁"),  # not a numeral: left as typed
+    ],
+)
+def test_an_age_is_read_as_a_number(asked: str, matched: str) -> None:
+    assert match_form(asked) == matched
 
 
 def test_more_specific_region_wins(index) -> None:

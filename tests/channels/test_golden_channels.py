@@ -23,12 +23,11 @@ import pytest
 from gongkai.channels import registry, rendering
 from gongkai.channels.base import ItemView, Rendered, TargetView
 from gongkai.channels.markdown_speech import speech_marks_left
-from gongkai.channels.rendering import utf8_len
 from gongkai.channels.spoken import assert_speakable
-from gongkai.channels.village_group import MARKDOWN_LIMIT
 from tests.golden import assert_golden
 
 PUBLIC = "https://gk.yjhl.gov.cn"
+WECOM_MARKDOWN_BYTES = 4096  # WeCom group robot: markdown.content, UTF-8 (providers.md)
 NNBSP = "\u202f"
 MONGOLIAN = re.compile(r"[\u1800-\u18af\u202f]+")
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -167,6 +166,7 @@ ADDRESSES: dict[str, dict[str, Any]] = {
     "sms": {"phones": ["13800000000", "139 0000 0001"]},
     "loudspeaker": {"robot_key": "committee-1"},
     "telegram": {"chat_id": -1001234567890},
+    "web": {},
 }
 ACCOUNTS: dict[str, dict[str, Any] | None] = {
     "wechat_mp": {
@@ -189,6 +189,7 @@ ACCOUNTS: dict[str, dict[str, Any] | None] = {
     },
     "loudspeaker": None,
     "telegram": {"name": "ordos", "token": "123456:TEST-token", "webhook_secret": "hook-secret"},
+    "web": None,
 }
 
 
@@ -294,8 +295,8 @@ def test_bilingual_village_message_is_cut_into_numbered_parts_mongolian_first() 
     )
     footer = f"{mn_link}\n[查看全文]({PUBLIC}/p/ejhl-2026-0113)"
     for n, content in enumerate(contents, start=1):
-        assert utf8_len(content) <= MARKDOWN_LIMIT
-        assert rendered.meta["bytes"][n - 1] == utf8_len(content)
+        assert len(content.encode("utf-8")) <= WECOM_MARKDOWN_BYTES
+        assert rendered.meta["bytes"][n - 1] == len(content.encode("utf-8"))
         assert content.startswith(f"（{n}/{len(contents)}）\n")
         assert content.endswith("\n\n" + footer)
         text = content.removesuffix(footer)
@@ -357,3 +358,19 @@ def _strings(value: Any) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in _strings(v)]
     return []
+
+
+def test_every_channel_hands_out_the_same_link_for_an_id_that_needs_quoting() -> None:
+    """An id may hold ":"; the SMS, the robot message, Telegram, the article's "read more"
+    and the page itself must all point a reader at one address, quoted the same way."""
+    item = policy(id="ejhl:2026-0113")
+    page = f"{PUBLIC}/p/ejhl%3A2026-0113"
+    links: dict[str, set[str]] = {}
+    for channel in ["village_group", "sms", "telegram", "wechat_mp", "web"]:
+        languages = ("mn",) if channel == "web" else ("mn", "zh")
+        rendered = registry.get(channel).render(item, target(channel, languages), PUBLIC)
+        found = re.findall(r"https://gk\.yjhl\.gov\.cn/p/[^\s\"'<>)]*", _texts(rendered))
+        links[channel] = set(found)
+    assert links["village_group"] == links["telegram"] == {page, f"{page}?lang=mn"}
+    assert links["sms"] == links["web"] == {f"{page}?lang=mn"}
+    assert links["wechat_mp"] == {page}

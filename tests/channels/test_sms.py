@@ -31,9 +31,9 @@ from tests.fakes.server import serve
 # --- render ------------------------------------------------------------------------------------
 
 
-def test_sms_is_registered_and_keeps_quiet_hours() -> None:
+def test_sms_is_registered() -> None:
+    # that an SMS waits out the night is shown in test_quiet_hours.py
     assert registry.get("sms") is CHANNEL
-    assert CHANNEL.quiet_hours_apply is True
 
 
 def test_title_is_cut_to_the_variable_limit_with_an_ellipsis() -> None:

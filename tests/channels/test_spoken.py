@@ -126,6 +126,22 @@ def test_a_markdown_notice_becomes_plain_spoken_lines() -> None:
     ]
 
 
+def test_html_struck_text_and_footnote_marks_are_not_read() -> None:
+    body = (
+        "<div>补贴按月发放<br>逾期不补</div>\n\n"
+        "标准调整为~~八百元~~九百元[^1]。\n\n[^1]: 见附件\n\n"
+        "第一章 总则\n---\n1．各苏木镇\n2.各嘎查村"
+    )
+    assert to_spoken(body).split("\n") == [
+        "补贴按月发放",
+        "逾期不补",
+        "标准调整为九百元。",
+        "第一章总则。",  # underlined: a heading, said as a sentence
+        "一、各苏木镇。",  # numbered the way Chinese documents are typed, not Markdown lists
+        "二、各嘎查村。",
+    ]
+
+
 def test_sentences_are_short_where_a_comma_allows() -> None:
     text = (
         "申请人应当持户口簿、身份证和收入证明，到户籍所在地苏木乡镇人民政府提出书面申请，"

@@ -255,8 +255,16 @@ async def test_server_errors_and_unreachable_robots_are_transient(
     assert len(state.messages) == 1
 
 
-def test_robot_cannot_recall() -> None:
-    assert CHANNEL.can_recall is False
+async def test_a_robot_message_cannot_be_taken_back(http: aiohttp.ClientSession) -> None:
+    """A WeCom robot has no recall: asking for one is refused, and the message stays."""
+    app, state = wecom_robot.make_app({"robot-1"})
+    part = CHANNEL.render(make_item(), make_target(), PUBLIC).parts[0]
+    async with serve(app) as base:
+        ctx = ctx_for(http, base, make_target())
+        sent = await CHANNEL.send(part, ctx)
+        with pytest.raises(PermanentError, match="cannot be recalled"):
+            await CHANNEL.recall([sent.provider_message_id or ""], ctx)
+    assert len(state.messages_for("robot-1")) == 1
 
 
 async def test_fake_robot_files_must_be_uploaded_first(http: aiohttp.ClientSession) -> None:
