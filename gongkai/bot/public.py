@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from gongkai.bot.keys import MAKER, SETTINGS
 from gongkai.channels.rendering import HTML_LANG, RTL_LANGUAGES, label, render, render_markdown
+from gongkai.domain.links import page_url
 from gongkai.storage.models import Item, ItemStatus
 
 routes = web.RouteTableDef()
@@ -71,14 +72,13 @@ async def item_page(request: web.Request) -> web.Response:
         translation_missing=translation_missing,
         published_on=published_on,
         languages=languages,
-        lang_query=f"?lang={lang}" if lang != "zh" else "",
         public_url=settings.public_url.rstrip("/"),
         html_lang=HTML_LANG.get(lang, lang),
         rtl=lang in RTL_LANGUAGES,
         vertical=lang in VERTICAL_LANGUAGES and not translation_missing,
         extra_links=[
-            (f"{settings.public_url.rstrip('/')}/p/{item.id}/script", label("script", lang)),
-            (f"{settings.public_url.rstrip('/')}/p/{item.id}/print", label("print", lang)),
+            (page_url(settings.public_url, item.id, view="script"), label("script", lang)),
+            (page_url(settings.public_url, item.id, view="print"), label("print", lang)),
         ],
     )
     status = 410 if item.status == ItemStatus.recalled else 200

@@ -22,6 +22,7 @@ from gongkai.bot.keys import SETTINGS
 from gongkai.channels import registry
 from gongkai.channels.rendering import PACKAGE_TEMPLATES
 from gongkai.domain.catalog import KIND_LABELS
+from gongkai.domain.links import page_url
 from gongkai.storage.models import Region, Role
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -79,6 +80,7 @@ def environment() -> Environment:
     env.globals["STATUS_LABELS"] = STATUS_LABELS
     env.globals["NAV"] = NAV
     env.globals["Role"] = Role
+    env.globals["page_url"] = page_url
     return env
 
 
