@@ -12,7 +12,7 @@ import time
 
 from limits import parse
 from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from gongkai.channels.base import RateLimit
 
@@ -41,6 +41,30 @@ class RateLimiter:
     async def close(self) -> None:
         # limits' storage owns its own connection pool; nothing else to release.
         return None
+
+
+class Allowance:
+    """So many events per window per key, shared by every process through Redis: a resident's
+    messages a minute, a console name's failed logins. ``limits`` counts in one atomic call
+    that sets the window's expiry with the first event, so a count can never outlive it."""
+
+    def __init__(self, redis_url: str, rate: str, namespace: str) -> None:
+        self.limit = parse(rate)
+        self.namespace = namespace
+        self._limiter = FixedWindowRateLimiter(RedisStorage(_limits_uri(redis_url)))
+
+    async def spent(self, *key: str) -> bool:
+        """True once the window's events are used up (nothing is counted by asking)."""
+        return not await self._limiter.test(self.limit, self.namespace, *key)
+
+    async def count(self, *key: str) -> int:
+        """Count one event; returns how many the window now holds."""
+        await self._limiter.hit(self.limit, self.namespace, *key)
+        stats = await self._limiter.get_window_stats(self.limit, self.namespace, *key)
+        return self.limit.amount - stats.remaining
+
+    async def clear(self, *key: str) -> None:
+        await self._limiter.clear(self.limit, self.namespace, *key)
 
 
 def _limits_uri(redis_url: str) -> str:

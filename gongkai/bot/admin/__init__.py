@@ -21,6 +21,8 @@ from gongkai.bot.admin import (
     views_report,
 )
 from gongkai.bot.admin.gate import console_gate
+from gongkai.bot.admin.sessions import LOGIN_TRIES, login_tries
+from gongkai.bot.keys import REDIS_URL
 
 MODULES = (
     views_auth,
@@ -37,6 +39,7 @@ MODULES = (
 
 
 def setup(app: web.Application) -> None:
+    app[LOGIN_TRIES] = login_tries(app[REDIS_URL])
     app.middlewares.append(console_gate)
     for module in MODULES:
         app.add_routes(module.routes)

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gongkai.bot.clients import client_address
 from gongkai.bot.keys import MAKER, POOL, SETTINGS
+from gongkai.dispatch.ratelimit import Allowance
 from gongkai.storage.models import ROLE_RANK, Role, User
 
 COOKIE = "gk_admin"
@@ -155,24 +156,28 @@ def same_token(given: str | None, expected: str) -> bool:
 # --- login rate limit -----------------------------------------------------------------------
 
 
-def _failure_key(name: str, ip: str) -> str:
-    return (
-        PREFIX + "login-fail:" + hashlib.sha256(f"{name.strip().lower()}|{ip}".encode()).hexdigest()
+LOGIN_TRIES = web.AppKey("console_login_tries", Allowance)
+
+
+def login_tries(redis_url: str) -> Allowance:
+    """Five failed logins per name and address in fifteen minutes, counted in Redis."""
+    return Allowance(
+        redis_url, f"{LOGIN_FAILURES_ALLOWED}/{LOGIN_WINDOW_SECONDS // 60} minutes", "console-login"
     )
 
 
+def _failure_key(name: str, ip: str) -> str:
+    return hashlib.sha256(f"{name.strip().lower()}|{ip}".encode()).hexdigest()
+
+
 async def login_blocked(request: web.Request, name: str) -> bool:
-    raw = await request.app[POOL].get(_failure_key(name, client_address(request)))
-    return raw is not None and int(raw) >= LOGIN_FAILURES_ALLOWED
+    return await request.app[LOGIN_TRIES].spent(_failure_key(name, client_address(request)))
 
 
 async def record_login_failure(request: web.Request, name: str) -> None:
-    """A fixed window starting at the first failure: five tries per fifteen minutes."""
-    pool = request.app[POOL]
-    key = _failure_key(name, client_address(request))
-    if await pool.incr(key) == 1:
-        await pool.expire(key, LOGIN_WINDOW_SECONDS)
+    """A window starting at the first failure: five tries per fifteen minutes."""
+    await request.app[LOGIN_TRIES].count(_failure_key(name, client_address(request)))
 
 
 async def clear_login_failures(request: web.Request, name: str) -> None:
-    await request.app[POOL].delete(_failure_key(name, client_address(request)))
+    await request.app[LOGIN_TRIES].clear(_failure_key(name, client_address(request)))
