@@ -1,8 +1,9 @@
 """The official account's callback: ``GET/POST /wechat/{account}``.
 
 Order matters, and is the same for every request: the account, the timestamp window and the
-signature first (nothing is parsed for a stranger), then the size-capped body, then — in safe
-mode — the ``msg_signature`` over the ciphertext and decryption, then the duplicate guard,
+signature first (nothing is parsed for a stranger), then the size-capped body, then — in
+compatible and safe mode — wechatpy's `WeChatCrypto` checks the ``msg_signature`` over the
+ciphertext and decrypts (and seals the reply in its envelope), then the duplicate guard,
 then the rate limit, then the answer. The answer is passive XML when it is ready within the
 budget; otherwise WeChat gets "success" at once and the resident gets the answer through the
 customer-service API.
@@ -21,15 +22,13 @@ with another body gets "success" too, and that body is not looked at further.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from wechatpy.crypto import PrpCrypto
-from wechatpy.exceptions import InvalidAppIdException
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 
 from gongkai.bot.conversation import Context, answer_entry, command, latest, respond, welcome
 from gongkai.bot.inbound import INBOUND, SEEN_TTL, Admission, Inbound, install
@@ -39,13 +38,12 @@ from gongkai.bot.villages import find_regions
 from gongkai.bot.wechat_messages import (
     MAX_BODY,
     Refused,
-    cdata,
     check_signed,
     dedup_key,
     parse_xml,
     replay_ttl,
+    reply_nonce,
     request_key,
-    signature,
     text_reply,
 )
 from gongkai.channels.base import PermanentError, TransientError
@@ -68,7 +66,7 @@ class WechatAccount:
     app_secret: str
     token: str
     mode: str
-    crypto: PrpCrypto | None  # one AES cipher per account, reused for every message
+    crypto: WeChatCrypto | None  # one AES cipher per account, reused for every message
     budget: float
     config: dict[str, Any]
 
@@ -88,13 +86,14 @@ async def _account(request: web.Request) -> WechatAccount:
     mode = str(config.get("encryption_mode") or ("safe" if aes else "plain"))
     if mode not in MODES:
         mode = "safe" if aes else "plain"
+    app_id, token = str(config.get("app_id") or ""), str(config["token"])
     account = WechatAccount(
         name=name,
-        app_id=str(config.get("app_id") or ""),
+        app_id=app_id,
         app_secret=str(config.get("app_secret") or ""),
-        token=str(config["token"]),
+        token=token,
         mode=mode,
-        crypto=PrpCrypto(_aes_key(str(aes))) if aes else None,
+        crypto=WeChatCrypto(token, str(aes), app_id) if aes else None,
         budget=float(config.get("reply_budget", REPLY_BUDGET)),
         config=config,
     )
@@ -102,11 +101,6 @@ async def _account(request: web.Request) -> WechatAccount:
         _opened.clear()
     _opened[id(config)] = account
     return account
-
-
-def _aes_key(encoding_aes_key: str) -> bytes:
-    """EncodingAESKey (43 characters of base64) → the 32-byte AES key."""
-    return base64.b64decode(encoding_aes_key + "=")
 
 
 def _refusal(exc: Refused) -> web.Response:
@@ -156,9 +150,11 @@ async def _open(
     ciphertext = outer.get("Encrypt")
     if not isinstance(ciphertext, str) or not ciphertext:
         raise Refused(400, "no Encrypt field")
-    check_signed(account.token, timestamp, nonce, q.get("msg_signature"), ciphertext, now=now)
-    try:
-        plain = account.crypto.decrypt(ciphertext, account.app_id)
+    given = (q.get("msg_signature") or "").lower()
+    try:  # the timestamp was judged by check_signed; it is the same one
+        plain = account.crypto.decrypt_message(outer, given, timestamp, nonce)
+    except InvalidSignatureException:
+        raise Refused(403, "bad msg_signature") from None
     except InvalidAppIdException:
         raise Refused(403, "message for another app id") from None
     except Exception:  # wrong key, bad padding, bad base64: all just garbage to us
@@ -167,19 +163,13 @@ async def _open(
 
 
 def _reply_response(
-    account: WechatAccount, xml: str | None, encrypted: bool, nonce: str
+    account: WechatAccount, xml: str | None, encrypted: bool, nonce: str, now: float
 ) -> web.Response:
     if xml is None:
         return web.Response(text=SUCCESS, content_type="text/plain")
     if encrypted:
         assert account.crypto is not None
-        ciphertext = account.crypto.encrypt(xml, account.app_id).decode()
-        timestamp = str(int(time.time()))
-        xml = (
-            f"<xml><Encrypt>{cdata(ciphertext)}</Encrypt>"
-            f"<MsgSignature>{cdata(signature(account.token, timestamp, nonce, ciphertext))}"
-            f"</MsgSignature><TimeStamp>{timestamp}</TimeStamp><Nonce>{cdata(nonce)}</Nonce></xml>"
-        )
+        xml = str(account.crypto.encrypt_message(xml, reply_nonce(nonce), str(int(now))))
     return web.Response(text=xml, content_type="application/xml")
 
 
@@ -211,14 +201,14 @@ async def receive(request: web.Request) -> web.Response:
     )
     if not admission.first:  # a retry or a replay: the first's answer, or "success"
         cached = admission.reply.decode() if admission.reply else None
-        return _reply_response(account, cached, encrypted, nonce)
+        return _reply_response(account, cached, encrypted, nonce, now)
     work = inbound.spawn(
         _handle(request.app, inbound, account, fields, admission), name=f"wechat {key}"
     )
     done, _ = await asyncio.wait({work}, timeout=account.budget)
     if not done:  # too slow for a passive reply: answer later through the service API
         inbound.spawn(_follow_up(request.app, account, openid, work))
-        return _reply_response(account, None, encrypted, nonce)
+        return _reply_response(account, None, encrypted, nonce, now)
     if work.exception() is not None:
         await inbound.forget(key, signed)  # let WeChat's retry try again
         return web.Response(status=500, text="temporarily unavailable")
@@ -226,7 +216,7 @@ async def receive(request: web.Request) -> web.Response:
     xml = text_reply(openid, ours, text) if text else None
     if xml is not None:
         await inbound.remember_reply(key, xml.encode())
-    return _reply_response(account, xml, encrypted, nonce)
+    return _reply_response(account, xml, encrypted, nonce, now)
 
 
 async def _follow_up(
