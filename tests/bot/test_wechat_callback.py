@@ -139,6 +139,34 @@ async def test_an_xml_bomb_is_rejected_quickly(env: BotEnv, account: str) -> Non
     assert await env.questions() == []
 
 
+def _nested(levels: int) -> str:
+    return text_xml("o-odd", "x").replace("</xml>", "<a>" * levels + "</a>" * levels + "</xml>")
+
+
+MALFORMED = [
+    pytest.param(text_xml("o-odd", "低保").replace("<MsgId>", "<MsgId>x"), "MsgId is malformed",
+                 id="MsgId"),
+    pytest.param(text_xml("o-odd", "低保").replace("<![CDATA[低保]]>", "<b>低保</b>"),
+                 "Content is not text", id="Content"),
+    pytest.param("<xml><FromUserName>o-odd</FromUserName><MsgId>5</MsgId></xml>",
+                 "not a WeChat message", id="no-MsgType"),
+    pytest.param(_nested(7), "XML nested too deeply", id="deep"),
+    pytest.param(_nested(5000), "XML nested too deeply", id="very-deep"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("xml", "reason"), MALFORMED)
+@pytest.mark.parametrize("account", ["plain", "safe"])
+async def test_a_malformed_push_gets_400_naming_what_is_wrong(
+    env: BotEnv, account: str, xml: str, reason: str
+) -> None:
+    """wechatpy reads fields lazily and trusts their shape: ours are checked before a
+    handler sees them, in the plaintext of an encrypted push too."""
+    got = await env.push(account).send(xml)
+    assert (got.status, got.body) == (400, reason)
+    assert await env.questions() == [] and await env.rows(Follower) == []
+
+
 async def test_an_oversized_body_is_refused_before_parsing(env: BotEnv) -> None:
     got = await env.push("plain").send(text_xml("o-big", "低" * 40_000))
     assert got.status == 413
