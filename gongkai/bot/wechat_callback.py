@@ -1,10 +1,13 @@
 """The official account's callback: ``GET/POST /wechat/{account}``.
 
-Order matters, and is the same for every request: the account, the timestamp window and the
-signature first (nothing is parsed for a stranger), then the size-capped body, then — in safe
-mode — the ``msg_signature`` over the ciphertext and decryption, then the duplicate guard,
-then the rate limit, then the answer. The answer is passive XML when it is ready within the
-budget; otherwise WeChat gets "success" at once and the resident gets the answer through the
+WeChat's protocol is spoken through wechatpy (signatures, the AES envelope both ways, typed
+messages, reply XML); our limits stand in front of it (`wechat_messages`). Order matters, and
+is the same for every request: the account, the timestamp window and the signature first
+(nothing is parsed for a stranger), then the size-capped body and defusedxml, then — in
+compatible and safe mode — wechatpy checks the ``msg_signature`` over the ciphertext and
+decrypts, and the plaintext passes defusedxml in its turn, then the duplicate guard, then the
+rate limit, then the answer. The answer is passive XML when it is ready within the budget;
+otherwise WeChat gets "success" at once and the resident gets the answer through the
 customer-service API.
 
 The duplicate guard is also the replay defence. A signed request passes `check_signed` for
@@ -21,15 +24,21 @@ with another body gets "success" too, and that body is not looked at further.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from wechatpy.crypto import PrpCrypto
-from wechatpy.exceptions import InvalidAppIdException
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.events import (
+    BaseEvent,
+    ClickEvent,
+    MassSendJobFinishEvent,
+    ScanEvent,
+    SubscribeScanEvent,
+)
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.messages import BaseMessage, TextMessage, UnknownMessage, VoiceMessage
 
 from gongkai.bot.conversation import Context, answer_entry, command, latest, respond, welcome
 from gongkai.bot.inbound import INBOUND, SEEN_TTL, Admission, Inbound, install
@@ -38,14 +47,15 @@ from gongkai.bot.phrases import say
 from gongkai.bot.villages import find_regions
 from gongkai.bot.wechat_messages import (
     MAX_BODY,
+    PublishJobFinishEvent,
     Refused,
-    cdata,
+    accept,
     check_signed,
     dedup_key,
-    parse_xml,
+    read_message,
     replay_ttl,
+    reply_nonce,
     request_key,
-    signature,
     text_reply,
 )
 from gongkai.channels.base import PermanentError, TransientError
@@ -68,7 +78,7 @@ class WechatAccount:
     app_secret: str
     token: str
     mode: str
-    crypto: PrpCrypto | None  # one AES cipher per account, reused for every message
+    crypto: WeChatCrypto | None  # one AES cipher per account, reused for every message
     budget: float
     config: dict[str, Any]
 
@@ -88,13 +98,14 @@ async def _account(request: web.Request) -> WechatAccount:
     mode = str(config.get("encryption_mode") or ("safe" if aes else "plain"))
     if mode not in MODES:
         mode = "safe" if aes else "plain"
+    app_id, token = str(config.get("app_id") or ""), str(config["token"])
     account = WechatAccount(
         name=name,
-        app_id=str(config.get("app_id") or ""),
+        app_id=app_id,
         app_secret=str(config.get("app_secret") or ""),
-        token=str(config["token"]),
+        token=token,
         mode=mode,
-        crypto=PrpCrypto(_aes_key(str(aes))) if aes else None,
+        crypto=WeChatCrypto(token, str(aes), app_id) if aes else None,
         budget=float(config.get("reply_budget", REPLY_BUDGET)),
         config=config,
     )
@@ -102,11 +113,6 @@ async def _account(request: web.Request) -> WechatAccount:
         _opened.clear()
     _opened[id(config)] = account
     return account
-
-
-def _aes_key(encoding_aes_key: str) -> bytes:
-    """EncodingAESKey (43 characters of base64) → the 32-byte AES key."""
-    return base64.b64decode(encoding_aes_key + "=")
 
 
 def _refusal(exc: Refused) -> web.Response:
@@ -139,8 +145,8 @@ async def _read_body(request: web.Request) -> bytes:
 
 async def _open(
     request: web.Request, account: WechatAccount, now: float
-) -> tuple[dict[str, Any], bool]:
-    """The message's fields, and whether the request (so our reply) is encrypted."""
+) -> tuple[BaseMessage, bool]:
+    """The message, and whether the request (so our reply) is encrypted."""
     q = request.query
     timestamp, nonce = q.get("timestamp"), q.get("nonce")
     check_signed(account.token, timestamp, nonce, q.get("signature"), now=now)
@@ -149,37 +155,32 @@ async def _open(
         raise Refused(403, "this account accepts encrypted messages only")
     if encrypted and account.crypto is None:
         raise Refused(400, "encrypted message but no EncodingAESKey configured")
-    outer = parse_xml(await _read_body(request))
+    outer = accept(await _read_body(request))
     if not encrypted:
-        return outer, False
+        return read_message(outer), False
     assert account.crypto is not None
-    ciphertext = outer.get("Encrypt")
-    if not isinstance(ciphertext, str) or not ciphertext:
-        raise Refused(400, "no Encrypt field")
-    check_signed(account.token, timestamp, nonce, q.get("msg_signature"), ciphertext, now=now)
-    try:
-        plain = account.crypto.decrypt(ciphertext, account.app_id)
+    given = (q.get("msg_signature") or "").lower()
+    try:  # the timestamp was judged by check_signed; it is the same one
+        plain = account.crypto.decrypt_message(outer, given, timestamp, nonce)
+    except InvalidSignatureException:
+        raise Refused(403, "bad msg_signature") from None
     except InvalidAppIdException:
         raise Refused(403, "message for another app id") from None
+    except KeyError:
+        raise Refused(400, "no Encrypt field") from None
     except Exception:  # wrong key, bad padding, bad base64: all just garbage to us
         raise Refused(400, "cannot decrypt") from None
-    return parse_xml(plain), True
+    return read_message(accept(plain)), True
 
 
 def _reply_response(
-    account: WechatAccount, xml: str | None, encrypted: bool, nonce: str
+    account: WechatAccount, xml: str | None, encrypted: bool, nonce: str, now: float
 ) -> web.Response:
     if xml is None:
         return web.Response(text=SUCCESS, content_type="text/plain")
     if encrypted:
         assert account.crypto is not None
-        ciphertext = account.crypto.encrypt(xml, account.app_id).decode()
-        timestamp = str(int(time.time()))
-        xml = (
-            f"<xml><Encrypt>{cdata(ciphertext)}</Encrypt>"
-            f"<MsgSignature>{cdata(signature(account.token, timestamp, nonce, ciphertext))}"
-            f"</MsgSignature><TimeStamp>{timestamp}</TimeStamp><Nonce>{cdata(nonce)}</Nonce></xml>"
-        )
+        xml = str(account.crypto.encrypt_message(xml, reply_nonce(nonce), str(int(now))))
     return web.Response(text=xml, content_type="application/xml")
 
 
@@ -189,17 +190,17 @@ async def receive(request: web.Request) -> web.Response:
     now = inbound.clock()
     try:
         account = await _account(request)
-        fields, encrypted = await _open(request, account, now)
+        message, encrypted = await _open(request, account, now)
     except Refused as exc:
         return _refusal(exc)
     q = request.query
     nonce = q.get("nonce", "")
-    key = dedup_key(account.app_id, fields)
+    key = dedup_key(account.app_id, message)
     # Checked by _open: present, and the timestamp a number within the window.
     signed = request_key(account.app_id, q["timestamp"], nonce, q["signature"])
     ttl = replay_ttl(q["timestamp"], now)
-    openid = str(fields.get("FromUserName") or "")
-    ours = str(fields.get("ToUserName") or "")
+    openid: str = message.source or ""
+    ours: str = message.target or ""
     admission = await inbound.admit(
         key,
         "wechat",
@@ -211,22 +212,22 @@ async def receive(request: web.Request) -> web.Response:
     )
     if not admission.first:  # a retry or a replay: the first's answer, or "success"
         cached = admission.reply.decode() if admission.reply else None
-        return _reply_response(account, cached, encrypted, nonce)
+        return _reply_response(account, cached, encrypted, nonce, now)
     work = inbound.spawn(
-        _handle(request.app, inbound, account, fields, admission), name=f"wechat {key}"
+        _handle(request.app, inbound, account, message, admission), name=f"wechat {key}"
     )
     done, _ = await asyncio.wait({work}, timeout=account.budget)
     if not done:  # too slow for a passive reply: answer later through the service API
         inbound.spawn(_follow_up(request.app, account, openid, work))
-        return _reply_response(account, None, encrypted, nonce)
+        return _reply_response(account, None, encrypted, nonce, now)
     if work.exception() is not None:
         await inbound.forget(key, signed)  # let WeChat's retry try again
         return web.Response(status=500, text="temporarily unavailable")
     text = work.result()
-    xml = text_reply(openid, ours, text) if text else None
+    xml = text_reply(openid, ours, text, now) if text else None
     if xml is not None:
         await inbound.remember_reply(key, xml.encode())
-    return _reply_response(account, xml, encrypted, nonce)
+    return _reply_response(account, xml, encrypted, nonce, now)
 
 
 async def _follow_up(
@@ -249,28 +250,29 @@ async def _follow_up(
         log.warning("could not send the late answer to %s: %s", account.name, exc)
 
 
-USER_EVENTS = {"subscribe", "SCAN", "CLICK"}
+# wechatpy's event names: lower case, and a subscribe through a QR code is "subscribe_scan".
+WELCOMED = {"subscribe", "subscribe_scan", "subscribe_scan_product"}
+USER_EVENTS = {*WELCOMED, "scan", "click", "unsubscribe"}
 
 
 async def _handle(
     app: web.Application,
     inbound: Inbound,
     account: WechatAccount,
-    fields: dict[str, Any],
+    message: BaseMessage,
     admission: Admission,
 ) -> str | None:
     """The reply text for one message or event; None when nothing is to be said."""
-    kind = str(fields.get("MsgType") or "")
-    event = str(fields.get("Event") or "") if kind == "event" else ""
-    openid = str(fields.get("FromUserName") or "")
-    if event == "PUBLISHJOBFINISH":
-        await _publish_finished(app, fields)
+    if isinstance(message, PublishJobFinishEvent):
+        await _publish_finished(app, message)
         return None
-    if event == "MASSSENDJOBFINISH":
-        await _mass_finished(app, fields)
+    if isinstance(message, MassSendJobFinishEvent):
+        await _mass_finished(app, message)
         return None
-    if kind == "event" and event not in USER_EVENTS and event != "unsubscribe":
-        return None  # VIEW, LOCATION, TEMPLATESENDJOBFINISH …
+    event: str = message.event if isinstance(message, BaseEvent) else ""
+    if isinstance(message, UnknownMessage) or (event and event not in USER_EVENTS):
+        return None  # VIEW, LOCATION, TEMPLATESENDJOBFINISH, events wechatpy does not know …
+    openid: str = message.source or ""
     if not openid:
         return None
     if event != "unsubscribe" and admission.verdict != "ok":
@@ -279,37 +281,39 @@ async def _handle(
         "wechat", account.name, account.config, openid, cached=admission.follower
     )
     async with talk as (ctx, f):
-        if kind == "event":
-            return await _event(ctx, f, event, str(fields.get("EventKey") or ""))
-        if kind == "text":
-            return (await respond(ctx, f, str(fields.get("Content") or ""))).text
-        if kind == "voice":
-            heard = str(fields.get("Recognition") or "").strip()
+        if isinstance(message, BaseEvent):
+            return await _event(ctx, f, message)
+        if isinstance(message, TextMessage):
+            return (await respond(ctx, f, message.content or "")).text
+        if isinstance(message, VoiceMessage):
+            heard = (message.recognition or "").strip()
             if heard:
                 return (await respond(ctx, f, heard)).text
             return say(f.language, "voice_unclear")
         return say(f.language, "unsupported")
 
 
-async def _event(ctx: Context, follower: Follower, event: str, key: str) -> str | None:
-    if event == "unsubscribe":  # no reply reaches an unfollower; stop pushes
+async def _event(ctx: Context, follower: Follower, event: BaseEvent) -> str | None:
+    if event.event == "unsubscribe":  # no reply reaches an unfollower; stop pushes
         follower.subscribed = False
         ctx.session.add(follower)
         await ctx.session.commit()
         return None
-    if event in ("subscribe", "SCAN"):
+    if event.event in WELCOMED or isinstance(event, ScanEvent):
         follower.subscribed = True
-        code = key.removeprefix("qrscene_")  # a village's QR code carries its division code
+        # A village's QR code carries its division code (wechatpy strips "qrscene_").
+        code = (event.scene_id or "") if isinstance(event, SubscribeScanEvent | ScanEvent) else ""
         if code.isdigit():
             found = await find_regions(ctx.session, code, within=ctx.account_region)
             if found:
                 follower.region_code = found[0].code
         ctx.session.add(follower)
         await ctx.session.commit()
-        if event == "subscribe":
+        if event.event in WELCOMED:
             return (await welcome(ctx, follower)).text
         return (await command(ctx, follower, "latest")).text
     # A menu click: "faq:<id>" answers one entry; other keys name a command.
+    key: str = (event.key or "") if isinstance(event, ClickEvent) else ""
     if key.startswith("faq:"):
         return (await answer_entry(ctx, follower, key[4:])).text
     if key == "latest":
@@ -318,9 +322,18 @@ async def _event(ctx: Context, follower: Follower, event: str, key: str) -> str 
     return (await command(ctx, follower, name)).text
 
 
-async def _mass_finished(app: web.Application, fields: dict[str, Any]) -> None:
+async def _mass_finished(app: web.Application, event: MassSendJobFinishEvent) -> None:
     """How a mass send went: settle the pending delivery and keep the reach on it."""
-    verdict = mass_outcome_from_event(fields)
+    verdict = mass_outcome_from_event(
+        {
+            "MsgID": event.id,
+            "Status": event.status,
+            "TotalCount": event.total_count,
+            "FilterCount": event.filter_count,
+            "SentCount": event.sent_count,
+            "ErrorCount": event.error_count,
+        }
+    )
     if verdict is None:
         return
     done = await complete_pending(
@@ -334,13 +347,13 @@ async def _mass_finished(app: web.Application, fields: dict[str, Any]) -> None:
         log.info("MASSSENDJOBFINISH for unknown msg_id %s (%s)", verdict.msg_id, verdict.reason)
 
 
-async def _publish_finished(app: web.Application, fields: dict[str, Any]) -> None:
+async def _publish_finished(app: web.Application, event: PublishJobFinishEvent) -> None:
     """WeChat's verdict on an article we submitted: settle the pending delivery."""
-    info = fields.get("PublishEventInfo")
+    info = event.info
     publish_id = info.get("publish_id") if isinstance(info, dict) else None
     if not publish_id:
         return
-    outcome = outcome_from_event(fields)
+    outcome = outcome_from_event(info)
     if outcome.status == "pending":
         return
     done = await complete_pending(

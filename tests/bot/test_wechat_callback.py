@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
+from gongkai.bot.faq_store import get_index
 from gongkai.bot.inbound import INBOUND
+from gongkai.bot.keys import MAKER
 from gongkai.bot.wechat_messages import Refused, check_signed
 from gongkai.storage.models import Follower
-from tests.bot_support import BotEnv, bot_env, freeze, travel, until
+from tests.bot_support import BotEnv, Clock, bot_env, freeze, travel, until
 from tests.fakes.wechat_push import (
     VECTOR_ENCRYPT,
     VECTOR_MSG_SIGNATURE,
@@ -35,16 +37,17 @@ async def env(tmp_path, embedded_redis_url, redis):  # type: ignore[no-untyped-d
 
 
 def test_our_signature_check_accepts_the_official_vector_and_nothing_else() -> None:
+    """The query's signature (wechatpy's check) inside our timestamp window; the
+    msg_signature over the ciphertext is wechatpy's to check while decrypting (see
+    `test_the_official_sample_push_is_accepted_at_its_own_time`)."""
     at = int(VECTOR_TIMESTAMP)
-    check_signed(VECTOR_TOKEN, VECTOR_TIMESTAMP, VECTOR_NONCE, VECTOR_MSG_SIGNATURE,
-                 VECTOR_ENCRYPT, now=at)  # fmt: skip
+    signed = sha1_sorted(VECTOR_TOKEN, VECTOR_TIMESTAMP, VECTOR_NONCE)
+    check_signed(VECTOR_TOKEN, VECTOR_TIMESTAMP, VECTOR_NONCE, signed, now=at)
     with pytest.raises(Refused) as bad:
-        check_signed(VECTOR_TOKEN, VECTOR_TIMESTAMP, "1320562133", VECTOR_MSG_SIGNATURE,
-                     VECTOR_ENCRYPT, now=at)  # fmt: skip
+        check_signed(VECTOR_TOKEN, VECTOR_TIMESTAMP, "1320562133", signed, now=at)
     assert bad.value.status == 403
     with pytest.raises(Refused, match="stale"):
-        check_signed(VECTOR_TOKEN, VECTOR_TIMESTAMP, VECTOR_NONCE, VECTOR_MSG_SIGNATURE,
-                     VECTOR_ENCRYPT, now=at + 301)  # fmt: skip
+        check_signed(VECTOR_TOKEN, VECTOR_TIMESTAMP, VECTOR_NONCE, signed, now=at + 301)
 
 
 async def test_url_verification_echoes_only_a_signed_fresh_request(env: BotEnv) -> None:
@@ -82,6 +85,37 @@ async def test_a_safe_mode_account_refuses_plain_pushes(env: BotEnv) -> None:
     got = await env.push("safe", mode="plain").send(text_xml("o-x", "低保咋申请"))
     assert got.status == 403
     assert await env.questions() == []
+
+
+def _official_sample() -> tuple[dict[str, str], str]:
+    """Tencent's "消息加解密" sample push, as its WXBizMsgCrypt sample and wechatpy's
+    tests/test_crypto.py publish it (safe mode: the ciphertext alone in the body)."""
+    query = {
+        "signature": sha1_sorted(VECTOR_TOKEN, VECTOR_TIMESTAMP, VECTOR_NONCE),
+        "timestamp": VECTOR_TIMESTAMP, "nonce": VECTOR_NONCE, "encrypt_type": "aes",
+        "msg_signature": VECTOR_MSG_SIGNATURE,
+    }  # fmt: skip
+    body = f"<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><Encrypt><![CDATA[{VECTOR_ENCRYPT}]]></Encrypt></xml>"  # noqa: E501
+    return query, body
+
+
+async def test_the_official_sample_push_is_accepted_at_its_own_time(env: BotEnv) -> None:
+    """With the app's clock set to the sample's 2014 timestamp, the sample is fresh: it is
+    decrypted to its documented plaintext (text "abcdteT" from oyORnuP8q7ou2gfYjqLzSIWZf0rs
+    to gh_10f6c3c3ac5a) and answered as the FAQ answers that text, in an encrypted reply."""
+    env.client.app[INBOUND].clock = Clock(float(VECTOR_TIMESTAMP))
+    got = await env.push("safe").send_raw(*_official_sample())
+    assert got.status == 200 and got.encrypted and got.fields is not None, got.body
+    assert got.fields["ToUserName"] == "oyORnuP8q7ou2gfYjqLzSIWZf0rs"
+    assert got.fields["FromUserName"] == "gh_10f6c3c3ac5a"
+    assert got.fields["MsgType"] == "text"
+    (q,) = await env.questions()
+    assert (q.platform, q.text, q.answered) == ("wechat", "abcdteT", False)
+    index = await get_index(env.client.app[MAKER], hotline=env.settings.hotline)
+    faq = index.ask("abcdteT", q.region_code, "zh", hotline=env.settings.hotline)
+    assert got.fields["Content"] == faq.answer
+    (f,) = await env.rows(Follower)
+    assert f.external_id == "oyORnuP8q7ou2gfYjqLzSIWZf0rs"
 
 
 async def test_the_official_sample_push_is_refused_as_a_replay(env: BotEnv) -> None:
@@ -137,6 +171,34 @@ async def test_an_xml_bomb_is_rejected_quickly(env: BotEnv, account: str) -> Non
     assert got.status == 400
     assert time.perf_counter() - started < 0.5
     assert await env.questions() == []
+
+
+def _nested(levels: int) -> str:
+    return text_xml("o-odd", "x").replace("</xml>", "<a>" * levels + "</a>" * levels + "</xml>")
+
+
+MALFORMED = [
+    pytest.param(text_xml("o-odd", "低保").replace("<MsgId>", "<MsgId>x"), "MsgId is malformed",
+                 id="MsgId"),
+    pytest.param(text_xml("o-odd", "低保").replace("<![CDATA[低保]]>", "<b>低保</b>"),
+                 "Content is not text", id="Content"),
+    pytest.param("<xml><FromUserName>o-odd</FromUserName><MsgId>5</MsgId></xml>",
+                 "not a WeChat message", id="no-MsgType"),
+    pytest.param(_nested(7), "XML nested too deeply", id="deep"),
+    pytest.param(_nested(5000), "XML nested too deeply", id="very-deep"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("xml", "reason"), MALFORMED)
+@pytest.mark.parametrize("account", ["plain", "safe"])
+async def test_a_malformed_push_gets_400_naming_what_is_wrong(
+    env: BotEnv, account: str, xml: str, reason: str
+) -> None:
+    """wechatpy reads fields lazily and trusts their shape: ours are checked before a
+    handler sees them, in the plaintext of an encrypted push too."""
+    got = await env.push(account).send(xml)
+    assert (got.status, got.body) == (400, reason)
+    assert await env.questions() == [] and await env.rows(Follower) == []
 
 
 async def test_an_oversized_body_is_refused_before_parsing(env: BotEnv) -> None:
