@@ -86,7 +86,7 @@ PII_PLACES: list[tuple[str, dict, str]] = [
     ("catalog name", {"catalog": {"name": f"联系 {MOBILE}"}}, "catalog.name"),
     ("catalog extra", {"catalog": {"联系人": f"张三 {VALID_ID}"}}, "catalog.联系人"),
     ("catalog number", {"catalog": {"联系电话": int(MOBILE)}}, "catalog.联系电话"),
-    ("catalog nested", {"catalog": {"联系人": {"电话": [f"{MOBILE}"]}}}, "catalog.联系人.电话[0]"),
+    ("catalog list", {"catalog": {"联系人": ["张三", f"{MOBILE}"]}}, "catalog.联系人[1]"),
     ("catalog key", {"catalog": {MOBILE: "李四"}}, "catalog.138****5678"),
     ("translation title", {"translations": {"mn": {"title": MOBILE}}}, "translations.mn.title"),
     ("translation summary", {"translations": {"ug": {"summary": MOBILE}}},
