@@ -31,14 +31,14 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gongkai.bot.admin.users import create_user
-from gongkai.bot.app import create_app
-from gongkai.bot.settings import Settings
+from gongkai.config import Settings
+from gongkai.console.users import create_user
 from gongkai.dispatch.redis_server import EmbeddedRedis
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.db import make_engine, make_sessionmaker, upgrade
 from gongkai.storage.directory import import_directory, parse_directory
 from gongkai.storage.models import Delivery, Item, Role, Target
+from gongkai.web.app import create_app
 
 PASSWORD = "bench-password"
 STATUSES = ["delivered"] * 80 + ["dead"] * 6 + ["failed"] * 4 + ["queued"] * 6 + ["cancelled"] * 4

@@ -184,7 +184,7 @@ def run_workers(
     """
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "gongkai.bot.cli", "worker"],
+            [sys.executable, "-m", "gongkai.cli", "worker"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -282,7 +282,7 @@ def main() -> None:
         if args.database_url:
             env["GONGKAI_DATABASE_URL"] = args.database_url
         os.environ.update(env)
-        from gongkai.bot.settings import Settings
+        from gongkai.config import Settings
 
         s = Settings()
         db_url = s.resolved_database_url
@@ -293,7 +293,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "gongkai.bot.cli",
+                "gongkai.cli",
                 "directory",
                 "import",
                 str(Path(tmp) / "dir.yaml"),
@@ -311,7 +311,7 @@ def main() -> None:
             path.write_text(json.dumps({**ITEM, "id": item_id}, ensure_ascii=False), "utf-8")
             t0 = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "gongkai.bot.cli", "publish", str(path)],
+                [sys.executable, "-m", "gongkai.cli", "publish", str(path)],
                 env=env,
                 check=True,
                 stdout=subprocess.DEVNULL,

@@ -27,8 +27,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gongkai.bot.faq import FaqEntryData, FaqIndex, parse_faq_yaml  # noqa: E402
-from gongkai.bot.faq_text import preload  # noqa: E402
+from gongkai.faq.engine import FaqEntryData, FaqIndex, parse_faq_yaml  # noqa: E402
+from gongkai.faq.text import preload  # noqa: E402
 
 DEV_FAQ = ROOT / "tests" / "data" / "faq_dev.yaml"
 COUNTY = "150627"

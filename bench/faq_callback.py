@@ -52,7 +52,7 @@ regions:
 
 
 def _settings(data_dir: str) -> Any:
-    from gongkai.bot.settings import Settings
+    from gongkai.config import Settings
 
     return Settings(data_dir=Path(data_dir), secret_key="bench-secret", quiet_hours="",
                     public_url="http://bench.test", log_level="WARNING")  # fmt: skip
@@ -63,8 +63,8 @@ def _serve(data_dir: str, redis_url: str, port: int, cpu: int, ready: Any) -> No
     os.sched_setaffinity(0, {cpu})
     from aiohttp import web
 
-    from gongkai.bot.app import create_app
-    from gongkai.bot.runtime import settle_heap
+    from gongkai.cli.runtime import settle_heap
+    from gongkai.web.app import create_app
 
     async def main() -> None:
         runner = web.AppRunner(create_app(_settings(data_dir), redis_url), access_log=None)
@@ -78,7 +78,7 @@ def _serve(data_dir: str, redis_url: str, port: int, cpu: int, ready: Any) -> No
 
 
 async def _prepare(data_dir: str) -> None:
-    from gongkai.bot.faq_store import import_faq_text
+    from gongkai.faq.store import import_faq_text
     from gongkai.storage.crypto import Sealer
     from gongkai.storage.db import make_engine, make_sessionmaker, upgrade
     from gongkai.storage.directory import import_directory, parse_directory

@@ -77,7 +77,7 @@ async def main() -> int:
                 GONGKAI_QUIET_HOURS="off",
                 PYTHONPATH=str(ROOT),
             )
-            gongkai = [sys.executable, "-m", "gongkai.bot.cli"]
+            gongkai = [sys.executable, "-m", "gongkai.cli"]
 
             def cli(*words: str, stdin: str | None = None) -> str:
                 done = subprocess.run(

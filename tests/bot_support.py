@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
-from gongkai.bot.faq_store import import_faq_text
-from gongkai.bot.settings import Settings
+from gongkai.config import Settings
+from gongkai.faq.store import import_faq_text
 from gongkai.storage.db import make_engine, make_sessionmaker
 from gongkai.storage.models import Role
 from tests.fakes import telegram_api, wechat_api
@@ -100,7 +100,7 @@ class BotEnv:
 
     async def questions(self) -> list[Any]:
         """The stored questions, once the app has written those it queued (it batches them)."""
-        from gongkai.bot.inbound import INBOUND
+        from gongkai.bots.inbound import INBOUND
         from gongkai.storage.models import Question
 
         await self.client.app[INBOUND].flush()
@@ -152,7 +152,7 @@ class Clock:
 def freeze(env: BotEnv) -> Clock:
     """Stop the app's clock at a whole second, so that a request signed "now" is exactly as
     old as the test says, however slowly the machine runs the test."""
-    from gongkai.bot.inbound import INBOUND
+    from gongkai.bots.inbound import INBOUND
 
     clock = Clock(float(int(time.time())))
     env.client.app[INBOUND].clock = clock
@@ -168,7 +168,7 @@ async def travel(env: BotEnv, seconds: float) -> Clock:
     """
     from redis.asyncio import Redis
 
-    from gongkai.bot.inbound import INBOUND
+    from gongkai.bots.inbound import INBOUND
 
     inbound = env.client.app[INBOUND]
     clock = inbound.clock if isinstance(inbound.clock, Clock) else freeze(env)

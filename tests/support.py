@@ -9,13 +9,13 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from gongkai.bot.app import create_app
-from gongkai.bot.auth import create_token
-from gongkai.bot.settings import Settings
+from gongkai.config import Settings
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.db import make_engine, make_sessionmaker, upgrade
 from gongkai.storage.directory import import_directory, parse_directory
 from gongkai.storage.models import Role
+from gongkai.web.app import create_app
+from gongkai.web.auth import create_token
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -126,7 +126,7 @@ async def token(s: Settings, role: Role, name: str = "tester") -> str:
 async def running_app(s: Settings, redis_url: str):  # type: ignore[no-untyped-def]
     """The app on a test server; on leaving, fails the test if any request it served raised an
     unhandled exception (answered 500 by the error middleware), whatever the test asserted."""
-    from gongkai.bot.errors import UNHANDLED
+    from gongkai.web.errors import UNHANDLED
 
     app = create_app(s, redis_url)
     client = TestClient(TestServer(app, host="127.0.0.1"))

@@ -10,12 +10,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import yaml
 
-from gongkai.bot.inputs import BodyRefused, QueryRefused, int_param, local_target, parse_json
 from gongkai.domain import safe_yaml
 from gongkai.domain.bounds import moment_problem
 from gongkai.domain.items import ItemRefused, load_item_file
 from gongkai.domain.workdays import WorkCalendar
-from tests.admin.test_admin_hostile import BILLION_LAUGHS
+from gongkai.web.inputs import BodyRefused, QueryRefused, int_param, local_target, parse_json
+from tests.console.test_admin_hostile import BILLION_LAUGHS
 
 
 def test_yaml_aliases_within_the_budget_still_work() -> None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from gongkai.bot.cli import app
+from gongkai.cli.main import app
 from tests.support import DIRECTORY, item
 
 

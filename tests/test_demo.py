@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gongkai.bot.demo import load_demo
+from gongkai.cli.demo import load_demo
 from gongkai.storage.db import upgrade
 from tests.support import running_app, settings_for
 

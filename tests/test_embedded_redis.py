@@ -236,7 +236,7 @@ def test_a_server_that_cannot_start_is_a_clear_message(data_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GONGKAI_")}
     env["GONGKAI_DATA_DIR"] = str(data_dir)
     done = subprocess.run(
-        [sys.executable, "-m", "gongkai.bot.cli", "publish", "gongkai/demo/policy.yaml"],
+        [sys.executable, "-m", "gongkai.cli", "publish", "gongkai/demo/policy.yaml"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -249,7 +249,7 @@ def test_a_server_that_cannot_start_is_a_clear_message(data_dir: Path) -> None:
 
 
 def test_with_a_redis_url_nothing_embedded_starts(tmp_path: Path) -> None:
-    from gongkai.bot.runtime import redis_for
+    from gongkai.cli.runtime import redis_for
     from tests.support import settings_for
 
     s = settings_for(tmp_path / "var", redis_url="redis://127.0.0.1:1/0")

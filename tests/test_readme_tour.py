@@ -24,8 +24,8 @@ from gongkai.dispatch.redis_server import pid_alive
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-# `python -m gongkai.bot.cli` would load the CLI twice and lose the faq/telegram commands.
-GONGKAI = [sys.executable, "-c", "from gongkai.bot.cli import main; main()"]
+# `python -m gongkai.cli.main` would load the CLI twice and lose the faq/telegram commands.
+GONGKAI = [sys.executable, "-c", "from gongkai.cli.main import main; main()"]
 
 CURL_ITEM = {  # the README's curl body, as it stands there
     "id": "ejhl-2026-0201",

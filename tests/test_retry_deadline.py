@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gongkai.bot.settings import Settings
+from gongkai.config import Settings
 from gongkai.dispatch.claims import Outcome
 from gongkai.dispatch.outcomes import retry_or_give_up
 

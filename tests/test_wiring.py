@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from gongkai.bot.app import create_app
+from gongkai.web.app import create_app
 from tests.support import settings_for
 
 CONTRACT_ROUTES = {
@@ -44,7 +44,7 @@ def test_the_app_has_every_route_of_the_contract(tmp_path):
 
 def test_the_cli_has_every_command_group():
     out = subprocess.run(
-        [sys.executable, "-m", "gongkai.bot.cli", "--help"],
+        [sys.executable, "-m", "gongkai.cli", "--help"],
         capture_output=True,
         text=True,
         check=True,

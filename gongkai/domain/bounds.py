@@ -3,7 +3,7 @@
 One request with ``issued_at: 0001-01-01`` used to walk the calendar for seconds, and one with
 ``until=9999-12-31T23:59:59-14:00`` overflowed a conversion to UTC into a 500. Rather than guard
 each handler, every input goes through these checks: the item model's field types, the query
-parsers in ``gongkai.bot.inputs`` and the YAML loader all share them, so "in range" means the same
+parsers in ``gongkai.web.inputs`` and the YAML loader all share them, so "in range" means the same
 thing at every edge.
 
 The window is wide enough for any disclosure document the service will carry (the People's

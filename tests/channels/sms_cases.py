@@ -7,12 +7,12 @@ from typing import Any
 
 import aiohttp
 
-from gongkai.bot.settings import Settings
 from gongkai.channels.base import (
     ItemView,
     SendContext,
     TargetView,
 )
+from gongkai.config import Settings
 
 PUBLIC = "http://127.0.0.1:8080"
 SIGN = "伊金霍洛旗政务公开"

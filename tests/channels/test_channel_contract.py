@@ -23,8 +23,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from arq import create_pool
 
-from gongkai.bot.settings import Settings
 from gongkai.channels import telegram
+from gongkai.config import Settings
 from gongkai.dispatch.planning import open_part
 from gongkai.dispatch.queue import enqueue_delivery
 from gongkai.dispatch.redis_server import arq_settings

@@ -15,7 +15,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gongkai.bot.settings import Settings
 from gongkai.channels.base import (
     ItemView,
     PermanentError,
@@ -37,6 +36,7 @@ from gongkai.channels.tts import (
     engine_from_spec,
 )
 from gongkai.channels.village_group import CHANNEL as VILLAGE_GROUP
+from gongkai.config import Settings
 from tests.conftest import free_port
 from tests.fakes import aliyun_sms, wecom_robot
 from tests.fakes.server import serve

@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gongkai.bot.settings import Settings
 from gongkai.channels.base import ItemView, PermanentError, SendContext, TargetView, TransientError
 from gongkai.channels.telegram import CHANNEL, close_bots
+from gongkai.config import Settings
 from tests.channels.test_village_group import (
     MN_TITLE,
     MN_WORD,

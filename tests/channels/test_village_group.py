@@ -10,7 +10,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gongkai.bot.settings import Settings
 from gongkai.channels.base import (
     ItemView,
     PermanentError,
@@ -19,6 +18,7 @@ from gongkai.channels.base import (
     TransientError,
 )
 from gongkai.channels.village_group import CHANNEL
+from gongkai.config import Settings
 from tests.conftest import free_port
 from tests.fakes import wecom_robot
 from tests.fakes.server import ManualClock, serve

@@ -12,10 +12,10 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
-from gongkai.bot.settings import Settings
 from gongkai.channels.base import ItemView, SendContext, TargetView
 from gongkai.channels.wechat_api import WechatApi
 from gongkai.channels.wechat_mp import CHANNEL
+from gongkai.config import Settings
 from tests.fakes.server import serve
 from tests.fakes.wechat_api import FakeWechatState, make_app
 

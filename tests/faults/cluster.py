@@ -258,7 +258,7 @@ class Cluster:
     def start_worker(self) -> subprocess.Popen[bytes]:
         log = self.data_dir / f"worker-{len(self.workers)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gongkai.bot.cli", "worker"],
+            [sys.executable, "-m", "gongkai.cli", "worker"],
             env=self.env(),
             cwd=ROOT,
             stdout=log.open("wb"),

@@ -1,6 +1,6 @@
 """One request must never freeze or crash the service: every input found by probing is refused
 with a 4xx naming what is wrong, within a second, storing nothing — and the rest of the service
-keeps answering meanwhile. (The console's share is in tests/admin/test_admin_hostile.py.)
+keeps answering meanwhile. (The console's share is in tests/console/test_admin_hostile.py.)
 
 The ``gk`` fixture fails any of these tests on teardown if a request ended in an unhandled
 exception, so "not a 500" is checked twice.
@@ -21,9 +21,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func
 from sqlmodel import select
 
-from gongkai.bot import errors
 from gongkai.storage.db import make_engine, make_sessionmaker
 from gongkai.storage.models import Delivery, Item
+from gongkai.web import errors
 from tests.support import item
 
 SECOND = 1.0
@@ -346,7 +346,7 @@ async def test_running_app_fails_a_test_whose_request_ended_unhandled(
 ) -> None:
     """The guard every app-level test relies on: an unhandled exception in any request fails
     the test on teardown even though the test itself was satisfied with the 500."""
-    from gongkai.bot import api
+    from gongkai.web import api
     from tests.support import prepare_db, running_app, settings_for
 
     def boom(server: str) -> dict[str, Any]:

@@ -108,7 +108,7 @@ def test_web_preview_notes_a_missing_translation() -> None:
 
 
 def test_cli_render_web_prints_the_page_in_the_language(tmp_path, monkeypatch) -> None:
-    from gongkai.bot.cli import app
+    from gongkai.cli.main import app
 
     monkeypatch.setenv("GONGKAI_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("GONGKAI_PUBLIC_URL", "http://gongkai.test")

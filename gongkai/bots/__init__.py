@@ -1,0 +1,1 @@
+"""The residents' side: the WeChat and Telegram transports and the conversation."""

@@ -1,0 +1,1 @@
+"""The ``gongkai`` command line: the commands, the demo and the process wiring."""

@@ -1,0 +1,1 @@
+"""The keyword FAQ engine: plain functions over data (text, match, tables, store)."""

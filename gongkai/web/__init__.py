@@ -1,0 +1,1 @@
+"""The HTTP side: the app factory, the JSON API, public pages, health and metrics."""

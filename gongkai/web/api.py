@@ -1,0 +1,227 @@
+"""The JSON API under ``/api/v1`` (routes in the contract)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gongkai.dispatch.ingest import ItemConflict, ingest_item
+from gongkai.dispatch.queue import enqueue_delivery
+from gongkai.dispatch.recall import recall_item
+from gongkai.dispatch.retry import NotRetryable, requeue
+from gongkai.domain.bounds import MAX_ROW_ID
+from gongkai.domain.items import FieldError, ItemRefused, parse_item
+from gongkai.storage.models import Delivery, DeliveryStatus, Item, Role
+from gongkai.storage.queries import (
+    DeliveryFilter,
+    attempts_for,
+    counts_by_channel,
+    deliveries_csv,
+    delivery_public,
+    item_public,
+    list_deliveries,
+    list_delivery_rows,
+    target_labels,
+)
+from gongkai.web.auth import principal, require
+from gongkai.web.inputs import (
+    BodyRefused,
+    QueryRefused,
+    datetime_param,
+    int_param,
+    read_json,
+    row_id,
+    text_param,
+)
+from gongkai.web.keys import CALENDAR, HTTP, MAKER, POOL, SEALER, SETTINGS
+from gongkai.web.openapi import openapi_document
+
+routes = web.RouteTableDef()
+MAX_PAGE = 10000  # rows in one answer of the delivery log (JSON or CSV)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+@routes.post("/api/v1/items")
+@require(Role.publisher)
+async def post_item(request: web.Request) -> web.Response:
+    """Ingest one approved item; the same id again is idempotent."""
+    try:
+        data = await read_json(request)
+    except BodyRefused as exc:
+        return _json(
+            ItemRefused([FieldError(field="(body)", message=exc.message)]).as_json(),
+            status=exc.status,
+        )
+    app = request.app
+    who = await principal(request)
+    try:
+        item_in = parse_item(data)
+        async with app[MAKER]() as session:
+            result = await ingest_item(
+                session,
+                app[SEALER],
+                item_in,
+                actor=who["name"] if who else "?",
+                public_url=app[SETTINGS].public_url,
+                calendar=app[CALENDAR],
+                pool=app[POOL],
+                tz=app[SETTINGS].tz,
+            )
+            counts = await counts_by_channel(session, result.item.id)
+    except ItemRefused as exc:
+        return _json(exc.as_json(), status=422)
+    except ItemConflict as exc:
+        return _json({"error": "conflict", "message": str(exc)}, status=409)
+    body = item_public(result.item, counts)
+    body["planned"] = [
+        {
+            "id": d.id,
+            "channel": d.channel,
+            "region": d.region_code,
+            "languages": d.languages,
+            "status": d.status,
+            "notes": d.notes,
+        }
+        for d in result.deliveries
+    ]
+    body["warnings"] = result.warnings
+    return _json(body, status=201 if result.created else 200)
+
+
+async def _item_or_404(session: AsyncSession, request: web.Request) -> Item:
+    item = await session.get(Item, request.match_info["id"])
+    if item is None:
+        raise web.HTTPNotFound(text='{"error": "no such item"}', content_type="application/json")
+    return item
+
+
+@routes.get("/api/v1/items/{id}")
+@require(Role.viewer)
+async def get_item(request: web.Request) -> web.Response:
+    async with request.app[MAKER]() as session:
+        item = await _item_or_404(session, request)
+        return _json(item_public(item, await counts_by_channel(session, item.id)))
+
+
+@routes.get("/api/v1/items/{id}/deliveries")
+@require(Role.viewer)
+async def get_item_deliveries(request: web.Request) -> web.Response:
+    async with request.app[MAKER]() as session:
+        item = await _item_or_404(session, request)
+        rows = list(
+            (
+                await session.exec(
+                    select(Delivery).where(Delivery.item_id == item.id).order_by(Delivery.id)
+                )
+            ).all()
+        )
+        attempts = await attempts_for(session, [d.id for d in rows if d.id])
+        labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
+        return _json(
+            {
+                "item": item.id,
+                "deliveries": [
+                    {
+                        **delivery_public(
+                            d, labels.get(d.target_id or -1), attempts.get(d.id or -1, [])
+                        ),
+                        "payload": d.payload,
+                    }
+                    for d in rows
+                ],
+            }
+        )
+
+
+@routes.post("/api/v1/items/{id}/recall")
+@require(Role.publisher)
+async def post_recall(request: web.Request) -> web.Response:
+    app = request.app
+    who = await principal(request)
+    async with app[MAKER]() as session:
+        item = await _item_or_404(session, request)
+        report = await recall_item(
+            session,
+            app[SEALER],
+            app[SETTINGS],
+            app[HTTP],
+            item,
+            who["name"] if who else "?",
+            redis=app[POOL],
+        )
+    return _json({"item": item.id, "status": "recalled", **report.as_json()})
+
+
+def _filter_from_query(q: Any) -> DeliveryFilter:
+    """The log's filters; anything out of bounds is a 400 naming the parameter (``limit=-1``
+    used to lift the row cap, ``after`` past 64 bits and years 1 or 9999 answered 500)."""
+    status = text_param(q, "status")
+    if status and status not in DeliveryStatus.__members__:
+        raise QueryRefused("status", f"one of {', '.join(DeliveryStatus.__members__)}")
+    return DeliveryFilter(
+        item=text_param(q, "item"),
+        channel=text_param(q, "channel"),
+        status=status,
+        region=text_param(q, "region"),
+        since=datetime_param(q, "since", None),
+        until=datetime_param(q, "until", None),
+        limit=int_param(q, "limit", default=100, lo=1, hi=MAX_PAGE) or 100,
+        after_id=int_param(q, "after", default=None, lo=1, hi=MAX_ROW_ID),
+    )
+
+
+@routes.get("/api/v1/deliveries")
+@require(Role.viewer)
+async def get_deliveries(request: web.Request) -> web.StreamResponse:
+    f = _filter_from_query(request.query)
+    as_csv = request.query.get("format") == "csv"
+    if as_csv and "limit" not in request.query:
+        f.limit = MAX_PAGE
+    if as_csv:
+        async with request.app[MAKER]() as session:
+            csv_rows = await list_delivery_rows(session, f)
+        return web.Response(
+            text=deliveries_csv(csv_rows),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": 'attachment; filename="deliveries.csv"'},
+        )
+    async with request.app[MAKER]() as session:
+        rows = await list_deliveries(session, f)
+        labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
+    data = [delivery_public(d, labels.get(d.target_id or -1)) for d in rows]
+    next_after = rows[-1].id if len(rows) == f.limit and rows else None
+    return _json({"deliveries": data, "next_after": next_after})
+
+
+@routes.post("/api/v1/deliveries/{id}/retry")
+@require(Role.admin)
+async def post_retry(request: web.Request) -> web.Response:
+    """Requeue a dead or failed delivery; delivered ones are never sent again."""
+    app = request.app
+    who = await principal(request)
+    delivery_id = row_id(request)
+    async with app[MAKER]() as session:
+        d = await session.get(Delivery, delivery_id)
+        if d is None:
+            raise web.HTTPNotFound(
+                text='{"error": "no such delivery"}', content_type="application/json"
+            )
+        try:
+            job = await requeue(session, d, who["name"] if who else "?")
+        except NotRetryable as exc:
+            return _json({"error": str(exc)}, status=409)
+    await enqueue_delivery(app[POOL], delivery_id, job=job)
+    return _json({"id": delivery_id, "status": "queued"})
+
+
+@routes.get("/api/v1/openapi.json")
+async def get_openapi(request: web.Request) -> web.Response:
+    return _json(openapi_document(request.app[SETTINGS].public_url))
