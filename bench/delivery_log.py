@@ -31,9 +31,9 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gongkai.cli.embedded_redis import EmbeddedRedis
 from gongkai.config import Settings
 from gongkai.console.users import create_user
-from gongkai.dispatch.redis_server import EmbeddedRedis
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.db import make_engine, make_sessionmaker, upgrade
 from gongkai.storage.directory import import_directory, parse_directory

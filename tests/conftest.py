@@ -26,7 +26,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def embedded_redis_url() -> Iterator[str]:
     """One embedded Redis for the session; tests use distinct databases or key prefixes."""
-    from gongkai.dispatch.redis_server import EmbeddedRedis
+    from gongkai.cli.embedded_redis import EmbeddedRedis
 
     tmp = tempfile.mkdtemp(prefix="gongkai-redis-")
     server = EmbeddedRedis(Path(tmp))

@@ -157,7 +157,7 @@ async def ingest(s: Settings, redis_url: str, data: dict[str, Any]):  # type: ig
     from arq import create_pool
 
     from gongkai.dispatch.ingest import ingest_item
-    from gongkai.dispatch.redis_server import arq_settings
+    from gongkai.dispatch.queue import arq_settings
     from gongkai.domain.items import parse_item
     from gongkai.domain.workdays import WorkCalendar
 
@@ -225,7 +225,7 @@ async def polls_due_now(pool) -> list[tuple[bytes, float]]:  # type: ignore[no-u
 async def hurry_polls(redis_url: str) -> None:
     from arq import create_pool
 
-    from gongkai.dispatch.redis_server import arq_settings
+    from gongkai.dispatch.queue import arq_settings
 
     pool = await create_pool(arq_settings(redis_url))
     try:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import redis as sync_redis
 
-from gongkai.dispatch.redis_server import EmbeddedRedis, EmbeddedRedisError, pid_alive
+from gongkai.cli.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from gongkai.cli.redis_process import pid_alive
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOLDER = """
 import sys
 from pathlib import Path
-from gongkai.dispatch.redis_server import EmbeddedRedis
+from gongkai.cli.embedded_redis import EmbeddedRedis
 r = EmbeddedRedis(Path(sys.argv[1]))
 print(r.url, r.pid, r.owner, flush=True)
 sys.stdin.readline()

@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gongkai.dispatch.redis_server import pid_alive
+from gongkai.cli.redis_process import pid_alive
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 from arq import create_pool
 
-from gongkai.dispatch.queue import enqueue_delivery
-from gongkai.dispatch.redis_server import arq_settings
+from gongkai.dispatch.queue import arq_settings, enqueue_delivery
 from tests.fakes import wecom_robot
 from tests.fakes.server import serve
 from tests.support import (

@@ -9,7 +9,7 @@ from arq import create_pool
 
 from gongkai.config import Settings
 from gongkai.dispatch.ingest import ingest_item
-from gongkai.dispatch.redis_server import arq_settings
+from gongkai.dispatch.queue import arq_settings
 from gongkai.domain.items import load_item_file
 from gongkai.domain.links import page_url
 from gongkai.domain.workdays import WorkCalendar

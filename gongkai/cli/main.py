@@ -337,7 +337,7 @@ def main() -> None:
     try:
         app()
     except Exception as exc:
-        from gongkai.dispatch.redis_server import EmbeddedRedisError
+        from gongkai.cli.embedded_redis import EmbeddedRedisError
 
         if not isinstance(exc, EmbeddedRedisError):
             raise

@@ -20,8 +20,7 @@ from gongkai.cli.runtime import redis_for
 from gongkai.config import Settings
 from gongkai.dispatch.ingest import ItemConflict, ingest_item, item_row
 from gongkai.dispatch.planning import Directory, item_view, seal_parts, targets_for
-from gongkai.dispatch.queue import QUEUE_NAME
-from gongkai.dispatch.redis_server import arq_settings
+from gongkai.dispatch.queue import QUEUE_NAME, arq_settings
 from gongkai.dispatch.worker import build_worker
 from gongkai.domain.items import ItemIn, check_publishable
 from gongkai.domain.links import page_url

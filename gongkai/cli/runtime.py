@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from gongkai.cli.embedded_redis import EmbeddedRedis
 from gongkai.config import Settings
-from gongkai.dispatch.redis_server import EmbeddedRedis
 from gongkai.dispatch.rows import DATABASE_DOWN
 from gongkai.dispatch.worker import run_worker
 from gongkai.storage.db import upgrade

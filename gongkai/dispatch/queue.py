@@ -15,8 +15,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from urllib.parse import urlparse
 
-from arq.connections import ArqRedis
+from arq.connections import ArqRedis, RedisSettings
 from arq.constants import job_key_prefix
 
 from gongkai.storage.types import utcnow
@@ -133,3 +134,10 @@ def recalled_key(item_id: str) -> str:
 
 async def queue_depth(pool: ArqRedis) -> int:
     return int(await pool.zcard(QUEUE_NAME))
+
+
+def arq_settings(url: str) -> RedisSettings:
+    if url.startswith("unix://"):
+        parsed = urlparse(url)
+        return RedisSettings(unix_socket_path=parsed.path, conn_timeout=5)
+    return RedisSettings.from_dsn(url)

@@ -29,10 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gongkai.config import Settings
 from gongkai.dispatch.delivery import Deps, deliver_batch, poll_pending
-from gongkai.dispatch.queue import DELIVER_JOB, POLL_JOB, QUEUE_NAME
+from gongkai.dispatch.queue import DELIVER_JOB, POLL_JOB, QUEUE_NAME, arq_settings
 from gongkai.dispatch.ratelimit import RateLimiter
 from gongkai.dispatch.reconcile import reconcile_forever, renew_leases_forever
-from gongkai.dispatch.redis_server import arq_settings
 from gongkai.dispatch.rows import DATABASE_DOWN
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.db import make_engine, make_sessionmaker

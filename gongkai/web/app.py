@@ -11,7 +11,7 @@ from aiohttp import web
 from arq import create_pool
 
 from gongkai.config import Settings
-from gongkai.dispatch.redis_server import arq_settings
+from gongkai.dispatch.queue import arq_settings
 from gongkai.domain.workdays import WorkCalendar
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.db import make_engine, make_sessionmaker

@@ -26,8 +26,7 @@ from arq import create_pool
 from gongkai.channels import telegram
 from gongkai.config import Settings
 from gongkai.dispatch.planning import open_part
-from gongkai.dispatch.queue import enqueue_delivery
-from gongkai.dispatch.redis_server import arq_settings
+from gongkai.dispatch.queue import arq_settings, enqueue_delivery
 from gongkai.dispatch.worker import build_worker
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.models import Role

