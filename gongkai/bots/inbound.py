@@ -32,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gongkai.bots.conversation import Context, follower_for
 from gongkai.config import Settings
 from gongkai.dispatch.planning import Directory
+from gongkai.dispatch.ratelimit import Allowance
 from gongkai.faq.store import get_index
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.models import Follower, Question
@@ -54,10 +55,10 @@ _FOLLOWER_FIELDS = ("id", "platform", "account", "external_id", "region_code", "
 
 
 UNREAD = object()
-# First delivery: mark it seen, count it against the sender's minute, return their cached
-# follower row. A repeat: return the reply cached for the first.
+# First delivery: mark it seen, return the sender's cached follower row (their minute is
+# counted apart, by `limits`). A repeat: return the reply cached for the first.
 #
-# KEYS: seen (the message), reply, rate, follower, and optionally the signed request.
+# KEYS: seen (the message), reply, follower, and optionally the signed request.
 # ARGV: how long to remember the message, how long to remember the request.
 # A signed request seen before is a replay: it is answered with the message's reply only when
 # it also carries the same message (in plain mode the signature does not cover the body, so a
@@ -65,19 +66,17 @@ UNREAD = object()
 # A message seen before under another request is WeChat retrying (or a replay of the retry): it
 # stays remembered at least as long as this copy's timestamp is accepted.
 _ADMIT = """
-if #KEYS >= 5 and not redis.call('SET', KEYS[5], '1', 'NX', 'EX', ARGV[2]) then
-  if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 0, redis.call('GET', KEYS[2])} end
-  return {0, 0, false}
+if #KEYS >= 4 and not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[2]) then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return {0, redis.call('GET', KEYS[2])} end
+  return {0, false}
 end
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   if redis.call('TTL', KEYS[1]) < tonumber(ARGV[1]) then
     redis.call('EXPIRE', KEYS[1], ARGV[1])
   end
-  return {0, 0, redis.call('GET', KEYS[2])}
+  return {0, redis.call('GET', KEYS[2])}
 end
-local n = redis.call('INCR', KEYS[3])
-if n == 1 then redis.call('EXPIRE', KEYS[3], 90) end
-return {1, n, redis.call('GET', KEYS[4])}
+return {1, redis.call('GET', KEYS[3])}
 """
 
 
@@ -130,13 +129,14 @@ class Inbound:
         sealer: Sealer,
         redis: Redis,
         *,
-        rate_per_minute: int = RATE_PER_MINUTE,
+        residents: Allowance,
     ) -> None:
         self.settings = settings
         self.maker = maker
         self.sealer = sealer
         self.redis = redis
-        self.rate_per_minute = rate_per_minute
+        self.residents = residents  # each resident's messages a minute, shared by every process
+        self.told = residents.once()  # and the one "too many" answer they get in a minute
         self._accounts: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._questions: list[dict[str, Any]] = []
@@ -192,28 +192,22 @@ class Inbound:
         given, names the signed request and is remembered for ``request_ttl``. Both live in
         Redis so that every web process refuses what any of them has seen.
         """
-        minute = int(self.clock() // 60)
         keys = [
             seen_key(key),
             f"gongkai:bot:reply:{key}",
-            f"gongkai:bot:rate:{platform}:{account}:{external_id}:{minute}",
             follower_key(platform, account, external_id),
         ]
         if request_key is not None:
             keys.append(seen_key(request_key))
-        first, count, value = await self._admit(keys=keys, args=[max(1, ttl), max(1, request_ttl)])
+        first, value = await self._admit(keys=keys, args=[max(1, ttl), max(1, request_ttl)])
         if not first:
             return Admission(False, "ok", _bytes(value), None)
-        return Admission(True, self._verdict(int(count)), None, _bytes(value))
+        verdict = await self.allow(platform, account, external_id)
+        return Admission(True, verdict, None, _bytes(value))
 
     async def forget(self, *keys: str) -> None:
         """Undo `admit` for a message we failed to handle, so that WeChat's retry is taken."""
         await self.redis.delete(*(seen_key(k) for k in keys))
-
-    def _verdict(self, count: int) -> str:
-        if count <= self.rate_per_minute:
-            return "ok"
-        return "refuse" if count == self.rate_per_minute + 1 else "silent"
 
     async def first_time(self, key: str, ttl: int = SEEN_TTL) -> bool:
         """True for the first delivery of a message; retries of it get False."""
@@ -224,13 +218,10 @@ class Inbound:
 
     async def allow(self, platform: str, account: str, external_id: str) -> str:
         """ "ok"; "refuse" for the first message over the limit (say so once); "silent" after."""
-        minute = int(self.clock() // 60)
-        key = f"gongkai:bot:rate:{platform}:{account}:{external_id}:{minute}"
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 90)
-            count, _ = await pipe.execute()
-        return self._verdict(int(count))
+        who = (platform, account, external_id)
+        if await self.residents.take(*who):
+            return "ok"
+        return "refuse" if await self.told.take(*who) else "silent"
 
     # --- conversations ----------------------------------------------------------------------
 
@@ -351,6 +342,10 @@ INBOUND = web.AppKey("inbound", Inbound)
 _INSTALLED = web.AppKey("inbound_installed", bool)
 
 
+def resident_allowance(redis_url: str, per_minute: int = RATE_PER_MINUTE) -> Allowance:
+    return Allowance(redis_url, f"{per_minute}/minute", "resident")
+
+
 def install(app: web.Application) -> None:
     """Give the app its `Inbound` once, however many bot features ask for it."""
     if app.get(_INSTALLED):
@@ -358,9 +353,15 @@ def install(app: web.Application) -> None:
     app[_INSTALLED] = True
 
     async def _inbound(app: web.Application) -> AsyncIterator[None]:
-        from gongkai.web.keys import MAKER, POOL, SEALER, SETTINGS
+        from gongkai.web.keys import MAKER, POOL, REDIS_URL, SEALER, SETTINGS
 
-        app[INBOUND] = Inbound(app[SETTINGS], app[MAKER], app[SEALER], app[POOL])
+        app[INBOUND] = Inbound(
+            app[SETTINGS],
+            app[MAKER],
+            app[SEALER],
+            app[POOL],
+            residents=resident_allowance(app[REDIS_URL]),
+        )
         yield
         await app[INBOUND].close()
 

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from gongkai.bots import conversation as talk
 from gongkai.bots.conversation import Context, Reply
-from gongkai.bots.inbound import Inbound
+from gongkai.bots.inbound import Inbound, resident_allowance
 from gongkai.bots.phrases import say
 from gongkai.config import Settings
 from gongkai.storage.crypto import Sealer
@@ -186,7 +186,11 @@ async def poll_updates(
     redis = Redis.from_url(redis_url)
     try:
         inbound = Inbound(
-            settings, make_sessionmaker(engine), Sealer(settings.resolved_secret_key()), redis
+            settings,
+            make_sessionmaker(engine),
+            Sealer(settings.resolved_secret_key()),
+            redis,
+            residents=resident_allowance(redis_url),
         )
         config = await inbound.account("telegram", name)
         if config is None or not config.get("token"):

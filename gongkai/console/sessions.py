@@ -176,7 +176,7 @@ async def login_blocked(request: web.Request, name: str) -> bool:
 
 async def record_login_failure(request: web.Request, name: str) -> None:
     """A window starting at the first failure: five tries per fifteen minutes."""
-    await request.app[LOGIN_TRIES].count(_failure_key(name, client_address(request)))
+    await request.app[LOGIN_TRIES].take(_failure_key(name, client_address(request)))
 
 
 async def clear_login_failures(request: web.Request, name: str) -> None:

@@ -51,17 +51,21 @@ class Allowance:
     def __init__(self, redis_url: str, rate: str, namespace: str) -> None:
         self.limit = parse(rate)
         self.namespace = namespace
+        self._uri = redis_url
         self._limiter = FixedWindowRateLimiter(RedisStorage(_limits_uri(redis_url)))
 
     async def spent(self, *key: str) -> bool:
         """True once the window's events are used up (nothing is counted by asking)."""
         return not await self._limiter.test(self.limit, self.namespace, *key)
 
-    async def count(self, *key: str) -> int:
-        """Count one event; returns how many the window now holds."""
-        await self._limiter.hit(self.limit, self.namespace, *key)
-        stats = await self._limiter.get_window_stats(self.limit, self.namespace, *key)
-        return self.limit.amount - stats.remaining
+    async def take(self, *key: str) -> bool:
+        """Count one event; False when it is over the window's allowance."""
+        return await self._limiter.hit(self.limit, self.namespace, *key)
+
+    def once(self) -> Allowance:
+        """One event per the same window: saying "too many" once, not each time."""
+        window = f"{self.limit.multiples} {self.limit.GRANULARITY.name}"
+        return Allowance(self._uri, f"1/{window}", f"{self.namespace}-once")
 
     async def clear(self, *key: str) -> None:
         await self._limiter.clear(self.limit, self.namespace, *key)
