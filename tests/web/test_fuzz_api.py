@@ -1,0 +1,126 @@
+"""Fuzzing the HTTP API from its own OpenAPI document (schemathesis over the live app).
+
+The schema is loaded from the running app's ``GET /api/v1/openapi.json``, so what is fuzzed is
+exactly what clients are told. Every documented operation is called with each role's token (and
+with none), with schema-valid cases, schema-invalid ones (schemathesis's negative mode) and cases
+aimed at real objects (an existing item, deliveries that are dead, failed, delivered or queued)
+so the handlers are exercised past their 404.
+
+Checks, and why these (see ``tests/web/fuzzing.py`` for the ones left out):
+
+- ``not_a_server_error``: no input, however malformed, may produce a 5xx;
+- ``status_code_conformance``: every status answered is documented for that operation, so a
+  client reading the document knows every outcome;
+- ``content_type_conformance``: the answer has the documented media type (JSON, CSV, HTML, …);
+- ``response_schema_conformance``: a JSON answer has the documented shape.
+
+CI form: ``GONGKAI_FUZZ_EXAMPLES`` (default 25) examples per operation and role, derandomized so
+every run sends the same cases. The long form is ``python bench/fuzz.py --examples 2000``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import pytest
+import schemathesis
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.web.fuzzing import Report, fuzz_operations, quiet_access_log, seed_objects
+
+EXAMPLES = int(os.environ.get("GONGKAI_FUZZ_EXAMPLES", "25"))
+
+
+async def _fuzz_role(gk: Any, redis_url: str, role: str | None) -> Report:
+    anchors = await seed_objects(gk.settings, redis_url)
+    base = str(gk.make_url("")).rstrip("/")
+    schema = await asyncio.to_thread(schemathesis.openapi.from_url, f"{base}/api/v1/openapi.json")
+    tokens = {role or "anonymous": gk.tokens[role] if role else None}
+    with quiet_access_log():
+        return await asyncio.to_thread(
+            fuzz_operations, schema, base, tokens, examples=EXAMPLES, anchors=anchors
+        )
+
+
+# The admin run reaches POST /api/v1/deliveries/{id}/retry past the role check, where an id past
+# SQLite's 64 bits is a 500 until the input-bounds work lands.
+BOUNDS_PENDING = pytest.mark.xfail(strict=False, reason="bounds branch pending")
+
+
+@pytest.mark.parametrize(
+    "role",
+    [
+        "viewer",
+        "publisher",
+        pytest.param("admin", marks=BOUNDS_PENDING),
+        pytest.param(None, id="anonymous"),
+    ],
+)
+async def test_api_conforms_to_its_document_under_fuzzing(
+    gk: Any, embedded_redis_url: str, role: str | None
+) -> None:
+    report = await _fuzz_role(gk, embedded_redis_url, role)
+    assert report.requests >= EXAMPLES
+    found = "\n".join(f.line() for f in report.distinct())
+    assert not report.findings, f"{len(report.findings)} of {report.requests} requests:\n{found}"
+
+
+# A test that the test can fail: the same fuzzer and checks against a tiny app whose one
+# documented route breaks on some inputs.
+_TINY_DOC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "tiny", "version": "1"},
+    "paths": {
+        "/half": {
+            "get": {
+                "parameters": [
+                    {"name": "n", "in": "query", "required": True, "schema": {"type": "integer"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "half of n",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"half": {"type": "integer"}},
+                                    "required": ["half"],
+                                }
+                            }
+                        },
+                    }
+                },
+            }
+        }
+    },
+}
+
+
+async def _half(request: web.Request) -> web.Response:
+    n = int(request.query["n"])  # a bad n raises: aiohttp answers 500
+    if n % 2:
+        return web.json_response({"half": n / 2})  # a float, against the documented integer
+    return web.json_response({"half": n // 2})
+
+
+async def test_the_fuzzer_reports_server_errors_and_wrong_shapes() -> None:
+    app = web.Application()
+    app.router.add_get("/half", _half)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        schema = schemathesis.openapi.from_dict(_TINY_DOC)
+        base = str(server.make_url("")).rstrip("/")
+        with quiet_access_log():
+            report = await asyncio.to_thread(
+                fuzz_operations, schema, base, {"anyone": None}, examples=25
+            )
+    finally:
+        await server.close()
+    assert report.requests >= 25
+    assert report.server_errors, "a handler that raises must be reported"
+    assert any(f.status == 500 and f.method == "GET" for f in report.server_errors)
+    assert any(f.status == 200 and f.checks for f in report.findings), "a float is not an integer"
