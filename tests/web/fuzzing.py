@@ -254,12 +254,12 @@ ITEM_PATHS = (
 
 
 async def seed_objects(s: Any, redis_url: str) -> dict[str, list[dict[str, Any]]]:
-    """Real objects for the fuzzer to aim at: a published policy with deliveries in every state a
-    handler branches on (queued, failed, dead, delivered) and its interpretation."""
+    """Real objects for the fuzzer to aim at: two items with deliveries in every state the retry
+    handler branches on (dead, failed, delivered, queued) and unanswered questions to group."""
     from sqlmodel import select
 
     from gongkai.storage.db import make_engine, make_sessionmaker
-    from gongkai.storage.models import Delivery, DeliveryStatus
+    from gongkai.storage.models import Delivery, DeliveryStatus, Question
     from tests.support import ITEM, ingest, item
 
     policy = item(channels=["web", "village_group"])
@@ -274,6 +274,10 @@ async def seed_objects(s: Any, redis_url: str) -> dict[str, list[dict[str, Any]]
             for d, status in zip(rows, states, strict=False):
                 d.status = status
                 session.add(d)
+            for region, text in (("150627100201", "低保怎么申请"), (None, "停水到几点")):
+                session.add(
+                    Question(platform="wechat", region_code=region, text=text, normalized=text)
+                )
             await session.commit()
             delivery_ids = [str(d.id) for d in rows]
     finally:
@@ -286,6 +290,10 @@ async def seed_objects(s: Any, redis_url: str) -> dict[str, list[dict[str, Any]]
         {"path_parameters": {"id": i}} for i in delivery_ids
     ]
     anchors["/api/v1/deliveries"] = [{"query": {"item": i}} for i in item_ids]
+    anchors["/api/v1/questions/unanswered"] = [{"query": {"region": "150627"}}]
+    anchors["/p/{id}/print"] += [
+        {"path_parameters": {"id": ITEM["id"]}, "query": {"region": "150627100201"}}
+    ]
     anchors["/api/v1/items"] = [
         {"body": item(id="fuzz-new-1", kind="notice", doc_number=None)},
         {"body": policy},  # the same content again: 200, nothing planned twice

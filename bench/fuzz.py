@@ -1,0 +1,78 @@
+"""The API fuzzing of tests/web/test_fuzz_api.py in its long form, by hand.
+
+Run:  python bench/fuzz.py [--examples 2000] [--seed 1] [--roles viewer,publisher,admin,anonymous]
+
+Starts Gongkai on a temp data dir (SQLite, embedded Redis) with the test fixtures' directory and
+objects, loads the schema from its live ``/api/v1/openapi.json`` and sends ``--examples`` cases per
+operation and role. Prints how many requests it sent, how many got a server error (5xx or no
+answer), and each distinct failing request. Exit status 1 if any request failed a check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import schemathesis
+
+from gongkai.dispatch.redis_server import EmbeddedRedis
+from gongkai.storage.models import Role
+from tests.support import prepare_db, running_app, settings_for, token
+from tests.web.fuzzing import fuzz_operations, quiet_access_log, seed_objects
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=2000, help="per operation and role")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--roles", default="viewer,publisher,admin,anonymous")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = parser.parse_args()
+    # handlers that raise log their tracebacks: the summary below names each failing request
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
+    with tempfile.TemporaryDirectory(prefix="gongkai-fuzz-") as tmp:
+        redis = EmbeddedRedis(Path(tmp) / "redis")
+        try:
+            s = settings_for(Path(tmp) / "data")
+            await prepare_db(s)
+            tokens: dict[str, str | None] = {}
+            for role in args.roles.split(","):
+                tokens[role] = None if role == "anonymous" else await token(s, Role(role), role)
+            anchors = await seed_objects(s, redis.url)
+            async with running_app(s, redis.url) as client:
+                base = str(client.make_url("")).rstrip("/")
+                schema = await asyncio.to_thread(
+                    schemathesis.openapi.from_url, f"{base}/api/v1/openapi.json"
+                )
+                started = time.monotonic()
+                with quiet_access_log():
+                    report = await asyncio.to_thread(
+                        fuzz_operations,
+                        schema,
+                        base,
+                        tokens,
+                        examples=args.examples,
+                        anchors=anchors,
+                        seed_value=args.seed,
+                        progress=None if args.quiet else lambda line: print(line, flush=True),
+                    )
+                seconds = time.monotonic() - started
+        finally:
+            redis.close()
+    errors = report.server_errors
+    print(f"\n{report.requests} requests in {seconds:.0f} s; {len(errors)} server errors; ", end="")
+    print(f"{len(report.findings) - len(errors)} other nonconforming answers")
+    for finding in report.distinct():
+        print("  " + finding.line())
+    return 1 if report.findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
