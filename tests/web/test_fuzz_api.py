@@ -101,12 +101,16 @@ _TINY_DOC: dict[str, Any] = {
 
 async def _half(request: web.Request) -> web.Response:
     n = int(request.query["n"])  # a bad n raises: aiohttp answers 500
+    if n % 4 == 2:
+        return web.json_response({"half": n // 2}, status=418)  # a status not documented
+    if n == 0:
+        return web.Response(text="0")  # text/plain, where JSON is documented
     if n % 2:
         return web.json_response({"half": n / 2})  # a float, against the documented integer
     return web.json_response({"half": n // 2})
 
 
-async def test_the_fuzzer_reports_server_errors_and_wrong_shapes() -> None:
+async def test_the_fuzzer_reports_each_kind_of_failure() -> None:
     app = web.Application()
     app.router.add_get("/half", _half)
     server = TestServer(app, host="127.0.0.1")
@@ -123,4 +127,9 @@ async def test_the_fuzzer_reports_server_errors_and_wrong_shapes() -> None:
     assert report.requests >= 25
     assert report.server_errors, "a handler that raises must be reported"
     assert any(f.status == 500 and f.method == "GET" for f in report.server_errors)
-    assert any(f.status == 200 and f.checks for f in report.findings), "a float is not an integer"
+    by_status: dict[int | None, set[str]] = {}
+    for f in report.findings:
+        by_status.setdefault(f.status, set()).update(f.checks)
+    assert "Undocumented status code" in by_status.get(418, set()), by_status
+    assert "Response violates schema" in by_status[200]  # a float where an integer is documented
+    assert any("Content-Type" in title for title in by_status[200]), by_status
