@@ -1,11 +1,14 @@
 """The API fuzzing of tests/web/test_fuzz_api.py in its long form, by hand.
 
-Run:  python bench/fuzz.py [--examples 2000] [--seed 1] [--roles viewer,publisher,admin,anonymous]
+Run:  python bench/fuzz.py [--examples 2000] [--scenarios 200] [--seed 1]
+                          [--roles viewer,publisher,admin,anonymous] [--answers]
 
 Starts Gongkai on a temp data dir (SQLite, embedded Redis) with the test fixtures' directory and
-objects, loads the schema from its live ``/api/v1/openapi.json`` and sends ``--examples`` cases per
-operation and role. Prints how many requests it sent, how many got a server error (5xx or no
-answer), and each distinct failing request. Exit status 1 if any request failed a check.
+objects, loads the schema from its live ``/api/v1/openapi.json``, sends ``--examples`` cases per
+operation and role, then ``--scenarios`` chains of requests along the document's links per role.
+Prints how many requests it sent, how many got a server error (5xx or no answer), each distinct
+failing request and, with ``--answers``, how often each operation answered each status. Exit
+status 1 if any request failed a check.
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ import schemathesis
 from gongkai.dispatch.redis_server import EmbeddedRedis
 from gongkai.storage.models import Role
 from tests.support import prepare_db, running_app, settings_for, token
-from tests.web.fuzzing import fuzz_operations, quiet_access_log, seed_objects
+from tests.web.fuzzing import fuzz_operations, fuzz_stateful, quiet_access_log, seed_objects
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=2000, help="per operation and role")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scenarios", type=int, default=200, help="stateful chains per role")
+    parser.add_argument("--seed", type=int, default=1, help="of the per-operation runs")
+    parser.add_argument("--answers", action="store_true", help="count statuses per operation")
     parser.add_argument("--roles", default="viewer,publisher,admin,anonymous")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args()
@@ -63,6 +68,13 @@ async def main() -> int:
                         seed_value=args.seed,
                         progress=None if args.quiet else lambda line: print(line, flush=True),
                     )
+                    if args.scenarios:
+                        chains = await asyncio.to_thread(
+                            fuzz_stateful, schema, base, tokens, scenarios=args.scenarios
+                        )
+                        report.requests += chains.requests
+                        report.findings += chains.findings
+                        report.answers.update(chains.answers)
                 seconds = time.monotonic() - started
         finally:
             redis.close()
@@ -71,6 +83,9 @@ async def main() -> int:
     print(f"{len(report.findings) - len(errors)} other nonconforming answers")
     for finding in report.distinct():
         print("  " + finding.line())
+    if args.answers:
+        for (method, path, status), n in sorted(report.answers.items()):
+            print(f"  {n:7d}  {status}  {method} {path}")
     return 1 if report.findings else 0
 
 

@@ -228,6 +228,64 @@ def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str
 _ISO = {"type": "string", "description": "ISO 8601 date or date-time; local time if no offset"}
 
 
+_OPERATION_IDS = {
+    ("post", "/api/v1/items"): "postItem",
+    ("get", "/api/v1/items/{id}"): "getItem",
+    ("get", "/api/v1/items/{id}/deliveries"): "getItemDeliveries",
+    ("post", "/api/v1/items/{id}/recall"): "recallItem",
+    ("get", "/api/v1/deliveries"): "listDeliveries",
+    ("post", "/api/v1/deliveries/{id}/retry"): "retryDelivery",
+    ("get", "/api/v1/questions/unanswered"): "listUnanswered",
+    ("get", "/api/v1/openapi.json"): "getOpenapi",
+    ("get", "/p/{id}"): "getPage",
+    ("get", "/p/{id}/print"): "getPrintSheet",
+    ("get", "/p/{id}/script"): "getScript",
+    ("get", "/p/{id}/script.wav"): "getScriptAudio",
+    ("get", "/feed.xml"): "getFeed",
+    ("get", "/healthz"): "getHealth",
+    ("get", "/metrics"): "getMetrics",
+}
+
+
+def _link(operation: str, **parameters: str) -> dict[str, Any]:
+    return {"operationId": operation, "parameters": parameters}
+
+
+# How one answer leads to the next request: what a client (and the stateful fuzzer) follows.
+_FROM_ITEM = {
+    "GetItem": _link("getItem", id="$response.body#/id"),
+    "GetItemDeliveries": _link("getItemDeliveries", id="$response.body#/id"),
+    "RecallItem": _link("recallItem", id="$response.body#/id"),
+    "GetPage": _link("getPage", id="$response.body#/id"),
+}
+_RETRY_FIRST = {"RetryFirst": _link("retryDelivery", id="$response.body#/deliveries/0/id")}
+_LINKS = {
+    ("post", "/api/v1/items"): {
+        status: {
+            **_FROM_ITEM,
+            "RetryPlanned": _link("retryDelivery", id="$response.body#/planned/0/id"),
+        }
+        for status in ("200", "201")
+    },
+    ("get", "/api/v1/items/{id}"): {"200": _FROM_ITEM},
+    ("get", "/api/v1/items/{id}/deliveries"): {"200": _RETRY_FIRST},
+    ("get", "/api/v1/deliveries"): {
+        "200": {
+            **_RETRY_FIRST,
+            "GetItemOfFirst": _link("getItem", id="$response.body#/deliveries/0/item"),
+        }
+    },
+}
+
+
+def _name_and_link(paths: dict[str, Any]) -> None:
+    for path, methods in paths.items():
+        for method, op in methods.items():
+            op["operationId"] = _OPERATION_IDS[(method, path)]
+            for status, links in _LINKS.get((method, path), {}).items():
+                op["responses"][status] = {**op["responses"][status], "links": links}
+
+
 @lru_cache(maxsize=4)
 def openapi_document(server: str) -> dict[str, Any]:
     item_schema = ItemIn.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -249,7 +307,7 @@ def openapi_document(server: str) -> dict[str, Any]:
     html = _text("HTML", "text/html")
     public_missing = _text("no such item, or not public yet")
     withdrawn = _text("the item was recalled")
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Gongkai",
@@ -471,3 +529,5 @@ def openapi_document(server: str) -> dict[str, Any]:
             },
         },
     }
+    _name_and_link(document["paths"])
+    return document

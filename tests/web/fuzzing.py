@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,8 @@ class Finding:
 class Report:
     requests: int = 0
     findings: list[Finding] = field(default_factory=list)
+    # (method, operation path, status) → answers: shows which branches the run reached
+    answers: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -172,8 +175,11 @@ def fuzz_operations(
     report = Report()
     anchors = anchors or {}
     with requests.Session() as session:
-        for result in schema.get_all_operations():
-            operation = result.ok()
+        operations = [result.ok() for result in schema.get_all_operations()]
+        # Recalling the real items first would leave every other handler only its "withdrawn"
+        # branch to run (no page to render, no delivery to retry): recall runs last.
+        operations.sort(key=lambda op: op.path.endswith("/recall"))
+        for operation in operations:
             for role, token in tokens.items():
                 headers = {"Authorization": f"Bearer {token}"} if token else {}
                 _run_one(
@@ -217,15 +223,92 @@ def _run_one(
         except requests.RequestException as exc:
             report.findings.append(_finding(role, case, None, [f"no answer: {type(exc).__name__}"]))
             return
-        try:
-            case.validate_response(response, checks=checks, headers=headers)
-        except FailureGroup as group:
-            titles = [f.title for f in group.exceptions]
-            report.findings.append(_finding(role, case, response.status_code, titles))
+        _validate(case, response, checks, headers, role, report)
 
     if seed_value is not None:
         run = seed(seed_value)(run)
     run()
+
+
+def _validate(
+    case: schemathesis.Case,
+    response: Any,
+    checks: list[CheckFunction],
+    headers: dict[str, str],
+    role: str,
+    report: Report,
+) -> None:
+    report.answers[(case.method.upper(), case.operation.path, response.status_code)] += 1
+    try:
+        case.validate_response(response, checks=checks, headers=headers)
+    except FailureGroup as group:
+        titles = [f.title for f in group.exceptions]
+        report.findings.append(_finding(role, case, response.status_code, titles))
+
+
+def fuzz_stateful(
+    schema: Any,
+    base_url: str,
+    tokens: Mapping[str, str | None],
+    *,
+    scenarios: int,
+    steps: int = 8,
+    checks: list[CheckFunction] | None = None,
+) -> Report:
+    """Follow the document's links (list deliveries → retry the first one, ingest → recall, …):
+    ids taken from real answers reach the handlers' deeper branches. Always derandomized;
+    blocking (call it in a thread)."""
+    report = Report()
+    checks = checks or CHECKS
+    with requests.Session() as session:
+        for role, token in tokens.items():
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            machine = _workflow(schema, base_url, role, headers, session, checks, report)
+            try:
+                machine.run(
+                    settings=settings(
+                        max_examples=scenarios,
+                        stateful_step_count=steps,
+                        deadline=None,
+                        derandomize=True,
+                        database=None,
+                        phases=[Phase.explicit, Phase.generate],
+                        suppress_health_check=list(HealthCheck),
+                        report_multiple_bugs=False,
+                    )
+                )
+            except requests.RequestException as exc:
+                report.findings.append(
+                    Finding(role, "?", "(stateful run)", "", "", None, (f"no answer: {exc}",))
+                )
+    return report
+
+
+def _workflow(
+    schema: Any,
+    base_url: str,
+    role: str,
+    headers: dict[str, str],
+    session: requests.Session,
+    checks: list[CheckFunction],
+    report: Report,
+) -> Any:
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"base_url": base_url, "session": session, "headers": headers, "timeout": 30}
+
+        def validate_response(
+            self,
+            response: Any,
+            case: schemathesis.Case,
+            additional_checks: Any = None,
+            **kwargs: Any,
+        ) -> None:
+            with report._lock:
+                report.requests += 1
+            _validate(case, response, checks, headers, role, report)
+
+    return Workflow
 
 
 @contextlib.contextmanager

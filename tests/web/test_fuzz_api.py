@@ -4,7 +4,9 @@ The schema is loaded from the running app's ``GET /api/v1/openapi.json``, so wha
 exactly what clients are told. Every documented operation is called with each role's token (and
 with none), with schema-valid cases, schema-invalid ones (schemathesis's negative mode) and cases
 aimed at real objects (an existing item, deliveries that are dead, failed, delivered or queued)
-so the handlers are exercised past their 404.
+so the handlers are exercised past their 404. A stateful run then chains requests along the
+document's OpenAPI links (list deliveries → retry the first, ingest → read → recall …), so ids
+taken from real answers reach the deeper branches (a retry that is queued, a page that renders).
 
 Checks, and why these (see ``tests/web/fuzzing.py`` for the ones left out):
 
@@ -14,8 +16,9 @@ Checks, and why these (see ``tests/web/fuzzing.py`` for the ones left out):
 - ``content_type_conformance``: the answer has the documented media type (JSON, CSV, HTML, …);
 - ``response_schema_conformance``: a JSON answer has the documented shape.
 
-CI form: ``GONGKAI_FUZZ_EXAMPLES`` (default 25) examples per operation and role, derandomized so
-every run sends the same cases. The long form is ``python bench/fuzz.py --examples 2000``.
+CI form: ``GONGKAI_FUZZ_EXAMPLES`` (default 25) examples per operation and role and a third as
+many chains, derandomized so every run sends the same cases (about half a minute here). The long
+form is ``python bench/fuzz.py --examples 2000``.
 """
 
 from __future__ import annotations
@@ -29,9 +32,17 @@ import schemathesis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.web.fuzzing import Report, fuzz_operations, quiet_access_log, seed_objects
+from tests.web.fuzzing import (
+    ROLES,
+    Report,
+    fuzz_operations,
+    fuzz_stateful,
+    quiet_access_log,
+    seed_objects,
+)
 
 EXAMPLES = int(os.environ.get("GONGKAI_FUZZ_EXAMPLES", "25"))
+SCENARIOS = max(5, EXAMPLES // 3)
 
 
 async def _fuzz_role(gk: Any, redis_url: str, role: str | None) -> Report:
@@ -45,25 +56,36 @@ async def _fuzz_role(gk: Any, redis_url: str, role: str | None) -> Report:
         )
 
 
-# The admin run reaches POST /api/v1/deliveries/{id}/retry past the role check, where an id past
-# SQLite's 64 bits is a 500 until the input-bounds work lands.
 BOUNDS_PENDING = pytest.mark.xfail(strict=False, reason="bounds branch pending")
 
 
-@pytest.mark.parametrize(
-    "role",
-    [
-        "viewer",
-        "publisher",
-        pytest.param("admin", marks=BOUNDS_PENDING),
-        pytest.param(None, id="anonymous"),
-    ],
-)
+@pytest.mark.parametrize("role", [*ROLES, None], ids=[*ROLES, "anonymous"])
 async def test_api_conforms_to_its_document_under_fuzzing(
     gk: Any, embedded_redis_url: str, role: str | None
 ) -> None:
     report = await _fuzz_role(gk, embedded_redis_url, role)
     assert report.requests >= EXAMPLES
+    found = "\n".join(f.line() for f in report.distinct())
+    assert not report.findings, f"{len(report.findings)} of {report.requests} requests:\n{found}"
+
+
+# The admin's chains reach POST /api/v1/deliveries/{id}/retry past the role check, where an id
+# past SQLite's 64 bits is a 500 until the input-bounds work lands.
+@pytest.mark.parametrize(
+    "role", ["viewer", "publisher", pytest.param("admin", marks=BOUNDS_PENDING)]
+)
+async def test_api_conforms_along_the_documents_links(
+    gk: Any, embedded_redis_url: str, role: str
+) -> None:
+    """Stateful: requests chained by the document's links (list → retry, ingest → recall …)."""
+    await seed_objects(gk.settings, embedded_redis_url)
+    base = str(gk.make_url("")).rstrip("/")
+    schema = await asyncio.to_thread(schemathesis.openapi.from_url, f"{base}/api/v1/openapi.json")
+    with quiet_access_log():
+        report = await asyncio.to_thread(
+            fuzz_stateful, schema, base, {role: gk.tokens[role]}, scenarios=SCENARIOS
+        )
+    assert report.requests >= SCENARIOS
     found = "\n".join(f.line() for f in report.distinct())
     assert not report.findings, f"{len(report.findings)} of {report.requests} requests:\n{found}"
 
