@@ -188,7 +188,8 @@ def fuzz_operations(
                 )  # fmt: skip
                 if progress:
                     progress(
-                        f"{operation.method.upper()} {operation.path} [{role}]: {report.requests}"
+                        f"{operation.method.upper()} {operation.path} [{role}]: "
+                        f"{report.requests} requests, {len(report.server_errors)} server errors"
                     )
     return report
 
