@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import CheckFunction
+from schemathesis.core import NotSet
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -34,8 +35,10 @@ from schemathesis.specs.openapi.checks import (
 # positive_data_acceptance (the handlers are deliberately lenient, e.g. unknown filters are
 # ignored and a free-text id is any string, so "must reject" and "must accept" would be claims the
 # document cannot honestly make), response_headers_conformance (no response headers are
-# documented), use_after_free/ensure_resource_availability (stateful checks that need links) and
-# max_response_time (this machine's 2 shared cores make timing a flake, not a finding).
+# documented), use_after_free (there is no DELETE), ensure_resource_availability (it needs
+# schemathesis's own scenario recorder, which this collecting runner does not keep; reading an
+# ingested item back is tests/test_api_items.py's job) and max_response_time (this machine's 2
+# shared cores make timing a flake, not a finding).
 CHECKS: list[CheckFunction] = [
     schemathesis.checks.not_a_server_error,
     status_code_conformance,
@@ -52,7 +55,8 @@ class Finding:
 
     role: str
     method: str
-    path: str
+    operation: str  # the documented path, e.g. /api/v1/items/{id}
+    path: str  # as sent
     query: str
     body: str
     status: int | None
@@ -87,37 +91,12 @@ class Report:
         """Findings once per operation, role, status and failed checks (the long form repeats)."""
         seen: dict[tuple[Any, ...], Finding] = {}
         for f in self.findings:
-            seen.setdefault((f.role, f.method, _template(f.path), f.status, f.checks), f)
+            seen.setdefault((f.role, f.method, f.operation, f.status, f.checks), f)
         return list(seen.values())
 
 
-def _template(path: str) -> str:
-    parts = path.split("/")
-    return "/".join(p if p in _KNOWN_SEGMENTS or not p else "…" for p in parts)
-
-
-_KNOWN_SEGMENTS = {
-    "api",
-    "v1",
-    "items",
-    "deliveries",
-    "recall",
-    "retry",
-    "questions",
-    "unanswered",
-    "openapi.json",
-    "p",
-    "print",
-    "script",
-    "script.wav",
-    "feed.xml",
-    "healthz",
-    "metrics",
-}
-
-
 def _summary(value: Any, limit: int = 160) -> str:
-    if value is None or (hasattr(value, "__class__") and value.__class__.__name__ == "NotSet"):
+    if value is None or isinstance(value, NotSet):
         return ""
     try:
         text = json.dumps(value, ensure_ascii=False, default=repr)
@@ -133,6 +112,7 @@ def _finding(
     return Finding(
         role=role,
         method=case.method.upper(),
+        operation=case.operation.path,
         path=case.formatted_path,
         query=query,
         body=_summary(case.body),
@@ -280,7 +260,7 @@ def fuzz_stateful(
                 )
             except requests.RequestException as exc:
                 report.findings.append(
-                    Finding(role, "?", "(stateful run)", "", "", None, (f"no answer: {exc}",))
+                    Finding(role, "?", "", "(stateful run)", "", "", None, (f"no answer: {exc}",))
                 )
     return report
 
