@@ -81,8 +81,17 @@ async def main() -> int:
     errors = report.server_errors
     print(f"\n{report.requests} requests in {seconds:.0f} s; {len(errors)} server errors; ", end="")
     print(f"{len(report.findings) - len(errors)} other nonconforming answers")
-    for finding in report.distinct():
-        print("  " + finding.line())
+    print(
+        "server errors, every request:" if errors else "",
+        *(f"  {f.line()}" for f in errors),
+        sep="\n",
+    )
+    others = [f for f in report.distinct() if not f.server_error]
+    print(
+        "other failures, once per operation, role and status:" if others else "",
+        *(f"  {f.line()}" for f in others),
+        sep="\n",
+    )
     if args.answers:
         for (method, path, status), n in sorted(report.answers.items()):
             print(f"  {n:7d}  {status}  {method} {path}")

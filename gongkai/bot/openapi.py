@@ -225,7 +225,11 @@ def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str
     return param
 
 
-_ISO = {"type": "string", "description": "ISO 8601 date or date-time; local time if no offset"}
+_ISO = {
+    "type": "string",
+    "anyOf": [{"format": "date"}, {"format": "date-time"}],
+    "description": "ISO 8601 date or date-time; the county's local time if no offset",
+}
 
 
 _OPERATION_IDS = {

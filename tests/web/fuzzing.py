@@ -355,6 +355,8 @@ async def seed_objects(s: Any, redis_url: str) -> dict[str, list[dict[str, Any]]
     ]
     anchors["/api/v1/deliveries"] = [{"query": {"item": i}} for i in item_ids]
     anchors["/api/v1/questions/unanswered"] = [{"query": {"region": "150627"}}]
+    for path in ("/p/{id}/script", "/p/{id}/script.wav"):  # a random lang has no script
+        anchors[path] += [{"path_parameters": {"id": ITEM["id"]}, "query": {"lang": "zh"}}]
     anchors["/p/{id}/print"] += [
         {"path_parameters": {"id": ITEM["id"]}, "query": {"region": "150627100201"}}
     ]

@@ -56,24 +56,39 @@ async def _fuzz_role(gk: Any, redis_url: str, role: str | None) -> Report:
         )
 
 
-BOUNDS_PENDING = pytest.mark.xfail(strict=False, reason="bounds branch pending")
+class ServerErrors(AssertionError):
+    """Only 5xx answers were found: the kind the pending input-bounds work turns into 4xx."""
 
 
-@pytest.mark.parametrize("role", [*ROLES, None], ids=[*ROLES, "anonymous"])
+def _assert_clean(report: Report) -> None:
+    """A nonconforming answer fails even a test marked BOUNDS_PENDING; only 5xx are expected."""
+    found = "\n".join(f.line() for f in report.distinct())
+    summary = f"{len(report.findings)} of {report.requests} requests:\n{found}"
+    assert all(f.server_error for f in report.findings), summary
+    if report.findings:
+        raise ServerErrors(summary)
+
+
+# Until the input-bounds branch lands, fuzzing past the role check finds 500s: an `after`,
+# `limit` or delivery id past SQLite's 64-bit integers (OverflowError), a `since`/`until` whose
+# year is out of datetime's range once moved to UTC (GET /api/v1/deliveries and
+# /api/v1/questions/unanswered). `raises=` keeps any other failure a failure.
+BOUNDS_PENDING = pytest.mark.xfail(
+    strict=False, raises=ServerErrors, reason="bounds branch pending"
+)
+ROLE_PARAMS = [pytest.param(role, marks=BOUNDS_PENDING) for role in ROLES]
+
+
+@pytest.mark.parametrize("role", [*ROLE_PARAMS, pytest.param(None, id="anonymous")])
 async def test_api_conforms_to_its_document_under_fuzzing(
     gk: Any, embedded_redis_url: str, role: str | None
 ) -> None:
     report = await _fuzz_role(gk, embedded_redis_url, role)
     assert report.requests >= EXAMPLES
-    found = "\n".join(f.line() for f in report.distinct())
-    assert not report.findings, f"{len(report.findings)} of {report.requests} requests:\n{found}"
+    _assert_clean(report)
 
 
-# The admin's chains reach POST /api/v1/deliveries/{id}/retry past the role check, where an id
-# past SQLite's 64 bits is a 500 until the input-bounds work lands.
-@pytest.mark.parametrize(
-    "role", ["viewer", "publisher", pytest.param("admin", marks=BOUNDS_PENDING)]
-)
+@pytest.mark.parametrize("role", ROLE_PARAMS)
 async def test_api_conforms_along_the_documents_links(
     gk: Any, embedded_redis_url: str, role: str
 ) -> None:
@@ -86,8 +101,7 @@ async def test_api_conforms_along_the_documents_links(
             fuzz_stateful, schema, base, {role: gk.tokens[role]}, scenarios=SCENARIOS
         )
     assert report.requests >= SCENARIOS
-    found = "\n".join(f.line() for f in report.distinct())
-    assert not report.findings, f"{len(report.findings)} of {report.requests} requests:\n{found}"
+    _assert_clean(report)
 
 
 # A test that the test can fail: the same fuzzer and checks against a tiny app whose one
