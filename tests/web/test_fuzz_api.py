@@ -17,8 +17,9 @@ Checks, and why these (see ``tests/web/fuzzing.py`` for the ones left out):
 - ``response_schema_conformance``: a JSON answer has the documented shape.
 
 CI form: ``GONGKAI_FUZZ_EXAMPLES`` (default 25) examples per operation and role and a third as
-many chains, derandomized so every run sends the same cases (about half a minute here). The long
-form is ``python bench/fuzz.py --examples 2000``.
+many chains, derandomized (the same cases every run; a chain follows what the app answered, so
+chains can differ between runs), about half a minute here. The long form is
+``python bench/fuzz.py --examples 2000``.
 """
 
 from __future__ import annotations
