@@ -332,7 +332,12 @@ def deliveries(
 def main() -> None:
     import importlib
 
-    for extra in ("gongkai.cli.faq", "gongkai.cli.users", "gongkai.cli.bots"):
+    for extra in (
+        "gongkai.cli.faq",
+        "gongkai.cli.users",
+        "gongkai.cli.bots",
+        "gongkai.cli.schemas",
+    ):
         importlib.import_module(extra)  # registers its commands on ``app``; missing: fail loudly
     try:
         app()

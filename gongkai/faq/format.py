@@ -7,14 +7,22 @@ one, else by position) and the field, instead of surfacing a YAML or Python trac
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from gongkai.domain import safe_yaml
 
-__all__ = ["FaqEntryData", "FaqFormatError", "dump_faq_yaml", "parse_faq_yaml"]
+__all__ = [
+    "FaqEntryData",
+    "FaqEntryIn",
+    "FaqFile",
+    "FaqFormatError",
+    "dump_faq_yaml",
+    "parse_faq_yaml",
+]
 
 # `questions` is allowed so a FAQ file can carry its own labelled test questions.
 _TOP_KEYS = {"synonyms", "entries", "questions"}
@@ -141,6 +149,82 @@ def _synonyms(raw: Any) -> dict[str, list[str]]:
     return out
 
 
+def _as_given(value: Any) -> Any:
+    return value  # already normalised by FaqFile's checks; here only to describe the input
+
+
+Words = Annotated[
+    list[str],
+    BeforeValidator(_as_given, json_schema_input_type=list[str | int] | str | None),
+    Field(description="a list of words (a single word is accepted too)"),
+]
+
+
+class FaqEntryIn(BaseModel):
+    """One entry of the FAQ file."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=_MAX_ID, description="unique in the file")
+    question: str = Field(default="", description="matched on when keywords are empty")
+    keywords: Words = Field(default_factory=list)
+    answer: str = Field(min_length=1)
+    answers: dict[str, str] = Field(
+        default_factory=dict, description="the answer in other languages, by language code"
+    )
+    domain: str | None = None
+    regions: Annotated[
+        list[str],
+        BeforeValidator(_as_given, json_schema_input_type=list[str | int] | None),
+        Field(description="division codes; a more specific region's entry wins"),
+    ] = Field(default_factory=list)
+
+
+class FaqFile(BaseModel):
+    """The FAQ file: ``gongkai faq import FILE`` / ``gongkai faq export``.
+
+    The checks are the hand-written ones above, run before the fields are read, so every message
+    names the entry (by id) and field the way FAQ editors already know; the fields describe the
+    result and give the JSON Schema.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    synonyms: dict[str, Words] = Field(
+        default_factory=dict, description="a head word → words that mean the same"
+    )
+    entries: list[FaqEntryIn]
+    questions: Any = Field(
+        default=None, description="labelled test questions the file may carry; not imported"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checked(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise FaqFormatError("the FAQ file must be a mapping with 'synonyms' and 'entries'")
+        unknown = sorted(str(k) for k in data if k not in _TOP_KEYS)
+        if unknown:
+            raise FaqFormatError(
+                f"unknown top-level key '{unknown[0]}' (expected synonyms, entries)"
+            )
+        raw_entries = data.get("entries")
+        if raw_entries is None:
+            raise FaqFormatError("'entries' is missing")
+        if not isinstance(raw_entries, list):
+            raise FaqFormatError("'entries' must be a list of entries")
+        seen: dict[str, int] = {}
+        entries = [asdict(_entry(i, raw, seen)) for i, raw in enumerate(raw_entries)]
+        return {
+            "entries": entries,
+            "synonyms": _synonyms(data.get("synonyms")),
+            "questions": data.get("questions"),
+        }
+
+    def entry_data(self) -> list[FaqEntryData]:
+        return [FaqEntryData(**e.model_dump()) for e in self.entries]
+
+
 def parse_faq_yaml(text: str) -> tuple[list[FaqEntryData], dict[str, list[str]]]:
     """Parse a FAQ file into entries (file order kept) and synonyms (head word → variants)."""
     try:
@@ -152,19 +236,22 @@ def parse_faq_yaml(text: str) -> tuple[list[FaqEntryData], dict[str, list[str]]]
         raise FaqFormatError(f"not valid YAML{at}: {problem}") from None
     if data is None:
         raise FaqFormatError("the FAQ file is empty; expected 'entries:'")
-    if not isinstance(data, dict):
-        raise FaqFormatError("the FAQ file must be a mapping with 'synonyms' and 'entries'")
-    unknown = sorted(str(k) for k in data if k not in _TOP_KEYS)
-    if unknown:
-        raise FaqFormatError(f"unknown top-level key '{unknown[0]}' (expected synonyms, entries)")
-    raw_entries = data.get("entries")
-    if raw_entries is None:
-        raise FaqFormatError("'entries' is missing")
-    if not isinstance(raw_entries, list):
-        raise FaqFormatError("'entries' must be a list of entries")
-    seen: dict[str, int] = {}
-    entries = [_entry(i, raw, seen) for i, raw in enumerate(raw_entries)]
-    return entries, _synonyms(data.get("synonyms"))
+    try:
+        faq = FaqFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise FaqFormatError(_message(first)) from None
+    return faq.entry_data(), {head: list(words) for head, words in faq.synonyms.items()}
+
+
+def _message(error: Any) -> str:
+    """The hand-written check's own message; pydantic's only if a field refused the checked
+    data (which would be a bug in the checks)."""
+    original = error.get("ctx", {}).get("error")
+    if isinstance(original, FaqFormatError):
+        return str(original)
+    place = ".".join(str(p) for p in error["loc"])
+    return f"{place}: {error['msg']}" if place else str(error["msg"])
 
 
 class _FaqDumper(yaml.SafeDumper):

@@ -1,0 +1,61 @@
+"""``gongkai schemas``: the JSON Schemas of the input files, written from the models that read
+them, so an editor or a county's CI can check a file before it is imported and the published
+schemas can never say something the service does not do.
+
+Registered on the main CLI by importing this module (``cli.main()``'s list).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import BaseModel
+
+from gongkai.cli.main import app, fail, out
+from gongkai.domain.directory_file import DirectoryFile
+from gongkai.domain.items import ItemIn
+from gongkai.faq.format import FaqFile
+
+DEFAULT_DIR = Path("docs/schemas")
+SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
+    "directory.schema.json": (DirectoryFile, "Gongkai directory file"),
+    "item.schema.json": (ItemIn, "Gongkai item file"),
+    "faq.schema.json": (FaqFile, "Gongkai FAQ file"),
+}
+
+
+def schema_of(model: type[BaseModel], title: str) -> dict[str, Any]:
+    """The model's input schema (what a file may say), marked as generated."""
+    schema = model.model_json_schema(mode="validation")
+    schema["title"] = title
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$comment": "generated from Gongkai's models by `gongkai schemas`; do not edit by hand",
+        **schema,
+    }
+
+
+def schema_texts() -> dict[str, str]:
+    """File name → its text, byte for byte as the command writes it (the test compares these
+    with the committed files)."""
+    return {
+        name: json.dumps(schema_of(model, title), ensure_ascii=False, indent=2) + "\n"
+        for name, (model, title) in SCHEMAS.items()
+    }
+
+
+@app.command("schemas")
+def schemas(
+    out_dir: Path = typer.Option(DEFAULT_DIR, "--out", help="the folder to write them to"),
+) -> None:
+    """Write the JSON Schemas of the directory, item and FAQ files."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in schema_texts().items():
+            (out_dir / name).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"{out_dir}: {exc.strerror or exc}")
+    out.print(f"wrote {', '.join(SCHEMAS)} to {out_dir}", highlight=False)
