@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from gongkai.domain.items import FieldError
-from gongkai.storage.models import DeliveryStatus
+from gongkai.storage.models import DeliveryStatus, ItemStatus
 
 # Timestamps leave the storage floor as ``isoformat()`` text (always with an offset: the
 # columns return aware UTC) and keep that exact form; the schema says what the text is.
@@ -48,7 +48,7 @@ class ItemPublic(Answer):
     urgent: bool
     disclosure: str
     interprets: str | None
-    status: Literal["scheduled", "publishing", "published", "recalled"]
+    status: ItemStatus
     publish_at: Moment | None
     published_at: Moment | None
     recalled_at: Moment | None
