@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -13,9 +10,8 @@ from gongkai.dispatch.ingest import ItemConflict, ingest_item
 from gongkai.dispatch.queue import enqueue_delivery
 from gongkai.dispatch.recall import recall_item
 from gongkai.dispatch.retry import NotRetryable, requeue
-from gongkai.domain.bounds import MAX_ROW_ID
 from gongkai.domain.items import FieldError, ItemRefused, parse_item
-from gongkai.storage.models import Delivery, DeliveryStatus, Item, Role
+from gongkai.storage.models import Delivery, Item, Role
 from gongkai.storage.queries import (
     DeliveryFilter,
     attempts_for,
@@ -27,25 +23,33 @@ from gongkai.storage.queries import (
     list_delivery_rows,
     target_labels,
 )
-from gongkai.web.auth import principal, require
-from gongkai.web.inputs import (
-    BodyRefused,
-    QueryRefused,
-    datetime_param,
-    int_param,
-    read_json,
-    row_id,
-    text_param,
+from gongkai.web.answers import (
+    DeliveryPage,
+    DeliveryPublic,
+    DeliveryRecord,
+    Error,
+    FieldErrors,
+    Ingested,
+    ItemDeliveries,
+    ItemPublic,
+    OpenAPIDocument,
+    PlannedDelivery,
+    Queued,
+    Recalled,
+    answer,
+    not_found,
 )
+from gongkai.web.auth import principal, require
+from gongkai.web.inputs import BodyRefused, read_json, row_id
 from gongkai.web.keys import CALENDAR, HTTP, MAKER, POOL, SEALER, SETTINGS
 from gongkai.web.openapi import openapi_document
+from gongkai.web.params import MAX_PAGE, PAGE, DeliveryQuery
 
 routes = web.RouteTableDef()
-MAX_PAGE = 10000  # rows in one answer of the delivery log (JSON or CSV)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+def _refused(exc: ItemRefused) -> FieldErrors:
+    return FieldErrors.model_validate(exc.as_json())
 
 
 @routes.post("/api/v1/items")
@@ -55,8 +59,8 @@ async def post_item(request: web.Request) -> web.Response:
     try:
         data = await read_json(request)
     except BodyRefused as exc:
-        return _json(
-            ItemRefused([FieldError(field="(body)", message=exc.message)]).as_json(),
+        return answer(
+            _refused(ItemRefused([FieldError(field="(body)", message=exc.message)])),
             status=exc.status,
         )
     app = request.app
@@ -76,29 +80,28 @@ async def post_item(request: web.Request) -> web.Response:
             )
             counts = await counts_by_channel(session, result.item.id)
     except ItemRefused as exc:
-        return _json(exc.as_json(), status=422)
+        return answer(_refused(exc), status=422)
     except ItemConflict as exc:
-        return _json({"error": "conflict", "message": str(exc)}, status=409)
-    body = item_public(result.item, counts)
-    body["planned"] = [
-        {
-            "id": d.id,
-            "channel": d.channel,
-            "region": d.region_code,
-            "languages": d.languages,
-            "status": d.status,
-            "notes": d.notes,
-        }
+        return answer(Error(error="conflict", message=str(exc)), status=409)
+    planned = [
+        PlannedDelivery(
+            id=d.id,
+            channel=d.channel,
+            region=d.region_code,
+            languages=d.languages,
+            status=d.status,
+            notes=d.notes,
+        )
         for d in result.deliveries
     ]
-    body["warnings"] = result.warnings
-    return _json(body, status=201 if result.created else 200)
+    body = Ingested(**item_public(result.item, counts), planned=planned, warnings=result.warnings)
+    return answer(body, status=201 if result.created else 200)
 
 
 async def _item_or_404(session: AsyncSession, request: web.Request) -> Item:
     item = await session.get(Item, request.match_info["id"])
     if item is None:
-        raise web.HTTPNotFound(text='{"error": "no such item"}', content_type="application/json")
+        raise not_found("no such item")
     return item
 
 
@@ -107,7 +110,8 @@ async def _item_or_404(session: AsyncSession, request: web.Request) -> Item:
 async def get_item(request: web.Request) -> web.Response:
     async with request.app[MAKER]() as session:
         item = await _item_or_404(session, request)
-        return _json(item_public(item, await counts_by_channel(session, item.id)))
+        counts = await counts_by_channel(session, item.id)
+        return answer(ItemPublic.model_validate(item_public(item, counts)))
 
 
 @routes.get("/api/v1/items/{id}/deliveries")
@@ -124,20 +128,14 @@ async def get_item_deliveries(request: web.Request) -> web.Response:
         )
         attempts = await attempts_for(session, [d.id for d in rows if d.id])
         labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
-        return _json(
-            {
-                "item": item.id,
-                "deliveries": [
-                    {
-                        **delivery_public(
-                            d, labels.get(d.target_id or -1), attempts.get(d.id or -1, [])
-                        ),
-                        "payload": d.payload,
-                    }
-                    for d in rows
-                ],
-            }
-        )
+        records = [
+            DeliveryRecord(
+                **delivery_public(d, labels.get(d.target_id or -1), attempts.get(d.id or -1, [])),
+                payload=d.payload,
+            )
+            for d in rows
+        ]
+        return answer(ItemDeliveries(item=item.id, deliveries=records))
 
 
 @routes.post("/api/v1/items/{id}/recall")
@@ -156,35 +154,31 @@ async def post_recall(request: web.Request) -> web.Response:
             who["name"] if who else "?",
             redis=app[POOL],
         )
-    return _json({"item": item.id, "status": "recalled", **report.as_json()})
+    return answer(Recalled(item=item.id, status="recalled", **report.as_json()))
 
 
-def _filter_from_query(q: Any) -> DeliveryFilter:
-    """The log's filters; anything out of bounds is a 400 naming the parameter (``limit=-1``
-    used to lift the row cap, ``after`` past 64 bits and years 1 or 9999 answered 500)."""
-    status = text_param(q, "status")
-    if status and status not in DeliveryStatus.__members__:
-        raise QueryRefused("status", f"one of {', '.join(DeliveryStatus.__members__)}")
+def _filter(query: DeliveryQuery) -> DeliveryFilter:
+    """The log's filters; bounds are checked in ``DeliveryQuery.read`` (``limit=-1`` used to lift
+    the row cap, ``after`` past 64 bits and years 1 or 9999 answered 500)."""
+    default = MAX_PAGE if query.format == "csv" else PAGE
     return DeliveryFilter(
-        item=text_param(q, "item"),
-        channel=text_param(q, "channel"),
-        status=status,
-        region=text_param(q, "region"),
-        since=datetime_param(q, "since", None),
-        until=datetime_param(q, "until", None),
-        limit=int_param(q, "limit", default=100, lo=1, hi=MAX_PAGE) or 100,
-        after_id=int_param(q, "after", default=None, lo=1, hi=MAX_ROW_ID),
+        item=query.item,
+        channel=query.channel,
+        status=query.status,
+        region=query.region,
+        since=query.since,
+        until=query.until,
+        limit=query.limit or default,
+        after_id=query.after,
     )
 
 
 @routes.get("/api/v1/deliveries")
 @require(Role.viewer)
 async def get_deliveries(request: web.Request) -> web.StreamResponse:
-    f = _filter_from_query(request.query)
-    as_csv = request.query.get("format") == "csv"
-    if as_csv and "limit" not in request.query:
-        f.limit = MAX_PAGE
-    if as_csv:
+    query = DeliveryQuery.read(request.query)
+    f = _filter(query)
+    if query.format == "csv":
         async with request.app[MAKER]() as session:
             csv_rows = await list_delivery_rows(session, f)
         return web.Response(
@@ -196,9 +190,12 @@ async def get_deliveries(request: web.Request) -> web.StreamResponse:
     async with request.app[MAKER]() as session:
         rows = await list_deliveries(session, f)
         labels = await target_labels(session, {d.target_id for d in rows if d.target_id})
-    data = [delivery_public(d, labels.get(d.target_id or -1)) for d in rows]
+    data = [
+        DeliveryPublic.model_validate(delivery_public(d, labels.get(d.target_id or -1)))
+        for d in rows
+    ]
     next_after = rows[-1].id if len(rows) == f.limit and rows else None
-    return _json({"deliveries": data, "next_after": next_after})
+    return answer(DeliveryPage(deliveries=data, next_after=next_after))
 
 
 @routes.post("/api/v1/deliveries/{id}/retry")
@@ -211,17 +208,16 @@ async def post_retry(request: web.Request) -> web.Response:
     async with app[MAKER]() as session:
         d = await session.get(Delivery, delivery_id)
         if d is None:
-            raise web.HTTPNotFound(
-                text='{"error": "no such delivery"}', content_type="application/json"
-            )
+            raise not_found("no such delivery")
         try:
             job = await requeue(session, d, who["name"] if who else "?")
         except NotRetryable as exc:
-            return _json({"error": str(exc)}, status=409)
+            return answer(Error(error=str(exc)), status=409)
     await enqueue_delivery(app[POOL], delivery_id, job=job)
-    return _json({"id": delivery_id, "status": "queued"})
+    return answer(Queued(id=delivery_id, status="queued"))
 
 
 @routes.get("/api/v1/openapi.json")
 async def get_openapi(request: web.Request) -> web.Response:
-    return _json(openapi_document(request.app[SETTINGS].public_url))
+    document = openapi_document(request.app[SETTINGS].public_url)
+    return answer(OpenAPIDocument.model_validate(document))

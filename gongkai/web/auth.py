@@ -12,6 +12,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.storage.models import ROLE_RANK, ApiToken, Role
+from gongkai.web.answers import Error, dumps
 from gongkai.web.keys import MAKER
 
 TOKEN_PREFIX = "gk_"
@@ -33,7 +34,7 @@ async def create_token(session: AsyncSession, role: Role, name: str) -> str:
 def _json_error(status: int, message: str) -> web.HTTPException:
     cls = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden}[status]
     headers = {"WWW-Authenticate": 'Bearer realm="gongkai"'} if status == 401 else None
-    return cls(text=f'{{"error": "{message}"}}', content_type="application/json", headers=headers)
+    return cls(text=dumps(Error(error=message)), content_type="application/json", headers=headers)
 
 
 async def principal(request: web.Request) -> dict[str, Any] | None:

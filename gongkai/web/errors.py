@@ -14,7 +14,6 @@ even when the test itself only looked at the status.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import secrets
@@ -22,6 +21,8 @@ import secrets
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gongkai.domain.items import FieldError
+from gongkai.web.answers import Answer, Error, FieldErrors, answer
 from gongkai.web.inputs import BodyRefused, QueryRefused
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,8 @@ def _is_api(request: web.Request) -> bool:
     return request.path.startswith("/api/")
 
 
-def _json(data: object, status: int) -> web.Response:
-    return web.Response(
-        text=json.dumps(data, ensure_ascii=False),
-        status=status,
-        content_type="application/json",
-        charset="utf-8",
-    )
+def _refusal(error: str, field: str, message: str) -> Answer:
+    return FieldErrors(error=error, errors=[FieldError(field=field, message=message)])
 
 
 @web.middleware
@@ -70,14 +66,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except QueryRefused as exc:
         if _is_api(request):
-            return _json(exc.as_json(), 400)
+            return answer(_refusal("invalid query", exc.field, exc.message), 400)
         return web.Response(status=400, text=f"{exc.field}: {exc.message}")
     except BodyRefused as exc:
         if _is_api(request):
-            return _json(
-                {"error": "invalid body", "errors": [{"field": "(body)", "message": exc.message}]},
-                exc.status,
-            )
+            return answer(_refusal("invalid body", "(body)", exc.message), exc.status)
         return web.Response(status=exc.status, text=exc.message)
     except Exception as exc:
         log.exception("unhandled error in %s %s [request %s]", request.method, request.path, rid)
@@ -87,7 +80,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.writer is not None and request.writer.output_size > 0:
             raise  # part of a stream went out already: only closing the connection is left
         if _is_api(request):
-            return _json({"error": "internal error", "request_id": rid}, 500)
+            return answer(Error(error="internal error", request_id=rid), 500)
         return web.Response(
             status=500,
             text=f"服务器内部错误 / internal server error\n请求编号 / request id: {rid}\n",

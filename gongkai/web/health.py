@@ -15,6 +15,7 @@ from gongkai.dispatch import metrics
 from gongkai.dispatch.queue import queue_depth
 from gongkai.dispatch.reconcile import oldest_undelivered_seconds
 from gongkai.storage.models import Delivery, Item
+from gongkai.web.answers import Health, answer
 from gongkai.web.keys import MAKER, POOL
 
 routes = web.RouteTableDef()
@@ -36,8 +37,8 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}: {exc}"
     healthy = all(v == "ok" for v in checks.values())
-    return web.json_response(
-        {"status": "ok" if healthy else "degraded", "version": __version__, "checks": checks},
+    return answer(
+        Health(status="ok" if healthy else "degraded", version=__version__, checks=checks),
         status=200 if healthy else 503,
     )
 

@@ -34,12 +34,6 @@ class QueryRefused(Exception):
         self.field = field
         self.message = message
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "error": "invalid query",
-            "errors": [{"field": self.field, "message": self.message}],
-        }
-
 
 class BodyRefused(Exception):
     """The request body cannot be read as what the route expects (too large, not UTF-8, not

@@ -1,199 +1,54 @@
-"""The API description, generated from the same pydantic model that validates items."""
+"""The API description: glue around schemas generated from the models the handlers use.
+
+Request and response bodies are the pydantic models of ``gongkai.domain.items`` (what is
+ingested) and ``gongkai.web.answers`` (what is answered); query parameters come from the
+``gongkai.web.params`` declarations the handlers parse with. What is written here by hand is
+only what no model knows: the paths, each operation's summary, role and statuses, and the
+links from one answer to the next request.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
-from gongkai import __version__
-from gongkai.domain.bounds import MAX_ROW_ID, WINDOW_TEXT
-from gongkai.domain.items import ItemIn
-from gongkai.storage.models import DeliveryStatus
-from gongkai.web.inputs import MAX_PARAM_CHARS
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
-_ERROR = {
-    "type": "object",
-    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
-    "required": ["error"],
-}
-_FIELD_ERRORS = {
-    "type": "object",
-    "properties": {
-        "error": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-                "required": ["field", "message"],
-            },
-        },
-    },
-    "required": ["error", "errors"],
-}
-_STR_OR_NULL = {"type": ["string", "null"]}
-_INT = {"type": "integer"}
-# The item as the API shows it (``item_public``), not the ingest form (``Item``).
-_ITEM_VIEW = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string"},
-        "kind": {"type": "string"},
-        "title": {"type": "string"},
-        "doc_number": _STR_OR_NULL,
-        "issuer": {"type": "string"},
-        "issued_at": {"type": "string"},
-        "domain": _STR_OR_NULL,
-        "regions": {"type": "array", "items": {"type": "string"}},
-        "channels": {"type": "array", "items": {"type": "string"}},
-        "urgent": {"type": "boolean"},
-        "disclosure": {"type": "string"},
-        "interprets": _STR_OR_NULL,
-        "status": {"type": "string", "enum": ["scheduled", "publishing", "published", "recalled"]},
-        "publish_at": _STR_OR_NULL,
-        "published_at": _STR_OR_NULL,
-        "recalled_at": _STR_OR_NULL,
-        "publish_due": _STR_OR_NULL,
-        "interpretation_due": _STR_OR_NULL,
-        "deadline_warnings": {"type": "array", "items": {"type": "string"}},
-        "languages": {"type": "array", "items": {"type": "string"}},
-        "deliveries": {
-            "description": "counts per channel and delivery status",
-            "type": ["object", "null"],
-            "additionalProperties": {"type": "object", "additionalProperties": _INT},
-        },
-    },
-    "required": ["id", "kind", "title", "issuer", "issued_at", "status", "languages"],
-}
-_INGESTED = {
-    "allOf": [
-        {"$ref": "#/components/schemas/ItemView"},
-        {
-            "type": "object",
-            "properties": {
-                "planned": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "id": _INT,
-                            "channel": {"type": "string"},
-                            "region": _STR_OR_NULL,
-                            "languages": {"type": "array", "items": {"type": "string"}},
-                            "status": {"type": "string"},
-                            "notes": {},
-                        },
-                        "required": ["id", "channel", "status"],
-                    },
-                },
-                "warnings": {"type": "array", "items": {"type": "string"}},
-            },
-            "required": ["planned", "warnings"],
-        },
-    ]
-}
-_DELIVERY = {
-    "type": "object",
-    "properties": {
-        "id": _INT,
-        "item": {"type": "string"},
-        "channel": {"type": "string"},
-        "region": _STR_OR_NULL,
-        "target": _STR_OR_NULL,
-        "languages": {"type": "array", "items": {"type": "string"}},
-        "status": {"type": "string"},
-        "attempts": _INT,
-        "parts": _INT,
-        "parts_done": _INT,
-        "last_error": _STR_OR_NULL,
-        "created_at": {"type": "string"},
-        "updated_at": {"type": "string"},
-        "delivered_at": _STR_OR_NULL,
-        "attempt_log": {"type": "array", "items": {"type": "object"}},
-    },
-    "required": ["id", "item", "channel", "status", "attempts", "created_at", "updated_at"],
-}
-_DELIVERY_PAGE = {
-    "type": "object",
-    "properties": {
-        "deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}},
-        "next_after": {
-            "description": "pass as `after` for the next page; null on the last one",
-            "type": ["integer", "null"],
-        },
-    },
-    "required": ["deliveries", "next_after"],
-}
-_ITEM_DELIVERIES = {
-    "type": "object",
-    "properties": {
-        "item": {"type": "string"},
-        "deliveries": {
-            "type": "array",
-            "items": {
-                "allOf": [
-                    {"$ref": "#/components/schemas/Delivery"},
-                    {"type": "object", "properties": {"payload": {"type": "object"}}},
-                ]
-            },
-        },
-    },
-    "required": ["item", "deliveries"],
-}
-_RECALL = {
-    "type": "object",
-    "properties": {
-        "item": {"type": "string"},
-        "status": {"const": "recalled"},
-        "cancelled": _INT,
-        "deleted": _INT,
-        "not_recallable": _INT,
-        "errors": {"type": "array", "items": {"type": "string"}},
-    },
-    "required": ["item", "status", "cancelled", "deleted", "not_recallable", "errors"],
-}
-_QUEUED = {
-    "type": "object",
-    "properties": {"id": _INT, "status": {"const": "queued"}},
-    "required": ["id", "status"],
-}
-_UNANSWERED = {
-    "type": "object",
-    "properties": {
-        "groups": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "normalized": {"type": "string"},
-                    "example": {"type": "string"},
-                    "count": _INT,
-                    "regions": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {"code": _STR_OR_NULL, "count": _INT},
-                        },
-                    },
-                    "languages": {"type": "array", "items": {"type": "string"}},
-                    "last_asked": _STR_OR_NULL,
-                },
-                "required": ["normalized", "example", "count", "regions", "languages"],
-            },
-        },
-        "total": _INT,
-    },
-    "required": ["groups", "total"],
-}
-_HEALTH = {
-    "type": "object",
-    "properties": {
-        "status": {"type": "string", "enum": ["ok", "degraded"]},
-        "version": {"type": "string"},
-        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
-    },
-    "required": ["status", "checks"],
-}
+from gongkai import __version__
+from gongkai.domain.bounds import MAX_ROW_ID
+from gongkai.domain.items import ItemIn
+from gongkai.web.answers import (
+    ANSWERS,
+    Answer,
+    DeliveryPage,
+    Error,
+    FieldErrors,
+    Health,
+    Ingested,
+    ItemDeliveries,
+    ItemPublic,
+    OpenAPIDocument,
+    Queued,
+    Recalled,
+    UnansweredPage,
+)
+from gongkai.web.params import DeliveryQuery, UnansweredQuery
+
+REF = "#/components/schemas/{model}"
+
+
+def component_schemas() -> dict[str, Any]:
+    """Every schema of the document, generated: the item as ingested (``Item``, read in
+    validation mode) and each answer (serialization mode: what the handlers send)."""
+    item = ItemIn.model_json_schema(ref_template=REF)
+    schemas: dict[str, Any] = {"Item": item, **item.pop("$defs", {})}
+    _, answers = models_json_schema([(m, "serialization") for m in ANSWERS], ref_template=REF)
+    for name, schema in answers.get("$defs", {}).items():
+        if name in schemas and schemas[name] != schema:
+            raise ValueError(f"two different schemas are named {name}")
+        schemas[name] = schema
+    return schemas
 
 
 def _op(summary: str, role: str | None, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -203,35 +58,23 @@ def _op(summary: str, role: str | None, responses: dict[str, Any], **extra: Any)
         op["x-role"] = role
         op["responses"] = {
             **responses,
-            "401": _json("missing or invalid token", "Error"),
-            "403": _json(f"needs the {role} role", "Error"),
+            "401": _json("missing or invalid token", Error),
+            "403": _json(f"needs the {role} role", Error),
         }
     return op
 
 
-def _json(desc: str, schema: str) -> dict[str, Any]:
-    return {
-        "description": desc,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-    }
+def _ref(model: type[BaseModel], name: str | None = None) -> dict[str, Any]:
+    return {"$ref": REF.format(model=name or model.__name__)}
+
+
+def _json(desc: str, model: type[Answer]) -> dict[str, Any]:
+    """A JSON answer: always one of the answer models, never a schema written here."""
+    return {"description": desc, "content": {"application/json": {"schema": _ref(model)}}}
 
 
 def _text(desc: str, media_type: str = "text/plain") -> dict[str, Any]:
     return {"description": desc, "content": {media_type: {"schema": {"type": "string"}}}}
-
-
-def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
-    param: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": schema}
-    if description:
-        param["description"] = description
-    return param
-
-
-_ISO = {
-    "type": "string",
-    "anyOf": [{"format": "date"}, {"format": "date-time"}],
-    "description": "ISO 8601 date or date-time; the county's local time if no offset",
-}
 
 
 _OPERATION_IDS = {
@@ -292,39 +135,30 @@ def _name_and_link(paths: dict[str, Any]) -> None:
                 op["responses"][status] = {**op["responses"][status], "links": links}
 
 
+def _path_id(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"name": "id", "in": "path", "required": True, "schema": schema}]
+
+
+def _page_query(name: str, description: str = "") -> dict[str, Any]:
+    """A public page's query value: read leniently by the page (an unknown language falls back
+    to Chinese), so only its type is told."""
+    param: dict[str, Any] = {"name": name, "in": "query", "required": False}
+    if description:
+        param["description"] = description
+    return {**param, "schema": {"type": "string"}}
+
+
 @lru_cache(maxsize=4)
 def openapi_document(server: str) -> dict[str, Any]:
-    item_schema = ItemIn.model_json_schema(ref_template="#/components/schemas/{model}")
-    defs = item_schema.pop("$defs", {})
-    id_param = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
-    delivery_id = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}]
-    text = {"type": "string", "maxLength": MAX_PARAM_CHARS}
-    moment = {**_ISO, "description": f"{_ISO['description']}; within {WINDOW_TEXT}"}
-    filters = [
-        _query("item", text, "an item id"),
-        _query("channel", text),
-        _query("status", {"type": "string", "enum": list(DeliveryStatus.__members__)}),
-        _query("region", text, "a region code; its descendants are included"),
-        _query("since", moment),
-        _query("until", moment),
-        _query(
-            "limit",
-            {"type": "integer", "minimum": 1, "maximum": 10000},
-            "page size (100; 10000 for CSV)",
-        ),
-        _query(
-            "after",
-            {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID},
-            "the `next_after` of the previous page",
-        ),
-        _query("format", {"type": "string", "enum": ["json", "csv"]}),
-    ]
+    id_param = _path_id({"type": "string"})
+    # ``row_id``: anything outside a stored row id's range is simply not found
+    delivery_id = _path_id({"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID})
     bad_query = _json(
-        "a query value malformed or out of bounds, named in errors[].field", "FieldErrors"
+        "a query value malformed or out of bounds, named in errors[].field", FieldErrors
     )
-    bad_body = _json("the body is not UTF-8, or nested too deep; named `(body)`", "FieldErrors")
-    too_large = _json("the body is larger than 4 MiB", "FieldErrors")
-    no_item = _json("no such item", "Error")
+    bad_body = _json("the body is not UTF-8, or nested too deep; named `(body)`", FieldErrors)
+    too_large = _json("the body is larger than 4 MiB", FieldErrors)
+    no_item = _json("no such item", Error)
     html = _text("HTML", "text/html")
     public_missing = _text("no such item, or not public yet")
     withdrawn = _text("the item was recalled")
@@ -338,21 +172,7 @@ def openapi_document(server: str) -> dict[str, Any]:
         "servers": [{"url": server}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Item": item_schema,
-                **defs,
-                "ItemView": _ITEM_VIEW,
-                "Ingested": _INGESTED,
-                "Delivery": _DELIVERY,
-                "DeliveryPage": _DELIVERY_PAGE,
-                "ItemDeliveries": _ITEM_DELIVERIES,
-                "Recalled": _RECALL,
-                "Queued": _QUEUED,
-                "Unanswered": _UNANSWERED,
-                "Health": _HEALTH,
-                "Error": _ERROR,
-                "FieldErrors": _FIELD_ERRORS,
-            },
+            "schemas": component_schemas(),
         },
         "paths": {
             "/api/v1/items": {
@@ -360,23 +180,21 @@ def openapi_document(server: str) -> dict[str, Any]:
                     "Ingest an approved item and fan it out",
                     "publisher",
                     {
-                        "201": _json("created, with planned deliveries", "Ingested"),
+                        "201": _json("created, with planned deliveries", Ingested),
                         "200": _json(
                             "already ingested with the same content; nothing planned twice",
-                            "Ingested",
+                            Ingested,
                         ),
-                        "409": _json("the id exists with different content", "Error"),
+                        "409": _json("the id exists with different content", Error),
                         "400": bad_body,
                         "413": too_large,
                         "422": _json(
-                            "invalid item (or not JSON); each bad field named", "FieldErrors"
+                            "invalid item (or not JSON); each bad field named", FieldErrors
                         ),
                     },
                     requestBody={
                         "required": True,
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/Item"}}
-                        },
+                        "content": {"application/json": {"schema": _ref(ItemIn, "Item")}},
                     },
                 )
             },
@@ -384,7 +202,7 @@ def openapi_document(server: str) -> dict[str, Any]:
                 "get": _op(
                     "The item, its status and delivery counts per channel",
                     "viewer",
-                    {"200": _json("the item", "ItemView"), "404": no_item},
+                    {"200": _json("the item", ItemPublic), "404": no_item},
                     parameters=id_param,
                 )
             },
@@ -392,7 +210,7 @@ def openapi_document(server: str) -> dict[str, Any]:
                 "get": _op(
                     "Every delivery of the item with attempts",
                     "viewer",
-                    {"200": _json("deliveries", "ItemDeliveries"), "404": no_item},
+                    {"200": _json("deliveries", ItemDeliveries), "404": no_item},
                     parameters=id_param,
                 )
             },
@@ -402,7 +220,7 @@ def openapi_document(server: str) -> dict[str, Any]:
                     "publisher",
                     {
                         "200": _json(
-                            "what was cancelled, deleted, or cannot be recalled", "Recalled"
+                            "what was cancelled, deleted, or cannot be recalled", Recalled
                         ),
                         "404": no_item,
                     },
@@ -417,15 +235,13 @@ def openapi_document(server: str) -> dict[str, Any]:
                         "200": {
                             "description": "one page of deliveries, oldest first",
                             "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/DeliveryPage"}
-                                },
+                                "application/json": {"schema": _ref(DeliveryPage)},
                                 "text/csv": {"schema": {"type": "string"}},
                             },
                         },
                         "400": bad_query,
                     },
-                    parameters=filters,
+                    parameters=DeliveryQuery.parameters(),
                 )
             },
             "/api/v1/deliveries/{id}/retry": {
@@ -433,17 +249,15 @@ def openapi_document(server: str) -> dict[str, Any]:
                     "Requeue a dead or failed delivery",
                     "admin",
                     {
-                        "200": _json("queued", "Queued"),
+                        "200": _json("queued", Queued),
                         "404": {
                             "description": "no such delivery (plain text when the id is no number)",
                             "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Error"}
-                                },
+                                "application/json": {"schema": _ref(Error)},
                                 "text/plain": {"schema": {"type": "string"}},
                             },
                         },
-                        "409": _json("not retryable (delivered, pending, or recalled)", "Error"),
+                        "409": _json("not retryable (delivered, pending, or recalled)", Error),
                     },
                     parameters=delivery_id,
                 )
@@ -453,15 +267,10 @@ def openapi_document(server: str) -> dict[str, Any]:
                     "Residents' questions the FAQ could not answer, grouped, most asked first",
                     "viewer",
                     {
-                        "200": _json("the groups", "Unanswered"),
-                        "422": _json("a filter that cannot be read", "Error"),
+                        "200": _json("the groups", UnansweredPage),
+                        "422": _json("a filter that cannot be read", Error),
                     },
-                    parameters=[
-                        _query("since", _ISO),
-                        _query("region", {"type": "string"}, "a region code and its descendants"),
-                        _query("platform", {"type": "string"}, "wechat, telegram, …"),
-                        _query("limit", {"type": "integer"}, "groups (100; at most 500)"),
-                    ],
+                    parameters=UnansweredQuery.parameters(),
                 )
             },
             "/api/v1/openapi.json": {
@@ -470,7 +279,7 @@ def openapi_document(server: str) -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "OpenAPI 3.1",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
+                            "content": {"application/json": {"schema": _ref(OpenAPIDocument)}},
                         }
                     },
                 }
@@ -480,7 +289,7 @@ def openapi_document(server: str) -> dict[str, Any]:
                     "summary": "The public page of an item",
                     "parameters": [
                         *id_param,
-                        _query("lang", {"type": "string"}, "zh when the item has no such language"),
+                        _page_query("lang", "zh when the item has no such language"),
                     ],
                     "responses": {
                         "200": html,
@@ -492,7 +301,7 @@ def openapi_document(server: str) -> dict[str, Any]:
             "/p/{id}/print": {
                 "get": {
                     "summary": "A printable notice-board sheet in the region's languages",
-                    "parameters": [*id_param, _query("region", {"type": "string"})],
+                    "parameters": [*id_param, _page_query("region")],
                     "responses": {
                         "200": html,
                         "404": _text("no such item, not public yet, or no such region"),
@@ -503,7 +312,7 @@ def openapi_document(server: str) -> dict[str, Any]:
             "/p/{id}/script": {
                 "get": {
                     "summary": "The loudspeaker script, per language",
-                    "parameters": [*id_param, _query("lang", {"type": "string"})],
+                    "parameters": [*id_param, _page_query("lang")],
                     "responses": {
                         "200": html,
                         "404": _text("no such item or no script in that language"),
@@ -514,7 +323,7 @@ def openapi_document(server: str) -> dict[str, Any]:
             "/p/{id}/script.wav": {
                 "get": {
                     "summary": "The loudspeaker script read aloud",
-                    "parameters": [*id_param, _query("lang", {"type": "string"})],
+                    "parameters": [*id_param, _page_query("lang")],
                     "responses": {
                         "200": {
                             "description": "audio in the speech engine's format",
@@ -539,8 +348,8 @@ def openapi_document(server: str) -> dict[str, Any]:
                 "get": {
                     "summary": "Liveness with database and Redis checks",
                     "responses": {
-                        "200": _json("ok", "Health"),
-                        "503": _json("degraded", "Health"),
+                        "200": _json("ok", Health),
+                        "503": _json("degraded", Health),
                     },
                 }
             },

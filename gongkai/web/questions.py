@@ -7,7 +7,6 @@ editor works through to grow the FAQ (domain.md rule 9: use data to learn what p
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -18,12 +17,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.storage.models import Question, Region, Role
+from gongkai.web.answers import RegionCount, UnansweredGroup, UnansweredPage, answer
 from gongkai.web.auth import require
-from gongkai.web.inputs import datetime_param, int_param, text_param
 from gongkai.web.keys import MAKER, SETTINGS
+from gongkai.web.params import UnansweredQuery
 
 routes = web.RouteTableDef()
-MAX_LIMIT = 500
 
 
 async def unanswered_groups(
@@ -33,7 +32,7 @@ async def unanswered_groups(
     region: str | None = None,
     platform: str | None = None,
     limit: int = 100,
-) -> list[dict[str, Any]]:
+) -> list[UnansweredGroup]:
     """Unanswered questions grouped by normalised text, most asked first."""
     conditions: list[Any] = [Question.answered == False, Question.normalized != ""]  # noqa: E712
     if since is not None:
@@ -75,17 +74,17 @@ async def unanswered_groups(
         languages[normalized].add(lang)
         example.setdefault(normalized, text)  # the latest wording
     return [
-        {
-            "normalized": normalized,
-            "example": example.get(normalized, normalized),
-            "count": n,
-            "regions": [
-                {"code": code or None, "count": k}
+        UnansweredGroup(
+            normalized=normalized,
+            example=example.get(normalized, normalized),
+            count=n,
+            regions=[
+                RegionCount(code=code or None, count=k)
                 for code, k in sorted(regions[normalized].items(), key=lambda kv: -kv[1])
             ],
-            "languages": sorted(languages[normalized]),
-            "last_asked": _iso(latest),
-        }
+            languages=sorted(languages[normalized]),
+            last_asked=_iso(latest),
+        )
         for normalized, n, latest in groups
     ]
 
@@ -102,22 +101,17 @@ def _iso(value: Any) -> str | None:
 @require(Role.viewer)
 async def unanswered(request: web.Request) -> web.Response:
     """Unanswered questions grouped by normalised text: ?since=ISO&region=CODE&limit=N."""
-    q = request.query
     # a date or local time without an offset is read on the county's own clock
-    since = datetime_param(q, "since", request.app[SETTINGS].tz)
-    limit = int_param(q, "limit", default=100, lo=1, hi=MAX_LIMIT) or 100
+    query = UnansweredQuery.read(request.query, request.app[SETTINGS].tz)
     async with request.app[MAKER]() as session:
         groups = await unanswered_groups(
             session,
-            since=since,
-            region=text_param(q, "region"),
-            platform=text_param(q, "platform"),
-            limit=limit,
+            since=query.since,
+            region=query.region,
+            platform=query.platform,
+            limit=query.limit,
         )
-    return web.json_response(
-        {"groups": groups, "total": sum(g["count"] for g in groups)},
-        dumps=lambda d: json.dumps(d, ensure_ascii=False),
-    )
+    return answer(UnansweredPage(groups=groups, total=sum(g.count for g in groups)))
 
 
 def setup(app: web.Application) -> None:
