@@ -12,6 +12,7 @@ Pure functions over strings: no aiohttp, no aiogram, so renderers stay fast to t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from html.parser import HTMLParser
 from itertools import zip_longest
@@ -250,8 +251,11 @@ def _list(tokens: list[Token], start: int, end: int, d: Dialect) -> str:
     return "\n".join(lines)
 
 
-def _table(tokens: list[Token], start: int, end: int, d: Dialect) -> str:
-    """Tables flattened to one line per row, "header: cell", since neither dialect has tables."""
+def table_cells(
+    tokens: list[Token], start: int, end: int, read: Callable[[Token], str]
+) -> tuple[list[str], list[list[str]]]:
+    """A markdown-it table's header and body rows, each cell's inline token read by ``read``
+    (the chat dialects and the loudspeaker script read a table alike, then say it apart)."""
     header: list[str] = []
     rows: list[list[str]] = []
     in_head = False
@@ -261,8 +265,13 @@ def _table(tokens: list[Token], start: int, end: int, d: Dialect) -> str:
         elif tok.type == "tr_open" and not in_head:
             rows.append([])
         elif tok.type == "inline":
-            cell = _inline(tok.children or [], d).strip()
-            (header if in_head else rows[-1]).append(cell)
+            (header if in_head else rows[-1]).append(read(tok))
+    return header, rows
+
+
+def _table(tokens: list[Token], start: int, end: int, d: Dialect) -> str:
+    """Tables flattened to one line per row, "header: cell", since neither dialect has tables."""
+    header, rows = table_cells(tokens, start, end, lambda t: _inline(t.children or [], d).strip())
     if not rows:
         return d.bullet("-", " · ".join(header))
     lines = []

@@ -13,7 +13,7 @@ import re
 
 from markdown_it.token import Token
 
-from gongkai.channels.html_text import BODY_MARKDOWN, html_to_plain
+from gongkai.channels.html_text import BODY_MARKDOWN, html_to_plain, table_cells
 
 SPEECH_MARKS = "#*`|[]>"
 MASK = "\u2217"  # stands for a masked character (王**, 138****0000) until a language names it
@@ -157,17 +157,9 @@ def _typed_item(line: str, p: dict[str, str]) -> str:
 
 def _table(tokens: list[Token], start: int, end: int, p: dict[str, str]) -> list[str]:
     """A table read row by row: "项目，数值。", or "名称，列名：值，列名：值。" when wider."""
-    header: list[str] = []
-    rows: list[list[str]] = []
-    in_head = False
-    for tok in tokens[start:end]:
-        if tok.type in ("thead_open", "thead_close"):
-            in_head = tok.type == "thead_open"
-        elif tok.type == "tr_open" and not in_head:
-            rows.append([])
-        elif tok.type == "inline":
-            cell = _inline(tok.children or []).replace("\n", " ").strip(" \t")
-            (header if in_head else rows[-1]).append(cell)
+    header, rows = table_cells(
+        tokens, start, end, lambda t: _inline(t.children or []).replace("\n", " ").strip(" \t")
+    )
     out = []
     for cells in rows:
         spoken = []
