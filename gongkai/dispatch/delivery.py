@@ -274,13 +274,18 @@ async def _cancel_recalled(session: AsyncSession, ids: set[int], now: datetime) 
 async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) -> list[str]:
     """Send a batch through a fixed number of lanes, each taking the next delivery in turn.
 
-    A lane keeps its slot until its outcome is committed (``recorder.py``), so what a crash can
-    leave sent-but-unrecorded is bounded by the worker's slots. Once the worker is stopping,
-    lanes send nothing new and the rest of the batch is handed back.
+    A lane takes one of the worker's ``unrecorded`` tokens before it sends and the token comes
+    back only when the outcome is committed (``recorder.py``): what a crash can leave
+    sent-but-unrecorded is bounded by those tokens (twice ``worker_concurrency``), while the
+    lanes go on sending during a commit. Once the worker is stopping, lanes send nothing new
+    and the rest of the batch is handed back.
     """
     words: list[str] = ["handed back"] * len(jobs)
     turns = iter(range(len(jobs)))
     handed_back: list[int] = []
+
+    recorder = recorder_for(deps)
+    recording: list[tuple[int, asyncio.Future[str]]] = []
 
     async def lane() -> None:
         for i in turns:
@@ -288,19 +293,28 @@ async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) ->
             if deps.stopping:
                 handed_back.append(d.id)
                 continue
-            if isinstance(target, str):  # the target is gone or inactive: nothing to send
-                outcome = Outcome(kind="permanent", parts_done=d.parts_done, error=target)
-                words[i] = await recorder_for(deps).record(d, outcome)
-                continue
-            async with deps.slots:
-                if deps.stopping:
-                    handed_back.append(d.id)
-                    continue
-                outcome = await send_parts(deps, d, registry.get(d.channel), target)
-                words[i] = await recorder_for(deps).record(d, outcome)
+            await deps.unrecorded.acquire()
+            try:
+                if isinstance(target, str):  # the target is gone or inactive: nothing to send
+                    outcome = Outcome(kind="permanent", parts_done=d.parts_done, error=target)
+                else:
+                    async with deps.slots:
+                        if deps.stopping:
+                            deps.unrecorded.release()
+                            handed_back.append(d.id)
+                            continue
+                        outcome = await send_parts(deps, d, registry.get(d.channel), target)
+            except BaseException:
+                deps.unrecorded.release()
+                raise
+            future = recorder.submit(d, outcome)
+            future.add_done_callback(lambda _: deps.unrecorded.release())
+            recording.append((i, future))
 
     lanes = min(len(jobs), deps.settings.worker_concurrency)
     await asyncio.gather(*(lane() for _ in range(lanes)))
+    for i, future in recording:
+        words[i] = await future
     if handed_back:
         await hand_back(deps, handed_back)
     return words

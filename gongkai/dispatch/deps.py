@@ -40,6 +40,9 @@ class Deps:
     limiter: RateLimiter
     # deliveries being sent at once by this worker
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(100))
+    # deliveries sent or being sent whose outcome is not committed yet: the most a crash can
+    # make another worker send twice
+    unrecorded: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(200))
     # An item's schedule and the opened targets, cached for a few seconds. Recall is still seen
     # at once: the claim checks it in SQL.
     items: dict[str, tuple[float, Item]] = field(default_factory=dict)

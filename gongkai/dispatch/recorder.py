@@ -1,11 +1,11 @@
 """Recording outcomes as they happen, many to a transaction.
 
-A lane that has sent a delivery hands its outcome here and waits until it is committed before
-it takes its next delivery, holding its slot meanwhile. So a worker never has more deliveries
-sent-but-unrecorded than it has slots (``worker_concurrency``): that, not a whole job's worth,
-is what a crash can make a takeover send twice. Outcomes that arrive while a transaction is
-being written wait for the next one, which is how a busy worker still writes hundreds of rows
-per transaction.
+A lane takes one of the worker's ``unrecorded`` tokens before it sends a delivery and hands the
+outcome here; the token comes back when the outcome is committed. So a worker never has more
+deliveries sent-but-unrecorded than it has tokens (twice ``worker_concurrency``): that, not a
+whole job's worth, is what a crash can make a takeover send twice. Outcomes that arrive while
+a transaction is being written wait for the next one, which is how a busy worker still writes
+hundreds of rows per transaction.
 
 If the database is unreachable the recorder keeps the outcomes and tries again with backoff
 until it is back; the lanes wait (nothing new is sent) and nothing is lost. The jobs that follow
@@ -59,13 +59,16 @@ class Recorder:
         self._waiting: list[tuple[Claimed, Outcome, asyncio.Future[str]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def record(self, d: Claimed, o: Outcome) -> str:
-        """Returns once the outcome is committed: the word for the log."""
+    def submit(self, d: Claimed, o: Outcome) -> asyncio.Future[str]:
+        """The outcome's word for the log, once it is committed."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiting.append((d, o, future))
         if self._task is None:
             self._task = asyncio.create_task(self._run())
-        return await future
+        return future
+
+    async def record(self, d: Claimed, o: Outcome) -> str:
+        return await self.submit(d, o)
 
     async def _run(self) -> None:
         try:

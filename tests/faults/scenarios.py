@@ -110,7 +110,7 @@ async def run(fault: str, database: str, villages: int, tmp: Path) -> Report:
                 victim = next(p for p in workers if busiest and p.pid == busiest[0][0])
                 os.kill(victim.pid, signal.SIGKILL)
                 victim.wait(10)
-                bound, expected = cluster.concurrency, 1
+                bound, expected = 2 * cluster.concurrency, 1  # sending + awaiting commit
             elif fault == "sigterm":
                 victim = workers[0]
                 began = time.monotonic()
