@@ -191,6 +191,11 @@ class Channel:
         SentPart once done; raise PermanentError when the provider rejected it."""
         return None
 
+    async def was_sent(self, part: dict[str, Any], ctx: SendContext) -> SentPart | None:
+        """For a part a stopped worker may have had on the wire: the provider's record of it
+        when the provider can be asked, else None (then nobody can tell, and nothing is sent)."""
+        return None
+
     async def recall(self, provider_message_ids: list[str], ctx: SendContext) -> str:
         """Delete what was sent; return a short note for the log. Raise when impossible."""
         raise PermanentError(f"cannot be recalled on the {self.name} channel")

@@ -36,7 +36,7 @@ from gongkai.channels.base import (
     SentPart,
     TargetView,
 )
-from gongkai.channels.sms_exchange import send_aliyun, send_tencent
+from gongkai.channels.sms_exchange import aliyun_has_sent, send_aliyun, send_tencent
 from gongkai.channels.sms_providers import (
     ALIYUN,
     DEFAULT_VARIABLE_MAX_LEN,
@@ -311,6 +311,25 @@ class SmsChannel(Channel):
         if provider == TENCENT:
             return await send_tencent(ctx, account, part, tag, timeout)
         raise PermanentError(f"unknown sms provider {provider!r}")
+
+    async def was_sent(self, part: dict[str, Any], ctx: SendContext) -> SentPart | None:
+        """Aliyun lists a number's sends with our OutId (QuerySendDetails); Tencent has no such
+        lookup. Found means the stopped worker's request went out: it counts as sent."""
+        account = ctx.target.account or {}
+        if part.get("provider") != ALIYUN or not account.get("access_key_secret"):
+            return None
+        tag = f"{ctx.delivery_id}-{ctx.part_index}"
+        timeout = float(account.get("timeout_seconds") or DEFAULT_TIMEOUT)
+        if not await aliyun_has_sent(ctx, account, part, tag, timeout):
+            return None
+        return SentPart(
+            provider_message_id=f"outid:{tag}",
+            extra={
+                "provider": ALIYUN,
+                "accepted": len(part.get("phones", [])),
+                "note": "发送中的工作进程已停止；按 OutId 查到已发送，未重发",
+            },
+        )
 
 
 def _digest(material: str) -> str:

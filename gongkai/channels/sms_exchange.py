@@ -43,7 +43,7 @@ async def send_aliyun(
                 ctx.http, ctx.settings.aliyun_sms_endpoint, _form(params), _FORM, seconds
             )
     except UncertainError:
-        if await _aliyun_has_sent(ctx, account, part, tag, seconds):
+        if await aliyun_has_sent(ctx, account, part, tag, seconds):
             return SentPart(
                 provider_message_id=f"outid:{tag}",
                 extra={
@@ -78,7 +78,7 @@ def _form(params: dict[str, str]) -> bytes:
     )
 
 
-async def _aliyun_has_sent(
+async def aliyun_has_sent(
     ctx: SendContext, account: dict[str, Any], part: dict[str, Any], tag: str, seconds: float
 ) -> bool:
     """After a lost answer, ask Aliyun whether the send exists: QuerySendDetails lists one

@@ -22,6 +22,8 @@ class Claimed:
     parts_done: int
     attempts: int
     give_up_at: datetime | None = None
+    # taken over from a stopped worker with this part possibly on the wire: ask, never resend
+    uncertain_part: int | None = None
 
 
 @dataclass

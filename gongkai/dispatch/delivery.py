@@ -164,9 +164,7 @@ async def _take(
         )
         jobs: list[tuple[Claimed, TargetView | str]] = []
         for d in claimed:
-            if d.id in in_flight:
-                jobs.append((d, in_flight[d.id]))
-                continue
+            d.uncertain_part = in_flight.get(d.id)
             try:
                 tv, active, reason = await deps.target(session, d.target_id, d.channel)
             except LookupError as exc:
@@ -177,11 +175,12 @@ async def _take(
     return jobs
 
 
-async def _left_in_flight(session: AsyncSession, ids: list[int], now: datetime) -> dict[int, str]:
-    """Taken-over rows whose dead worker had a part on the wire that must never go twice.
+async def _left_in_flight(session: AsyncSession, ids: list[int], now: datetime) -> dict[int, int]:
+    """Taken-over rows whose stopped worker had a part on the wire that must never go twice.
 
-    Their attempt says ``sending``: the provider may have accepted it. It becomes ``uncertain``
-    and the delivery waits for a person, exactly as when an answer is lost.
+    Their attempt says ``sending``: the provider may have accepted it. It becomes ``uncertain``;
+    the part is looked up with the provider where it can be (``Channel.was_sent``) and
+    otherwise the delivery waits for a person, exactly as when an answer is lost.
     """
     rows = (
         await session.execute(
@@ -197,13 +196,7 @@ async def _left_in_flight(session: AsyncSession, ids: list[int], now: datetime) 
         .where(A.c.delivery_id.in_(ids), A.c.outcome == IN_FLIGHT)
         .values(outcome="uncertain", error="the worker sending it stopped", finished_at=now)
     )
-    return {
-        delivery_id: (
-            f"part {part + 1}: the worker sending it stopped; the provider may have accepted it "
-            "— check its send records before retrying"
-        )
-        for delivery_id, part in rows
-    }
+    return {delivery_id: part for delivery_id, part in rows}
 
 
 def _held(

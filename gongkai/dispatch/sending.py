@@ -40,6 +40,10 @@ async def send_parts(deps: Deps, d: Claimed, channel: Channel, tv: TargetView) -
             )
             return out
         part = open_part(parts[index], deps.sealer)
+        if d.uncertain_part == index:  # a stopped worker's request may have gone out
+            if not await _found_sent(deps, d, channel, tv, part, index, out):
+                return out
+            continue
         try:
             wait = (
                 await deps.limiter.acquire(channel.rate_limits(tv, part))
@@ -129,3 +133,28 @@ async def _recalled(deps: Deps, item_id: str) -> bool:
         return bool(await deps.pool.exists(recalled_key(item_id)))
     except Exception:
         return False
+
+
+async def _found_sent(
+    deps: Deps, d: Claimed, channel: Channel, tv: TargetView, part: Any, index: int, out: Outcome
+) -> bool:
+    """Ask the provider about a part a stopped worker had on the wire. Found: it counts as
+    accepted (True). Not found, or nobody can tell: the delivery waits for a person."""
+    try:
+        sent = await channel.was_sent(part, deps.context(d, tv, index))
+    except Exception:  # the lookup failed: no better than not asking
+        log.warning("delivery %s: looking up part %d failed", d.id, index + 1, exc_info=True)
+        sent = None
+    if sent is None:
+        out.kind = "permanent"
+        out.error = (
+            f"part {index + 1}: the worker sending it stopped; the provider may have accepted it "
+            "— check its send records before retrying"
+        )
+        return False
+    out.parts_done = index + 1
+    if sent.provider_message_id:
+        out.provider_message_ids.append(sent.provider_message_id)
+    if sent.extra.get("note"):
+        out.notes.append(str(sent.extra["note"]))
+    return True
