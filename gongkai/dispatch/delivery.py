@@ -29,7 +29,7 @@ from gongkai.dispatch import metrics
 from gongkai.dispatch.claims import Claimed, Outcome
 from gongkai.dispatch.deps import IDS, Deps
 from gongkai.dispatch.progress import CLAIMABLE
-from gongkai.dispatch.queue import batches, enqueue_job
+from gongkai.dispatch.queue import batches, offer
 from gongkai.dispatch.quiet import quiet_until
 from gongkai.dispatch.recorder import recorder_for
 from gongkai.dispatch.rows import IN_FLIGHT, lease_end, stamp_jobs
@@ -81,10 +81,7 @@ async def deliver_batch(deps: Deps, ids: list[int]) -> list[str]:
     finally:  # whatever went unrecorded keeps no renewed lease: another worker takes it over
         deps.held.difference_update(d.id for d, _ in jobs)
     for job, chunk, at in later:
-        try:
-            await enqueue_job(deps.pool, job, chunk, at=at)
-        except Exception as exc:  # the rows name the job; reconciliation queues them again
-            log.warning("could not enqueue %s (%s)", job, exc)
+        await offer(deps.pool, job, chunk, at=at)
     return [words.get(i, "?") for i in ids]
 
 
@@ -338,10 +335,7 @@ async def hand_back(deps: Deps, ids: list[int]) -> None:
         return
     deps.held.difference_update(ids)
     for job, chunk in named:
-        try:
-            await enqueue_job(deps.pool, job, chunk)
-        except Exception as exc:
-            log.warning("could not enqueue %s (%s); reconciliation will", job, exc)
+        await offer(deps.pool, job, chunk)
     log.info("handed back %d claimed deliveries", len(ids))
 
 

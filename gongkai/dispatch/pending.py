@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from sqlalchemy import String, cast, update
+from sqlalchemy import String, cast
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,6 +15,7 @@ from gongkai.channels.base import PermanentError, TransientError
 from gongkai.dispatch.deps import Deps
 from gongkai.dispatch.progress import finish_items
 from gongkai.dispatch.queue import POLL_INTERVAL, enqueue_poll, job_name
+from gongkai.dispatch.rows import stamp_jobs
 from gongkai.storage.models import Delivery, DeliveryStatus
 from gongkai.storage.types import utcnow
 
@@ -79,15 +80,18 @@ async def poll_pending(deps: Deps, delivery_id: int) -> str:
     except TransientError:
         result = None
     if result is None:
-        job = job_name("p")
-        async with deps.maker() as session:  # the row names its next poll (reconcile.py)
-            await session.exec(  # type: ignore[call-overload]
-                update(Delivery)
-                .where(col(Delivery.id) == delivery_id)
-                .values(job=job, not_before=utcnow() + timedelta(seconds=POLL_INTERVAL))
-            )
-            await session.commit()
-        await enqueue_poll(deps.pool, delivery_id, POLL_INTERVAL, job)
+        await schedule_polls(deps, [delivery_id], POLL_INTERVAL)
         return "still pending"
     await complete_pending(deps.maker, pid, ok=True, final_id=result.provider_message_id)
     return "delivered"
+
+
+async def schedule_polls(deps: Deps, ids: list[int], delay: float) -> None:
+    """Ask the provider again in ``delay`` seconds: each row names its poll job and when it is
+    due (so reconciliation can tell a lost poll from a waiting one), then the job is queued."""
+    named = [(job_name("p"), [delivery_id]) for delivery_id in ids]
+    async with deps.maker() as session:
+        await stamp_jobs(session, named, not_before=utcnow() + timedelta(seconds=delay))
+        await session.commit()
+    for job, (delivery_id,) in named:
+        await enqueue_poll(deps.pool, delivery_id, delay, job)

@@ -93,12 +93,26 @@ async def enqueue_delivery(
     delay: float | None = None,
     job: str | None = None,
 ) -> None:
-    """Queue one delivery (an admin's retry, a test); the row guards against doubles. With
-    Redis away the row is still queued in the database, and reconciliation finds it."""
+    """Queue one delivery (an admin's retry, a test); the row guards against doubles."""
+    await offer(pool, job or job_name(), [delivery_id], at=at, delay=delay)
+
+
+async def offer(
+    pool: ArqRedis,
+    job: str,
+    ids: list[int],
+    *,
+    at: datetime | None = None,
+    delay: float | None = None,
+) -> bool:
+    """Enqueue a named job whose rows are already written, as far as Redis lets us: with Redis
+    away the rows stay queued in the database and reconciliation finds them (False)."""
     try:
-        await enqueue_job(pool, job or job_name(), [delivery_id], at=at, delay=delay)
+        await enqueue_job(pool, job, ids, at=at, delay=delay)
     except Exception as exc:
-        log.warning("could not enqueue delivery %s (%s); reconciliation will", delivery_id, exc)
+        log.warning("could not enqueue %s (%s); reconciliation will", job, exc)
+        return False
+    return True
 
 
 async def enqueue_deliveries(

@@ -25,14 +25,14 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.dispatch import metrics
+from gongkai.dispatch.pending import schedule_polls
 from gongkai.dispatch.progress import CLAIMABLE
 from gongkai.dispatch.queue import (
     batches,
-    enqueue_job,
-    enqueue_poll,
     job_exists_key,
-    job_name,
+    offer,
 )
+from gongkai.dispatch.rows import stamp_jobs
 from gongkai.storage.models import Delivery, DeliveryStatus
 from gongkai.storage.types import utcnow
 
@@ -74,12 +74,8 @@ async def reconcile(deps: Deps) -> dict[str, int]:
     counts = {"leases_expired": len(expired), "reconciled": len(lost), "polls": len(lost_polls)}
     if expired or lost:
         await _queue_again(deps, [*expired, *lost])
-    for delivery_id in lost_polls:
-        job = job_name("p")
-        async with deps.maker() as session:
-            await session.execute(update(DELIVERY).where(D.id == delivery_id).values(job=job))
-            await session.commit()
-        await enqueue_poll(deps.pool, delivery_id, 0, job)
+    if lost_polls:
+        await schedule_polls(deps, lost_polls, 0)
     if expired or lost or lost_polls:
         log.warning(
             "reconciled: %d leases expired, %d rows whose job was lost, %d verdict polls",
@@ -123,11 +119,10 @@ async def _queue_again(deps: Deps, ids: list[int]) -> None:
     """New named jobs for the rows, written into them first (see ``queue.py``)."""
     named = batches(ids)
     async with deps.maker() as session:
-        for job, chunk in named:
-            await session.execute(update(DELIVERY).where(D.id.in_(chunk)).values(job=job))
+        await stamp_jobs(session, named)
         await session.commit()
     for job, chunk in named:
-        await enqueue_job(deps.pool, job, chunk)
+        await offer(deps.pool, job, chunk)
 
 
 async def reconcile_forever(deps: Deps) -> None:

@@ -29,7 +29,7 @@ from gongkai.dispatch import metrics
 from gongkai.dispatch.claims import Claimed, Outcome
 from gongkai.dispatch.outcomes import retry_or_give_up, settled
 from gongkai.dispatch.progress import finish_items
-from gongkai.dispatch.queue import POLL_INTERVAL, by_delay, enqueue_job, enqueue_poll, job_name
+from gongkai.dispatch.queue import POLL_INTERVAL, by_delay, enqueue_poll, job_name, offer
 from gongkai.dispatch.rows import DATABASE_DOWN, write_attempts
 from gongkai.storage.models import Attempt, Delivery, Target
 from gongkai.storage.types import utcnow
@@ -66,9 +66,6 @@ class Recorder:
         if self._task is None:
             self._task = asyncio.create_task(self._run())
         return future
-
-    async def record(self, d: Claimed, o: Outcome) -> str:
-        return await self.submit(d, o)
 
     async def _run(self) -> None:
         try:
@@ -112,12 +109,12 @@ class Recorder:
 
     async def _enqueue(self, follow: list[tuple[str, str, list[int], float]]) -> None:
         for kind, job, ids, delay in follow:
+            if kind != "poll":
+                await offer(self.deps.pool, job, ids, delay=delay)
+                continue
             try:
-                if kind == "poll":
-                    await enqueue_poll(self.deps.pool, ids[0], delay, job)
-                else:
-                    await enqueue_job(self.deps.pool, job, ids, delay=delay)
-            except Exception as exc:  # Redis away: the rows name a job that reconciliation misses
+                await enqueue_poll(self.deps.pool, ids[0], delay, job)
+            except Exception as exc:  # Redis away: reconciliation finds the overdue poll
                 log.warning("could not enqueue %s (%s); reconciliation will", job, exc)
 
 
