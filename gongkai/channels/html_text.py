@@ -199,7 +199,8 @@ def markdown_to_wecom(source: str) -> str:
     return "\n\n".join(markdown_blocks(source, WeComDialect()))
 
 
-def _close_of(tokens: list[Token], start: int) -> int:
+def close_of(tokens: list[Token], start: int) -> int:
+    """Where the markdown-it block opened at ``start`` closes."""
     depth = 0
     for i in range(start, len(tokens)):
         depth += tokens[i].nesting
@@ -213,7 +214,7 @@ def _blocks(tokens: list[Token], start: int, end: int, d: Dialect) -> list[str]:
     i = start
     while i < end:
         tok = tokens[i]
-        close = _close_of(tokens, i) if tok.nesting == 1 else i
+        close = close_of(tokens, i) if tok.nesting == 1 else i
         kind = tok.type
         if kind in ("paragraph_open", "heading_open"):
             inline = _inline(tokens[i + 1].children or [], d).strip()
@@ -242,7 +243,7 @@ def _list(tokens: list[Token], start: int, end: int, d: Dialect) -> str:
     lines: list[str] = []
     i = start + 1
     while i < end:
-        close = _close_of(tokens, i)
+        close = close_of(tokens, i)
         if tokens[i].type == "list_item_open":
             inner = "\n".join(_blocks(tokens, i + 1, close, d)).replace("\n", "\n  ")
             lines.append(d.bullet(f"{number}." if ordered else "-", inner))

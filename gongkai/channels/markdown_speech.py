@@ -13,7 +13,7 @@ import re
 
 from markdown_it.token import Token
 
-from gongkai.channels.html_text import BODY_MARKDOWN, html_to_plain, table_cells
+from gongkai.channels.html_text import BODY_MARKDOWN, close_of, html_to_plain, table_cells
 
 SPEECH_MARKS = "#*`|[]>"
 MASK = "\u2217"  # stands for a masked character (王**, 138****0000) until a language names it
@@ -96,22 +96,13 @@ def _close(text: str, p: dict[str, str]) -> str:
 # --- Markdown tokens → lines -----------------------------------------------------------------
 
 
-def _close_of(tokens: list[Token], start: int) -> int:
-    depth = 0
-    for i in range(start, len(tokens)):
-        depth += tokens[i].nesting
-        if depth == 0:
-            return i
-    return len(tokens) - 1
-
-
 def _blocks(tokens: list[Token], start: int, end: int, p: dict[str, str]) -> list[str]:
     """One entry per line a reader says; "" where a rule or a block boundary falls."""
     out: list[str] = []
     i = start
     while i < end:
         tok = tokens[i]
-        close = _close_of(tokens, i) if tok.nesting == 1 else i
+        close = close_of(tokens, i) if tok.nesting == 1 else i
         kind = tok.type
         if kind == "heading_open":
             out.append(_close(_inline(tokens[i + 1].children or []).replace("\n", " "), p))
