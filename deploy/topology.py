@@ -30,14 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from tests.faults.cluster import (  # noqa: E402  (the repository root is on the path now)
     Faults,
-    PgServer,
-    RedisServer,
     county_directory,
-    free_port,
     notice,
     robot,
     until,
 )
+from tests.servers import PgServer, RedisServer, free_port  # noqa: E402
 
 
 def env_file(path: Path) -> dict[str, str]:

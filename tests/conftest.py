@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.servers import PgServer, RedisServer
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -38,30 +30,17 @@ def embedded_redis_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def real_redis_url() -> Iterator[str]:
     """Debian's redis-server on a loopback port (skips when it is not installed)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    try:
+        server = RedisServer()
+    except RuntimeError:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    tmp = tempfile.mkdtemp(prefix="gongkai-real-redis-")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
+    try:
+        server.start()
+    except RuntimeError:
+        server.close()
         pytest.fail("redis-server did not start")
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(5)
-    shutil.rmtree(tmp, ignore_errors=True)
+    yield server.url
+    server.close()
 
 
 @pytest.fixture
@@ -103,60 +82,18 @@ async def gk(tmp_path: Path, embedded_redis_url: str, redis: object):
         yield client
 
 
-def _pg_bin(name: str) -> str | None:
-    import glob
-
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL cluster on a loopback port (Debian's postgresql package)."""
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    tmp = tempfile.mkdtemp(prefix="gongkai-pg-")
-    data = os.path.join(tmp, "data")
-    port = free_port()
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(tmp, "postgres", "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*as_user, initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    subprocess.run(
-        [
-            *as_user,
-            pg_ctl,
-            "-D",
-            data,
-            "-w",
-            "-l",
-            os.path.join(tmp, "log"),
-            "-o",
-            f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "start",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
     try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+        server = PgServer()
+    except RuntimeError:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    server.start()
+    try:
+        yield server.url
     finally:
-        subprocess.run(
-            [*as_user, pg_ctl, "-D", data, "-m", "immediate", "stop"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        shutil.rmtree(tmp, ignore_errors=True)
+        server.close()
 
 
 CHROMIUM = Path("/usr/bin/chromium")

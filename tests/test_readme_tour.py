@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from gongkai.cli.redis_process import pid_alive
-from tests.conftest import free_port
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 # `python -m gongkai.cli.main` would load the CLI twice and lose the faq/telegram commands.

@@ -297,7 +297,7 @@ async def test_an_item_published_while_redis_is_down_is_stored_and_delivered_onc
     from gongkai.storage.db import make_engine, make_sessionmaker
     from gongkai.storage.models import Delivery
     from gongkai.storage.types import utcnow
-    from tests.faults.cluster import free_port
+    from tests.servers import free_port
 
     url, state = robot
     s = settings_for(tmp_path, wecom_api_base=url)

@@ -37,9 +37,9 @@ from gongkai.channels.tts import (
 )
 from gongkai.channels.village_group import CHANNEL as VILLAGE_GROUP
 from gongkai.config import Settings
-from tests.conftest import free_port
 from tests.fakes import aliyun_sms, wecom_robot
 from tests.fakes.server import serve
+from tests.servers import free_port
 
 PUBLIC = "https://gk.example.cn"
 NNBSP = "\u202f"

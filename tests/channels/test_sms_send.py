@@ -20,9 +20,9 @@ from tests.channels.sms_cases import (
     phones,
     tencent_account,
 )
-from tests.conftest import free_port
 from tests.fakes import aliyun_sms, tencent_sms
 from tests.fakes.server import serve
+from tests.servers import free_port
 
 # --- send: Aliyun ------------------------------------------------------------------------------
 
@@ -193,119 +193,6 @@ async def test_an_sms_the_provider_may_have_sent_is_not_sent_again_by_the_worker
         await run_workers(s, embedded_redis_url)
     assert len(state.texts_to("13800000000")) == 1
     assert [r["Action"] for r in state.requests] == ["SendSms", "QuerySendDetails"]
-
-
-async def test_a_takeover_never_resends_an_sms_part_its_dead_worker_had_on_the_wire(
-    tmp_path, embedded_redis_url, redis
-) -> None:
-    """A worker writes an SMS part's attempt before the request leaves, then dies (kill -9).
-    The worker that takes the delivery over finds the attempt still open and does not send
-    the part blind: the delivery goes dead for a person, and the provider receives nothing
-    more. A part that was never started is sent as usual."""
-    from datetime import timedelta
-
-    from sqlmodel import update
-
-    from gongkai.dispatch.reconcile import reconcile
-    from gongkai.dispatch.worker import close_deps, open_deps
-    from gongkai.storage.db import make_engine, make_sessionmaker
-    from gongkai.storage.models import Attempt, Delivery
-    from gongkai.storage.types import utcnow
-    from tests.support import fetch_deliveries, ingest, item, prepare_db, run_workers, settings_for
-
-    app, state = aliyun_sms.make_app()
-    async with serve(app) as base:
-        s = settings_for(tmp_path, aliyun_sms_endpoint=base)
-        await prepare_db(s)
-        for n, region in enumerate(("150627100201", "150627100201")):
-            notice = item(id=f"water-{n}", kind="notice", doc_number=None, channels=["sms"])
-            notice["regions"] = [region]
-            await ingest(s, embedded_redis_url, notice)
-        engine = make_engine(s.resolved_database_url)
-        try:
-            async with make_sessionmaker(engine)() as session:
-                past = utcnow() - timedelta(seconds=5)
-                await session.exec(  # both claimed by a worker that then died
-                    update(Delivery).values(status="sending", lease_owner="dead", lease_until=past)
-                )
-                (on_the_wire,) = [
-                    d for d in (await fetch_deliveries(s, "water-0"))[0] if d.channel == "sms"
-                ]
-                session.add(
-                    Attempt(delivery_id=on_the_wire.id, number=1, part_index=0, outcome="sending")
-                )
-                await session.commit()
-            deps, deps_engine = open_deps(s, embedded_redis_url)
-            try:
-                assert (await reconcile(deps))["leases_expired"] == 2
-            finally:
-                await close_deps(deps, deps_engine)
-            await run_workers(s, embedded_redis_url)
-        finally:
-            await engine.dispose()
-        (d0,), attempts = await fetch_deliveries(s, "water-0")
-        (d1,), _ = await fetch_deliveries(s, "water-1")
-    assert d0.status == "dead" and "worker sending it stopped" in d0.last_error
-    assert [a.outcome for a in attempts[d0.id]] == ["uncertain"]
-    assert d1.status == "delivered"
-    assert len(state.texts_to("13800000000")) == 1  # water-1 only: water-0 was never resent
-
-
-async def test_a_takeover_asks_aliyun_and_counts_a_part_found_there_as_sent(
-    tmp_path, embedded_redis_url, redis
-) -> None:
-    """The stopped worker's request did reach Aliyun: QuerySendDetails lists our OutId, so the
-    worker that takes over counts the part as sent, says so, and sends nothing again."""
-    import time as clock
-    from datetime import timedelta
-
-    from sqlmodel import update
-
-    from gongkai.dispatch.reconcile import reconcile
-    from gongkai.dispatch.worker import close_deps, open_deps
-    from gongkai.storage.db import make_engine, make_sessionmaker
-    from gongkai.storage.models import Attempt, Delivery
-    from gongkai.storage.types import utcnow
-    from tests.fakes.aliyun_sms import SentMessage
-    from tests.support import fetch_deliveries, ingest, item, prepare_db, run_workers, settings_for
-
-    app, state = aliyun_sms.make_app()
-    async with serve(app) as base:
-        s = settings_for(tmp_path, aliyun_sms_endpoint=base)
-        await prepare_db(s)
-        notice = item(id="water-0", kind="notice", doc_number=None, channels=["sms"])
-        notice["regions"] = ["150627100201"]
-        await ingest(s, embedded_redis_url, notice)
-        (d,), _ = await fetch_deliveries(s, "water-0")
-        for phone in ("13800000000", "13900000001"):  # what the stopped worker's request did
-            state.messages.append(
-                SentMessage(
-                    phone, "…", "sign", "SMS_000001", {}, "biz-1", f"{d.id}-0", clock.time()
-                )
-            )
-        engine = make_engine(s.resolved_database_url)
-        try:
-            async with make_sessionmaker(engine)() as session:
-                past = utcnow() - timedelta(seconds=5)
-                await session.exec(
-                    update(Delivery).values(status="sending", lease_owner="dead", lease_until=past)
-                )
-                session.add(Attempt(delivery_id=d.id, number=1, part_index=0, outcome="sending"))
-                await session.commit()
-            deps, deps_engine = open_deps(s, embedded_redis_url)
-            try:
-                assert (await reconcile(deps))["leases_expired"] == 1
-            finally:
-                await close_deps(deps, deps_engine)
-            await run_workers(s, embedded_redis_url)
-        finally:
-            await engine.dispose()
-        (d,), _ = await fetch_deliveries(s, "water-0")
-    assert d.status == "delivered", d.last_error
-    assert any("按 OutId 查到已发送" in n for n in d.notes)
-    assert f"outid:{d.id}-0" in d.provider_message_ids
-    assert len(state.texts_to("13800000000")) == 1  # only what the stopped worker sent
-    assert [r["Action"] for r in state.requests] == ["QuerySendDetails"]
 
 
 async def test_aliyun_fake_refuses_stale_timestamps_and_replayed_nonces(http) -> None:

@@ -22,9 +22,9 @@ from tests.channels.test_village_group import (
     long_item,
     make_item,
 )
-from tests.conftest import free_port
 from tests.fakes import telegram_api
 from tests.fakes.server import ManualClock, serve
+from tests.servers import free_port
 
 TOKEN = "123456:TEST-token"
 GROUP = -1001234567890

@@ -19,9 +19,9 @@ from gongkai.channels.base import (
 )
 from gongkai.channels.village_group import CHANNEL
 from gongkai.config import Settings
-from tests.conftest import free_port
 from tests.fakes import wecom_robot
 from tests.fakes.server import ManualClock, serve
+from tests.servers import free_port
 
 PUBLIC = "https://gk.example.cn"
 NNBSP = "\u202f"

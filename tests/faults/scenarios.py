@@ -16,8 +16,6 @@ from pathlib import Path
 from tests.faults.cluster import (
     Cluster,
     Faults,
-    PgServer,
-    RedisServer,
     Verdict,
     leases_by_pid,
     prepare,
@@ -26,6 +24,7 @@ from tests.faults.cluster import (
     until,
     verdict,
 )
+from tests.servers import PgServer, RedisServer
 
 FAULTS = ("kill", "sigterm", "redis", "postgres", "provider")
 ITEM = "fault-2026-0001"

@@ -32,9 +32,9 @@ async def test_every_village_is_reached_and_duplicates_stay_within_what_was_in_f
     fault, database, tmp_path
 ):
     if database == "postgres":
-        from tests.faults.cluster import _pg_bin
+        from tests.servers import pg_bin
 
-        if _pg_bin("initdb") is None:
+        if pg_bin("initdb") is None:
             pytest.skip("PostgreSQL is not installed")
     report = await scenarios.run(fault, database, VILLAGES, tmp_path)
     v = report.verdict
