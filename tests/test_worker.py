@@ -5,6 +5,8 @@ Runs once on the embedded Redis and once on Debian's redis-server.
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 import pytest
 from arq import create_pool
 
@@ -53,6 +55,43 @@ def village_item(n: int = 0, **kw):  # type: ignore[no-untyped-def]
         channels=["village_group"],
         **kw,
     )
+
+
+@asynccontextmanager
+async def reconciler(s, redis_url):  # type: ignore[no-untyped-def]
+    """A worker's reconciliation round, to run by hand: ``await rounds()`` gives its counts."""
+    from gongkai.dispatch.reconcile import reconcile
+    from gongkai.dispatch.worker import close_deps, open_deps
+
+    deps, engine = open_deps(s, redis_url)
+    try:
+        yield lambda: reconcile(deps)
+    finally:
+        await close_deps(deps, engine)
+
+
+async def set_deliveries(s, **values) -> None:  # type: ignore[no-untyped-def]
+    """Every delivery row gets ``values``: how a test moves the rows' clock or their owner."""
+    from sqlmodel import update
+
+    from gongkai.storage.db import make_engine, make_sessionmaker
+    from gongkai.storage.models import Delivery
+
+    engine = make_engine(s.resolved_database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            await session.exec(update(Delivery).values(**values))
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+def minutes_ago(n: float):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from gongkai.storage.types import utcnow
+
+    return utcnow() - timedelta(minutes=n)
 
 
 async def test_transient_failures_are_retried_and_each_attempt_recorded(tmp_path, redis_url, robot):
@@ -176,42 +215,20 @@ async def test_admin_retry_requeues_a_dead_delivery_with_fresh_attempts(tmp_path
 async def test_a_delivery_whose_worker_died_is_taken_over_when_its_lease_runs_out(
     tmp_path, redis_url, robot
 ):
-    from datetime import timedelta
-
-    from sqlmodel import update
-
-    from gongkai.dispatch.reconcile import reconcile
-    from gongkai.dispatch.worker import close_deps, open_deps
-    from gongkai.storage.db import make_engine, make_sessionmaker
-    from gongkai.storage.models import Delivery
-    from gongkai.storage.types import utcnow
-
     url, state = robot
     s = settings_for(tmp_path, wecom_api_base=url)
     await prepare_db(s)
     await ingest(s, redis_url, village_item())
-    engine = make_engine(s.resolved_database_url)
-    async with make_sessionmaker(engine)() as session:  # as if a worker claimed it, then died
-        await session.exec(
-            update(Delivery).values(
-                status="sending",
-                lease_owner="dead-worker",
-                lease_until=utcnow() + timedelta(hours=1),
-            )
-        )
-        await session.commit()
+    # as if a worker claimed it, then died
+    await set_deliveries(
+        s, status="sending", lease_owner="dead-worker", lease_until=minutes_ago(-60)
+    )
     await run_workers(s, redis_url)  # its job finds the row leased and leaves it
     assert state.messages == []
-    deps, deps_engine = open_deps(s, redis_url)
-    try:
-        assert (await reconcile(deps))["leases_expired"] == 0  # the lease still runs
-        async with make_sessionmaker(engine)() as session:
-            await session.exec(update(Delivery).values(lease_until=utcnow() - timedelta(seconds=1)))
-            await session.commit()
-        assert (await reconcile(deps))["leases_expired"] == 1
-    finally:
-        await close_deps(deps, deps_engine)
-        await engine.dispose()
+    async with reconciler(s, redis_url) as rounds:
+        assert (await rounds())["leases_expired"] == 0  # the lease still runs
+        await set_deliveries(s, lease_until=minutes_ago(1 / 60))
+        assert (await rounds())["leases_expired"] == 1
     await run_workers(s, redis_url)
     (d,), _ = await fetch_deliveries(s)
     assert d.status == "delivered" and len(state.messages) == 1
@@ -246,36 +263,20 @@ async def test_a_recall_landing_mid_message_stops_before_the_next_part(tmp_path,
 async def test_a_row_whose_job_redis_lost_is_queued_again_and_a_waiting_one_is_left_alone(
     tmp_path, redis_url, robot
 ):
-    from datetime import timedelta
-
     from redis.asyncio import Redis
-    from sqlmodel import update
-
-    from gongkai.dispatch.reconcile import reconcile
-    from gongkai.dispatch.worker import close_deps, open_deps
-    from gongkai.storage.db import make_engine, make_sessionmaker
-    from gongkai.storage.models import Delivery
-    from gongkai.storage.types import utcnow
 
     url, state = robot
     s = settings_for(tmp_path, wecom_api_base=url)
     await prepare_db(s)
     await ingest(s, redis_url, village_item())
-    engine = make_engine(s.resolved_database_url)
-    async with make_sessionmaker(engine)() as session:  # queued a minute ago, nobody ran it yet
-        await session.exec(update(Delivery).values(updated_at=utcnow() - timedelta(minutes=1)))
-        await session.commit()
-    await engine.dispose()
-    deps, deps_engine = open_deps(s, redis_url)
-    try:
-        assert (await reconcile(deps))["reconciled"] == 0  # its job is still in Redis
+    await set_deliveries(s, updated_at=minutes_ago(1))  # queued a minute ago, nobody ran it yet
+    async with reconciler(s, redis_url) as rounds:
+        assert (await rounds())["reconciled"] == 0  # its job is still in Redis
         client = Redis.from_url(redis_url)
         await client.flushall()  # Redis restarted empty
         await client.aclose()
-        assert (await reconcile(deps))["reconciled"] == 1
-        assert (await reconcile(deps))["reconciled"] == 0  # its new job exists: not doubled
-    finally:
-        await close_deps(deps, deps_engine)
+        assert (await rounds())["reconciled"] == 1
+        assert (await rounds())["reconciled"] == 0  # its new job exists: not doubled
     await run_workers(s, redis_url)
     (d,), _ = await fetch_deliveries(s)
     assert d.status == "delivered" and len(state.messages) == 1
@@ -284,19 +285,12 @@ async def test_a_row_whose_job_redis_lost_is_queued_again_and_a_waiting_one_is_l
 async def test_an_item_published_while_redis_is_down_is_stored_and_delivered_once_it_is_back(
     tmp_path, redis_url, robot
 ):
-    from datetime import timedelta
-
-    from sqlmodel import update
-
     from gongkai.dispatch.ingest import ingest_item
-    from gongkai.dispatch.reconcile import reconcile
-    from gongkai.dispatch.worker import close_deps, open_deps, open_pool
+    from gongkai.dispatch.worker import open_pool
     from gongkai.domain.items import parse_item
     from gongkai.domain.workdays import WorkCalendar
     from gongkai.storage.crypto import Sealer
     from gongkai.storage.db import make_engine, make_sessionmaker
-    from gongkai.storage.models import Delivery
-    from gongkai.storage.types import utcnow
     from tests.servers import free_port
 
     url, state = robot
@@ -317,17 +311,12 @@ async def test_an_item_published_while_redis_is_down_is_stored_and_delivered_onc
                 tz=s.tz,
             )
         assert result.created and any("Redis" in w for w in result.warnings)
-        async with make_sessionmaker(engine)() as session:  # as a minute later
-            await session.exec(update(Delivery).values(updated_at=utcnow() - timedelta(minutes=1)))
-            await session.commit()
     finally:
         await nowhere.aclose()
         await engine.dispose()
-    deps, deps_engine = open_deps(s, redis_url)
-    try:
-        assert (await reconcile(deps))["reconciled"] == 1
-    finally:
-        await close_deps(deps, deps_engine)
+    await set_deliveries(s, updated_at=minutes_ago(1))  # as a minute later
+    async with reconciler(s, redis_url) as rounds:
+        assert (await rounds())["reconciled"] == 1
     await run_workers(s, redis_url)
     (d,), _ = await fetch_deliveries(s)
     assert d.status == "delivered" and len(state.messages) == 1
