@@ -69,6 +69,9 @@ regions:
 """
 
 
+DIBAO_ANSWER = "持户口簿、身份证、家庭收入和财产情况说明"  # the demo FAQ's answer to 低保咋申请
+
+
 @dataclass
 class BotEnv:
     client: TestClient
