@@ -86,6 +86,18 @@ async def set_deliveries(s, **values) -> None:  # type: ignore[no-untyped-def]
         await engine.dispose()
 
 
+async def oldest_undelivered(s) -> float:  # type: ignore[no-untyped-def]
+    from gongkai.dispatch.reconcile import oldest_undelivered_seconds
+    from gongkai.storage.db import make_engine, make_sessionmaker
+
+    engine = make_engine(s.resolved_database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await oldest_undelivered_seconds(session)
+    finally:
+        await engine.dispose()
+
+
 def minutes_ago(n: float):  # type: ignore[no-untyped-def]
     from datetime import timedelta
 
@@ -269,7 +281,9 @@ async def test_a_row_whose_job_redis_lost_is_queued_again_and_a_waiting_one_is_l
     s = settings_for(tmp_path, wecom_api_base=url)
     await prepare_db(s)
     await ingest(s, redis_url, village_item())
-    await set_deliveries(s, updated_at=minutes_ago(1))  # queued a minute ago, nobody ran it yet
+    # queued a minute ago, nobody ran it yet
+    await set_deliveries(s, updated_at=minutes_ago(1), created_at=minutes_ago(1))
+    assert 59 < await oldest_undelivered(s) < 120  # what /metrics shows an operator
     async with reconciler(s, redis_url) as rounds:
         assert (await rounds())["reconciled"] == 0  # its job is still in Redis
         client = Redis.from_url(redis_url)
@@ -280,6 +294,7 @@ async def test_a_row_whose_job_redis_lost_is_queued_again_and_a_waiting_one_is_l
     await run_workers(s, redis_url)
     (d,), _ = await fetch_deliveries(s)
     assert d.status == "delivered" and len(state.messages) == 1
+    assert await oldest_undelivered(s) == 0
 
 
 async def test_an_item_published_while_redis_is_down_is_stored_and_delivered_once_it_is_back(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -189,8 +189,4 @@ async def oldest_undelivered_seconds(session: AsyncSession) -> float:
     ).scalar()
     if oldest is None:
         return 0.0
-    if isinstance(oldest, str):  # an aggregate on SQLite may come back as its text
-        oldest = datetime.fromisoformat(oldest)
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=UTC)
     return max(0.0, (now - oldest).total_seconds())
