@@ -41,7 +41,7 @@ def free_port() -> int:
 def serve_fake(port: int) -> None:
     from aiohttp import web
 
-    from tests.fakes import wecom_robot
+    from gongkai.sandbox import wecom_robot
 
     app, _ = wecom_robot.make_app(rate_per_minute=10**9)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)

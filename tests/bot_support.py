@@ -16,11 +16,11 @@ from sqlmodel import select
 
 from gongkai.config import Settings
 from gongkai.faq.store import import_faq_text
+from gongkai.sandbox import telegram_api, wechat_api
+from gongkai.sandbox.server import serve
+from gongkai.sandbox.wechat_push import VECTOR_AES_KEY, VECTOR_APP_ID, VECTOR_TOKEN, WechatPush
 from gongkai.storage.db import make_engine, make_sessionmaker
 from gongkai.storage.models import Role
-from tests.fakes import telegram_api, wechat_api
-from tests.fakes.server import serve
-from tests.fakes.wechat_push import VECTOR_AES_KEY, VECTOR_APP_ID, VECTOR_TOKEN, WechatPush
 from tests.support import prepare_db, running_app, settings_for, token
 
 T = TypeVar("T")

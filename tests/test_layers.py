@@ -91,6 +91,37 @@ def test_there_are_no_import_cycles():
     assert cycles(graph()) == []
 
 
+SANDBOX_MAY_USE = ("gongkai.sandbox", "gongkai.config", "gongkai.domain")
+MAY_MOUNT_SANDBOX = ("gongkai.sandbox", "gongkai.web", "gongkai.cli")
+
+
+def _within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def test_the_sandbox_stands_apart():
+    """The provider simulators speak the providers' protocols, not ours: they use nothing of
+    Gongkai's but settings and domain rules, and only the web app and the CLI mount them, so no
+    channel or worker can come to depend on a simulator's behaviour."""
+    edges = graph()
+    uses = [
+        f"{a} → {b}"
+        for a, bs in edges.items()
+        if _within(a, ("gongkai.sandbox",))
+        for b in sorted(bs)
+        if not _within(b, SANDBOX_MAY_USE)
+    ]
+    mounted_by = [
+        f"{a} → {b}"
+        for a, bs in edges.items()
+        if not _within(a, MAY_MOUNT_SANDBOX)
+        for b in sorted(bs)
+        if _within(b, ("gongkai.sandbox",))
+    ]
+    assert uses == [] and mounted_by == []
+    assert "gongkai.sandbox.wecom_robot" in edges  # the check sees the package
+
+
 def test_the_checks_would_see_an_upward_import_and_a_cycle():
     assert floor("gongkai.dispatch.worker") > floor("gongkai.channels.base")
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

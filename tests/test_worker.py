@@ -11,8 +11,8 @@ import pytest
 from arq import create_pool
 
 from gongkai.dispatch.queue import arq_settings, enqueue_delivery
-from tests.fakes import wecom_robot
-from tests.fakes.server import serve
+from gongkai.sandbox import wecom_robot
+from gongkai.sandbox.server import serve
 from tests.support import (
     fetch_deliveries,
     ingest,

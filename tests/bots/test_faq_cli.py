@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 import gongkai.cli.faq  # noqa: F401  (registers `faq` on the app, as cli.main() does)
 from gongkai.cli.main import app
+from gongkai.sandbox import wechat_api
+from gongkai.sandbox.server import serve
 from gongkai.storage.db import make_engine, make_sessionmaker
 from gongkai.storage.models import FaqEntry
 from tests.bot_support import DEMO_FAQ, DIRECTORY, SECRETS
-from tests.fakes import wechat_api
-from tests.fakes.server import serve
 from tests.support import prepare_db, settings_for
 
 

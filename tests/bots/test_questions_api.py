@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gongkai.sandbox.wechat_push import event_xml, text_xml
 from tests.bot_support import BATUTA, BotEnv, bot_env
-from tests.fakes.wechat_push import event_xml, text_xml
 
 
 @pytest.fixture

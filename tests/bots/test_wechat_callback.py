@@ -12,10 +12,7 @@ import pytest
 from gongkai.bots.inbound import INBOUND
 from gongkai.bots.wechat_messages import Refused, check_signed
 from gongkai.faq.store import get_index
-from gongkai.storage.models import Follower
-from gongkai.web.keys import MAKER
-from tests.bot_support import DIBAO_ANSWER, BotEnv, Clock, bot_env, until
-from tests.fakes.wechat_push import (
+from gongkai.sandbox.wechat_push import (
     VECTOR_ENCRYPT,
     VECTOR_MSG_SIGNATURE,
     VECTOR_NONCE,
@@ -26,6 +23,9 @@ from tests.fakes.wechat_push import (
     text_xml,
     voice_xml,
 )
+from gongkai.storage.models import Follower
+from gongkai.web.keys import MAKER
+from tests.bot_support import DIBAO_ANSWER, BotEnv, Clock, bot_env, until
 
 
 @pytest.fixture

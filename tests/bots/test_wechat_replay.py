@@ -9,9 +9,9 @@ import time
 import pytest
 
 from gongkai.bots.inbound import INBOUND
+from gongkai.sandbox.wechat_push import event_xml, text_xml
 from gongkai.storage.models import Follower
 from tests.bot_support import DIBAO_ANSWER, BotEnv, bot_env, freeze, travel, until
-from tests.fakes.wechat_push import event_xml, text_xml
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ async def test_a_replayed_request_is_refused_for_as_long_as_its_timestamp_is_acc
 
 async def test_a_replay_is_refused_by_every_web_process(env: BotEnv) -> None:
     """The memory is in Redis: a second web process on the same Redis refuses it too."""
-    from tests.fakes.wechat_push import WechatPush
+    from gongkai.sandbox.wechat_push import WechatPush
     from tests.support import running_app
 
     push = env.push("safe")

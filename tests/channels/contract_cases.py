@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from tests.fakes import aliyun_sms, telegram_api, wechat_api, wecom_robot
+from gongkai.sandbox import aliyun_sms, telegram_api, wechat_api, wecom_robot
 from tests.support import item
 
 VILLAGE = "150627100201"

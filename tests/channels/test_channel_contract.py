@@ -28,10 +28,10 @@ from gongkai.config import Settings
 from gongkai.dispatch.planning import open_part
 from gongkai.dispatch.queue import arq_settings, enqueue_delivery
 from gongkai.dispatch.worker import build_worker
+from gongkai.sandbox.server import serve
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.models import Role
 from tests.channels.contract_cases import CASES, ITEM_ID, ChannelCase, directory_for, long_item
-from tests.fakes.server import serve
 from tests.support import (
     fetch_deliveries,
     ingest,

@@ -37,8 +37,8 @@ from gongkai.channels.tts import (
 )
 from gongkai.channels.village_group import CHANNEL as VILLAGE_GROUP
 from gongkai.config import Settings
-from tests.fakes import aliyun_sms, wecom_robot
-from tests.fakes.server import serve
+from gongkai.sandbox import aliyun_sms, wecom_robot
+from gongkai.sandbox.server import serve
 from tests.servers import free_port
 
 PUBLIC = "https://gk.example.cn"

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from gongkai.sandbox import aliyun_sms, wecom_robot
+from gongkai.sandbox.server import serve
 from gongkai.storage.models import Delivery
-from tests.fakes import aliyun_sms, wecom_robot
-from tests.fakes.server import serve
 from tests.support import fetch_deliveries, ingest, item, prepare_db, settings_for, workers_until
 
 VILLAGE = "150627100201"

@@ -1,6 +1,6 @@
 """The SMS channel: what residents would receive, what it costs, and how it goes over the wire.
 
-Sends go to the fake Aliyun and Tencent servers (tests/fakes), which check signatures and the
+Sends go to the fake Aliyun and Tencent servers (gongkai/sandbox), which check signatures and the
 providers' limits on their own; what they record is what a phone would have shown.
 """
 
@@ -14,6 +14,8 @@ import pytest
 from gongkai.channels import registry
 from gongkai.channels.sms import CHANNEL, shorten
 from gongkai.dispatch.ratelimit import RateLimiter
+from gongkai.sandbox import aliyun_sms
+from gongkai.sandbox.server import serve
 from tests.channels.sms_cases import (
     MN_TITLE,
     PUBLIC,
@@ -25,8 +27,6 @@ from tests.channels.sms_cases import (
     phones,
     tencent_account,
 )
-from tests.fakes import aliyun_sms
-from tests.fakes.server import serve
 
 # --- render ------------------------------------------------------------------------------------
 

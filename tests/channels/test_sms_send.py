@@ -10,6 +10,8 @@ from gongkai.channels.base import (
     UncertainError,
 )
 from gongkai.channels.sms import CHANNEL
+from gongkai.sandbox import aliyun_sms, tencent_sms
+from gongkai.sandbox.server import serve
 from tests.channels.sms_cases import (
     PUBLIC,
     SIGN,
@@ -20,8 +22,6 @@ from tests.channels.sms_cases import (
     phones,
     tencent_account,
 )
-from tests.fakes import aliyun_sms, tencent_sms
-from tests.fakes.server import serve
 from tests.servers import free_port
 
 # --- send: Aliyun ------------------------------------------------------------------------------

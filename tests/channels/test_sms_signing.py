@@ -27,7 +27,7 @@ from gongkai.channels.sms_providers import (
     tc3_string_to_sign,
     tencent_send_request,
 )
-from tests.fakes import aliyun_sms, tencent_sms
+from gongkai.sandbox import aliyun_sms, tencent_sms
 
 DYSMS_DOC_PARAMS = {
     "AccessKeyId": "testId",

@@ -12,12 +12,12 @@ from sqlmodel import update
 
 from gongkai.dispatch.reconcile import reconcile
 from gongkai.dispatch.worker import close_deps, open_deps
+from gongkai.sandbox import aliyun_sms
+from gongkai.sandbox.aliyun_sms import SentMessage
+from gongkai.sandbox.server import serve
 from gongkai.storage.db import make_engine, make_sessionmaker
 from gongkai.storage.models import Attempt, Delivery
 from gongkai.storage.types import utcnow
-from tests.fakes import aliyun_sms
-from tests.fakes.aliyun_sms import SentMessage
-from tests.fakes.server import serve
 from tests.support import fetch_deliveries, ingest, item, prepare_db, run_workers, settings_for
 
 VILLAGE = "150627100201"  # its SMS target texts 13800000000 and 13900000001

@@ -13,6 +13,8 @@ import pytest
 from gongkai.channels.base import ItemView, PermanentError, SendContext, TargetView, TransientError
 from gongkai.channels.telegram import CHANNEL, close_bots
 from gongkai.config import Settings
+from gongkai.sandbox import telegram_api
+from gongkai.sandbox.server import ManualClock, serve
 from tests.channels.test_village_group import (
     MN_TITLE,
     MN_WORD,
@@ -22,8 +24,6 @@ from tests.channels.test_village_group import (
     long_item,
     make_item,
 )
-from tests.fakes import telegram_api
-from tests.fakes.server import ManualClock, serve
 from tests.servers import free_port
 
 TOKEN = "123456:TEST-token"

@@ -19,8 +19,8 @@ from gongkai.channels.base import (
 )
 from gongkai.channels.village_group import CHANNEL
 from gongkai.config import Settings
-from tests.fakes import wecom_robot
-from tests.fakes.server import ManualClock, serve
+from gongkai.sandbox import wecom_robot
+from gongkai.sandbox.server import ManualClock, serve
 from tests.servers import free_port
 
 PUBLIC = "https://gk.example.cn"

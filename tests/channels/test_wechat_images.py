@@ -10,9 +10,9 @@ import pytest
 from redis.asyncio import Redis
 
 from gongkai.channels.wechat_mp import CHANNEL
+from gongkai.sandbox.server import serve
+from gongkai.sandbox.wechat_api import FakeWechatState
 from tests.channels.wechat_cases import ITEM, PUBLIC, TARGET, context, wechat_server
-from tests.fakes.server import serve
-from tests.fakes.wechat_api import FakeWechatState
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from gongkai.channels.base import PermanentError, TransientError
 from gongkai.channels.wechat_mp import CHANNEL, render_mass_send, render_template_push
 from gongkai.channels.wechat_verdicts import outcome_from_event, poll_publish
+from gongkai.sandbox.wechat_api import FakeWechatState
 from tests.channels.wechat_cases import (
     APP_ID,
     ITEM,
@@ -24,7 +25,6 @@ from tests.channels.wechat_cases import (
     publish,
     wechat_server,
 )
-from tests.fakes.wechat_api import FakeWechatState
 
 
 @pytest.fixture

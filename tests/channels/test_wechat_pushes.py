@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from gongkai.sandbox import wechat_api
+from gongkai.sandbox.server import serve
 from gongkai.storage.db import make_engine, make_sessionmaker
 from gongkai.storage.models import Follower, Subscription
-from tests.fakes import wechat_api
-from tests.fakes.server import serve
 from tests.support import (
     fetch_deliveries,
     hurry_polls,

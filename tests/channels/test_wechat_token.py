@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from gongkai.channels.base import PermanentError, TransientError
 from gongkai.channels.wechat_api import WechatApi, token_key
+from gongkai.sandbox.wechat_api import FakeWechatState
 from tests.channels.wechat_cases import APP_ID, SECRET, wechat_server
-from tests.fakes.wechat_api import FakeWechatState
 
 AUTOREPLY = "cgi-bin/get_current_autoreply_info"
 

@@ -16,8 +16,8 @@ from gongkai.channels.base import ItemView, SendContext, TargetView
 from gongkai.channels.wechat_api import WechatApi
 from gongkai.channels.wechat_mp import CHANNEL
 from gongkai.config import Settings
-from tests.fakes.server import serve
-from tests.fakes.wechat_api import FakeWechatState, make_app
+from gongkai.sandbox.server import serve
+from gongkai.sandbox.wechat_api import FakeWechatState, make_app
 
 APP_ID, SECRET = "wx0000000000000001", "s3cret"
 PUBLIC = "http://127.0.0.1:8080"

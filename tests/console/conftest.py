@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient
 
 from gongkai.config import Settings
 from gongkai.console.users import hash_password
+from gongkai.sandbox import wecom_robot
+from gongkai.sandbox.server import serve
 from gongkai.storage.db import make_engine, make_sessionmaker
 from gongkai.storage.models import Role, User
-from tests.fakes import wecom_robot
-from tests.fakes.server import serve
 from tests.support import prepare_db, running_app, settings_for
 
 PASSWORDS = {"admin": "admin-pass-1", "publisher": "publisher-pass-1", "viewer": "viewer-pass-1"}

@@ -25,8 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes import wecom_robot
-from tests.fakes.server import serve
+from gongkai.sandbox import wecom_robot
+from gongkai.sandbox.server import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTY = "150627"

@@ -18,7 +18,7 @@ from typing import Any
 
 # Rules in the documented get_current_autoreply_info shape; the FAQ import reads them.
 DEFAULT_AUTOREPLY: dict[str, Any] = json.loads(
-    (Path(__file__).resolve().parent.parent / "data" / "wechat_autoreply.json").read_text("utf-8")
+    (Path(__file__).resolve().parent / "data" / "wechat_autoreply.json").read_text("utf-8")
 )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.wechat_state import DEFAULT_AUTOREPLY, FakeWechatState, PublishJob, Token
+from gongkai.sandbox.wechat_state import DEFAULT_AUTOREPLY, FakeWechatState, PublishJob, Token
 
 __all__ = ["DEFAULT_AUTOREPLY", "FakeWechatState", "PublishJob", "Token", "make_app"]
 
