@@ -10,10 +10,11 @@ import secrets
 from datetime import time
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -69,6 +70,11 @@ class Settings(BaseSettings):
     # hosts a WeChat article's body images may be fetched from (to upload them to WeChat);
     # empty: the public site's own host only. A worker must not fetch whatever an item names.
     image_hosts: str = ""
+    # The provider sandbox (gongkai/sandbox/): "on" mounts the simulators under /sandbox/ of the
+    # web app and points every provider base URL at them, whatever was configured, so nothing
+    # reaches a real provider; "demo" (gongkai run --demo) is "on" with the sandbox page open
+    # to anyone who can reach the server. Off by default.
+    sandbox: Literal["off", "on", "demo"] = "off"
 
     def image_host_allowed(self, host: str) -> bool:
         allowed = {h.strip().lower() for h in self.image_hosts.split(",") if h.strip()}
@@ -86,6 +92,43 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("sandbox", mode="before")
+    @classmethod
+    def _sandbox_words(cls, value: object) -> object:
+        """``on``/``off`` as the README writes them, and the usual spellings of a switch."""
+        word = str(value).strip().lower()
+        if word in ("1", "true", "yes", "on"):
+            return "on"
+        if word in ("0", "false", "no", "off", ""):
+            return "off"
+        return word
+
+    @model_validator(mode="after")
+    def _providers_in_the_sandbox(self) -> Settings:
+        """With the sandbox on, every provider base URL is the sandbox's: a real provider's
+        address left in a configuration (or set on purpose) is replaced, never used."""
+        if self.sandbox_on:
+            base = self.sandbox_url
+            self.wechat_api_base = f"{base}/wechat"
+            self.wecom_api_base = f"{base}/wecom"
+            self.telegram_api_base = f"{base}/telegram"
+            self.aliyun_sms_endpoint = f"{base}/aliyun/"
+            self.tencent_sms_endpoint = f"{base}/tencent/"
+        return self
+
+    @property
+    def sandbox_on(self) -> bool:
+        return self.sandbox != "off"
+
+    @property
+    def sandbox_url(self) -> str:
+        """Where this server's sandbox answers, as the worker reaches it: the listening address
+        on loopback (a wildcard address is reached through 127.0.0.1)."""
+        host = self.host if self.host not in ("", "0.0.0.0", "::", "*") else "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/sandbox"
 
     @field_validator("quiet_hours")
     @classmethod

@@ -1,5 +1,6 @@
-"""``gongkai run --demo``: an Inner Mongolia county, a few FAQ entries, a policy and its
-interpretation, so a newcomer sees the service work in one command."""
+"""``gongkai run --demo``: an Inner Mongolia county, a few FAQ entries, a policy, its
+interpretation and an urgent notice, sent to all six channels through the provider sandbox, so
+a newcomer sees every channel work in one command and what arrived where at ``/sandbox/``."""
 
 from __future__ import annotations
 
@@ -20,7 +21,19 @@ from gongkai.storage.models import Role
 from gongkai.web.auth import create_token
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
-DEMO_ITEMS = ("policy.yaml", "interpretation.yaml")
+DEMO_ITEMS = ("policy.yaml", "interpretation.yaml", "notice.yaml")
+
+
+def demo_settings(**overrides: object) -> Settings:
+    """The settings of ``gongkai run --demo``: the sandbox on (open to the newcomer), and quiet
+    hours off unless set, so the SMS and loudspeaker deliveries arrive at any hour too."""
+    import os
+
+    values: dict[str, object] = {"sandbox": "demo"}
+    if "GONGKAI_QUIET_HOURS" not in os.environ:
+        values["quiet_hours"] = ""
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 async def load_demo(s: Settings, redis_url: str) -> list[str]:
@@ -58,6 +71,8 @@ async def load_demo(s: Settings, redis_url: str) -> list[str]:
             urls.append(page_url(s.public_url, result.item.id))
         urls.append(page_url(s.public_url, "demo-ejhl-2026-0113", "mn"))
         urls.append(f"{base}/feed.xml")
+        if s.sandbox_on:
+            urls.append(f"sandbox: what every channel received {base}/sandbox/")
         async with maker() as session:
             token = await create_token(session, Role.publisher, "demo publisher")
         urls.append(f"publisher token for the API (shown once): {token}")

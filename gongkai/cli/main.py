@@ -98,6 +98,10 @@ def run_cmd(
     from gongkai.cli.runtime import redis_for, run_all
 
     s = settings()
+    if demo:  # the demo always runs in the sandbox: its credentials are valid nowhere else
+        from gongkai.cli.demo import demo_settings
+
+        s = demo_settings()
     _logging(s.log_level)
     with redis_for(s) as redis_url:
 
@@ -113,6 +117,11 @@ def run_cmd(
                 f"Gongkai is serving on http://{s.host}:{s.port} (public URL {s.public_url}); "
                 "Ctrl-C stops."
             )
+            if s.sandbox_on:
+                out.print(
+                    "[bold yellow]沙箱 / sandbox:[/] nothing is sent to real providers; what "
+                    f"each channel received is at {s.public_url.rstrip('/')}/sandbox/"
+                )
 
         try:
             run(lambda: run_all(s, redis_url, on_ready=ready))

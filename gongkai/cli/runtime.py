@@ -85,6 +85,10 @@ async def run_all(
     what is in flight and hands back what it had claimed)."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
+    if settings.sandbox_on:  # a worker alone too: nothing of this process reaches a provider
+        from gongkai.sandbox import guard
+
+        guard.arm()
     if not await _upgrade_when_reachable(settings, stop):
         return
     settle_heap()

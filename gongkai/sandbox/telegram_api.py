@@ -115,6 +115,7 @@ class SentMessage:
     parse_mode: str | None
     sent_at: float
     deleted: bool = False
+    at: float = field(default_factory=time.time)  # wall clock, for the sandbox page
 
 
 @dataclass

@@ -49,6 +49,7 @@ class SentMessage:
     params: list[str]
     serial_no: str
     session_context: str
+    at: float = field(default_factory=time.time)
 
 
 @dataclass

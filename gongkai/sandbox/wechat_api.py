@@ -232,6 +232,8 @@ def make_app(
             state.publish_polls,
         )
         state.jobs[job.publish_id] = job
+        if state.on_submit is not None:
+            state.on_submit(job)
         return _ok(
             {
                 "errcode": 0,

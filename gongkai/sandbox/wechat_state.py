@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class PublishJob:
     status: int = 1  # publishing
     article_id: str | None = None
     article_url: str | None = None
+    at: float = field(default_factory=time.time)  # when it was submitted (wall clock)
 
 
 @dataclass
@@ -82,6 +84,8 @@ class FakeWechatState:
     failures: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     counters: dict[tuple[Any, ...], int] = field(default_factory=lambda: defaultdict(int))
     _ids: Any = field(default_factory=lambda: itertools.count(100000001))
+    # called with each submitted publish job: the sandbox pushes PUBLISHJOBFINISH from here
+    on_submit: Callable[[PublishJob], None] | None = None
 
     # --- test hooks -----------------------------------------------------------------------
     def now(self) -> float:

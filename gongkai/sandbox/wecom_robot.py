@@ -35,6 +35,7 @@ class RobotMessage:
     msgtype: str
     content: str  # text/markdown content; media_id for file/voice; "" otherwise
     body: dict[str, Any]
+    at: float = field(default_factory=time.time)  # wall clock, for the sandbox page
 
 
 @dataclass

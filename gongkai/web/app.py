@@ -28,6 +28,7 @@ FEATURES = (
     "gongkai.bots.wechat_callback",
     "gongkai.bots.telegram_webhook",
     "gongkai.web.questions",
+    "gongkai.web.sandbox_routes",  # only with GONGKAI_SANDBOX on: the simulators and the banner
     "gongkai.console",
 )
 
