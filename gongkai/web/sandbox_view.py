@@ -50,7 +50,7 @@ _FONT = re.compile(
     r"&lt;font color=(?:&quot;|\")?(info|comment|warning)(?:&quot;|\")?&gt;(.*?)&lt;/font&gt;", re.S
 )
 _TG_TAG = re.compile(r"&lt;(/?)(b|i|u|s|code|pre|blockquote|tg-spoiler)&gt;")
-_TG_LINK = re.compile(r"&lt;a href=&quot;(https?://[^&\s]+?)&quot;&gt;(.*?)&lt;/a&gt;", re.S)
+_TG_LINK = re.compile(r"&lt;a href=&#34;(https?://[^&\s]+?)&#34;&gt;(.*?)&lt;/a&gt;", re.S)
 
 
 def wecom_markdown(text: str) -> Markup:
@@ -65,11 +65,9 @@ def telegram_html(raw: str, parse_mode: str | None) -> Markup:
     to http(s)."""
     escaped = str(escape(raw))
     if parse_mode != "HTML":
-        return Markup(escaped.replace("\n", "<br>"))
+        return Markup(escaped)
     escaped = _TG_LINK.sub(r'<a href="\1" rel="noopener">\2</a>', escaped)
-    escaped = _TG_TAG.sub(r"<\1\2>", escaped)
-    escaped = escaped.replace("&lt;/a&gt;", "")
-    return Markup(escaped.replace("\n", "<br>"))
+    return Markup(_TG_TAG.sub(r"<\1\2>", escaped))
 
 
 @dataclass
