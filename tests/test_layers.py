@@ -1,7 +1,8 @@
 """Imports run one way: ``domain`` and ``config`` ← ``storage`` ← ``channels`` ← ``dispatch`` ←
 everything above (the web, the console, the bots, the CLI), and no module imports itself
 round a cycle. Read from the source (ast), type-checking imports and imports inside functions
-included: a hint is a dependency too.
+included: a hint is a dependency too. The provider sandbox stands apart: it uses only ``config``
+and ``domain``, and only the web app and the CLI mount it.
 """
 
 from __future__ import annotations

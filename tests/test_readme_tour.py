@@ -104,6 +104,7 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
         GONGKAI_HOST="127.0.0.1",
         GONGKAI_PORT=str(port),
         GONGKAI_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        GONGKAI_SANDBOX="on",  # the tour's `export GONGKAI_SANDBOX=on`; the demo turns it on anyway
         COLUMNS="200",
     )
     log = tmp_path / "run.log"
@@ -197,7 +198,23 @@ async def test_the_readme_tour_leaves_the_service_running_and_ctrl_c_stops_it(
         async with s.http.get(s.base + path) as resp:
             assert resp.status == 200, path
 
-    # 6. See the delivery log
+    # 6. See what arrived where: the demo's items reached every channel's simulator
+    assert f"{s.base}/sandbox/" in s.log.read_text()
+    async with s.http.get(f"{s.base}/sandbox/") as resp:
+        assert resp.status == 200 and "nothing is sent to real providers" in await resp.text()
+    deadline = time.monotonic() + 60
+    while True:
+        async with s.http.get(f"{s.base}/sandbox/api/messages") as resp:
+            arrived = {m["channel"] for m in (await resp.json())["messages"]}
+        if arrived == {"wechat_mp", "village_group", "sms", "loudspeaker", "telegram"}:
+            break
+        assert time.monotonic() < deadline, f"only {arrived} arrived:\n{s.log.read_text()[-3000:]}"
+        await asyncio.sleep(0.5)
+    async with s.http.get(f"{s.base}/sandbox/api/messages?channel=sms&target=150627100201") as resp:
+        sms = (await resp.json())["messages"]
+    assert sms and all(m["text"].startswith("【伊金霍洛旗政务公开】") for m in sms)
+
+    # 7. See the delivery log
     out = await s.gongkai("deliveries", "--item", "demo-ejhl-2026-0113")
     assert "deliveries" in out
     out = await s.gongkai("deliveries", "--status", "dead", "--csv")
@@ -209,7 +226,7 @@ async def test_the_readme_tour_leaves_the_service_running_and_ctrl_c_stops_it(
         assert resp.status == 200 and "csv" in resp.headers["Content-Type"]
     await s.healthy()
 
-    # 7. Recall a mistaken item
+    # 8. Recall a mistaken item
     async with s.http.post(
         f"{s.base}/api/v1/items/ejhl-2026-0201/recall",
         headers={"Authorization": f"Bearer {token}"},

@@ -45,10 +45,15 @@ def fail(message: str, code: int = 1) -> None:
 
 def settings() -> Settings:
     try:
-        return Settings()
+        s = Settings()
     except Exception as exc:  # pydantic's ValidationError names the setting
         fail(f"invalid settings: {exc}")
         raise
+    if s.sandbox_on:  # every command of a sandboxed deployment stays off the real providers
+        from gongkai.sandbox import guard
+
+        guard.arm()
+    return s
 
 
 def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
