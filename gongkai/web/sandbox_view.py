@@ -4,7 +4,9 @@ The simulators know addresses (a robot key, a phone, a chat, an app id); the dir
 which village's group, committee or phone list each address is. This module joins the two and
 turns each message into safe HTML: a robot's markdown rendered (WeCom's ``<font color>``
 included), a Telegram message with only Telegram's tags, an SMS with its signature and
-segments. Nothing a provider received is ever put on the page unescaped.
+segments. Nothing a provider received is put on the page unescaped; an official-account
+article (HTML with inline styles, as WeChat takes it) is a document of its own, shown in a
+sandboxed frame whose CSP lets nothing run and nothing load from elsewhere.
 """
 
 from __future__ import annotations
