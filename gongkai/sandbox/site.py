@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import secrets
@@ -33,7 +34,6 @@ from gongkai.sandbox import (
     wecom_robot,
 )
 from gongkai.sandbox.faults import Faults, middleware
-from gongkai.sandbox.wechat_push import sha1_sorted
 from gongkai.sandbox.wechat_state import PublishJob
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def _larger_bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Providers take bigger uploads than Gongkai's own API (audio, images)."""
     return await handler(request.clone(client_max_size=UPLOAD_MAX))
+
+
+def _signature(*parts: str) -> str:
+    """WeChat's callback signature: SHA-1 of the sorted, joined token, timestamp and nonce."""
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
 
 class Sandbox:
@@ -128,7 +133,7 @@ class Sandbox:
         xml = self.wechat.publish_event_xml(job.publish_id, to_user=f"gh_{account.name}")
         timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
         query = {
-            "signature": sha1_sorted(account.token, timestamp, nonce),
+            "signature": _signature(account.token, timestamp, nonce),
             "timestamp": timestamp,
             "nonce": nonce,
             "openid": "oSandboxSystem",
