@@ -169,3 +169,37 @@ async def test_a_5xx_drill_makes_deliveries_retry_then_arrive_when_cleared(
         await until(delivered)
         arrived = await (await http.get("/sandbox/api/messages?channel=village_group")).json()
         assert arrived["count"] == VILLAGES  # each group once, however many tries it took
+
+
+async def test_the_inbox_lists_template_pushes_by_account() -> None:
+    """What the page draws from: each record names its provider, address and what was shown."""
+    from aiohttp import web
+
+    from gongkai.sandbox import credentials
+    from gongkai.sandbox.inbox import received
+    from gongkai.sandbox.server import serve
+    from gongkai.sandbox.site import Sandbox
+
+    sb = Sandbox(callback_base="http://127.0.0.1:9")
+    app = web.Application()
+    sb.mount(app)
+    account = credentials.WECHAT[0]
+    async with serve(app) as base, aiohttp.ClientSession() as http:
+        token = await (
+            await http.get(
+                f"{base}/sandbox/wechat/cgi-bin/token",
+                params={"grant_type": "client_credential", "appid": account.app_id,
+                        "secret": account.app_secret},
+            )
+        ).json()  # fmt: skip
+        sent = await (
+            await http.post(
+                f"{base}/sandbox/wechat/cgi-bin/message/template/send",
+                params={"access_token": token["access_token"]},
+                json={"touser": "o-1", "template_id": "T1", "data": {"thing1": {"value": "停水"}}},
+            )
+        ).json()
+        assert sent["errcode"] == 0
+    [record] = received(sb)
+    assert (record.provider, record.address, record.kind) == ("wechat", account.app_id, "template")
+    assert record.text == "thing1: 停水" and record.meta["touser"] == "o-1"

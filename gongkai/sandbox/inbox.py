@@ -10,6 +10,7 @@ belongs to is the web side's business.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -143,5 +144,19 @@ def received(sb: Sandbox) -> list[Received]:
                     },
                 )
             )
+    for n, sent in enumerate(sb.wechat.templates_sent):  # 精准推送: one follower each
+        data = sent.get("data") or {}
+        shown = "\n".join(f"{k}: {(v or {}).get('value', '')}" for k, v in data.items())
+        out.append(
+            Received(
+                f"wechat-template-{n}",
+                "wechat",
+                str(sent.get("app_id") or ""),
+                "template",
+                float(sent.get("at") or time.time()),
+                shown,
+                {"touser": sent.get("touser"), "url": sent.get("url") or ""},
+            )
+        )
     out.sort(key=lambda r: r.at, reverse=True)
     return out

@@ -363,7 +363,7 @@ def make_app(
             if key and sent["touser"] == touser and sent["client_msg_id"] == key:
                 return _ok({"errcode": 0, "errmsg": "ok", "msgid": sent["msgid"]})
         msgid = int(state.next_id())
-        state.templates_sent.append({**body, "msgid": msgid, "app_id": app_id})
+        state.templates_sent.append({**body, "msgid": msgid, "app_id": app_id, "at": state.now()})
         return _ok({"errcode": 0, "errmsg": "ok", "msgid": msgid})
 
     async def custom_send(request: web.Request, app_id: str, body: Any) -> web.Response:
