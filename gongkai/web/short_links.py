@@ -96,7 +96,10 @@ async def short_link(request: web.Request) -> web.Response:
         opens.remember(code, target)
     opens.pending[code] += 1
     item_id, lang = target
-    raise web.HTTPFound(page_url("", item_id, lang), headers={"Cache-Control": "no-store"})
+    # Set as written, not through HTTPFound (whose URL parsing would unquote the id's "%3A").
+    return web.Response(
+        status=302, headers={"Location": page_url("", item_id, lang), "Cache-Control": "no-store"}
+    )
 
 
 def setup(app: web.Application) -> None:
