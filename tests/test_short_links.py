@@ -177,6 +177,14 @@ async def test_a_url_in_a_tencent_variable_is_refused_at_planning(
     assert d.status == "dead" and state.requests == []
     assert "variable link" in d.last_error and "holds a URL" in d.last_error
     assert "over the tencent limit of 12" in d.last_error  # 33 characters, too
+    engine = make_engine(s.resolved_database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            from gongkai.storage.models import Item
+
+            assert (await session.get(Item, "ejhl-2026-0203")).status == "published"
+    finally:
+        await engine.dispose()
 
 
 async def test_a_code_redirects_to_the_page_in_its_language_and_counts_each_open(

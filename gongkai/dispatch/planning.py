@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
 from gongkai.channels.base import Channel, ItemView, Rendered, TargetView
+from gongkai.dispatch.progress import finish_items
 from gongkai.storage.crypto import Sealer, mask_phone
 from gongkai.storage.followers import followers_for
 from gongkai.storage.models import Account, Delivery, DeliveryStatus, Item, Region, Target
@@ -279,6 +280,7 @@ async def plan(
             session, directory, item, view, public_url, status, existing
         )
     await session.flush()
+    await finish_items(session, {item.id})  # all refused at planning: nothing to wait for
     return out
 
 
