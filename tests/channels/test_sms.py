@@ -192,3 +192,20 @@ async def test_the_limiter_holds_back_the_same_tencent_message_to_the_same_numbe
     assert wait is not None and 0 < wait <= 30
     other = CHANNEL.render(make_item(id="2026-0114"), target, PUBLIC).parts[0]
     assert await limiter.acquire(CHANNEL.rate_limits(target, other)) is None
+
+
+def test_on_tencent_link_is_only_the_code_and_the_template_must_hold_the_address() -> None:
+    held = tencent_account(template_text="{title}，详情：https://zwgk.ejhl.gov.cn/s/{link}")
+    rendered = CHANNEL.render(
+        make_item(short_codes=CODES), make_target(held, ["13800000000"]), PUBLIC
+    )
+    assert rendered.parts[0]["params"] == ["关于2026年城乡低保…", "Zh7abc"]
+    assert rendered.meta["text"].endswith("详情：https://zwgk.ejhl.gov.cn/s/Zh7abc")
+    assert rendered.refused is None and not any("link_form" in n for n in rendered.notes)
+    bare = tencent_account(template_text="{title}，详情：{link}")
+    rendered = CHANNEL.render(
+        make_item(short_codes=CODES), make_target(bare, ["13800000000"]), PUBLIC
+    )
+    assert f"the approved template must hold {PUBLIC}/s/ right before {{link}}" in " ".join(
+        rendered.notes
+    )
