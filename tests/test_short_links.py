@@ -10,6 +10,7 @@ import re
 import time
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from gongkai.domain.links import CODE_ALPHABET, CODE_MAX_LENGTH
@@ -278,3 +279,28 @@ async def test_codes_are_drawn_once_and_survive_a_restart(
     assert set(again) == {"sms:zh", "sms:mn"}  # a language added later gets a code of its own
     assert again["sms:mn"] not in first.values()
     assert len(await short_links(s)) == 3
+
+
+@pytest.mark.postgres
+async def test_codes_and_counts_on_postgresql(
+    tmp_path, postgres_url, embedded_redis_url, redis
+) -> None:
+    from tests.support import running_app
+
+    s = settings_for(tmp_path, public_url=PUBLIC, database_url=postgres_url)
+    await prepare_db(s, DIRECTORY)
+    item_id = f"pg-short-{time.time_ns()}"  # the cluster is shared by the session's tests
+    await ingest(s, embedded_redis_url, notice(item_id, ALIYUN_VILLAGE, ["sms"]))
+    await ingest(s, embedded_redis_url, notice(item_id, ALIYUN_VILLAGE, ["sms"]))
+    (link,) = [x for x in await short_links(s) if x.item_id == item_id]
+    async with running_app(s, embedded_redis_url) as client:
+        for _ in range(2):
+            r = await client.get(f"/s/{link.code}", allow_redirects=False)
+            assert r.headers["Location"] == f"/p/{item_id}"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            (link,) = [x for x in await short_links(s) if x.item_id == item_id]
+            if link.opens == 2:
+                break
+            await asyncio.sleep(0.1)
+    assert link.opens == 2
