@@ -6,8 +6,9 @@ wait for a write: each open adds one to an in-memory tally, and a background tas
 tally to the table every ``FLUSH_SECONDS`` in one statement (``opens = opens + n``), so a burst
 of residents opening the same SMS costs one UPDATE per code, not one per resident, and any
 number of web processes add to the same counters. A crash loses at most that many seconds of
-counts. A path that cannot be a code (too long, characters outside the alphabet, control
-characters) is a 404 before any lookup.
+counts. A HEAD (a link checker) is answered the same and not counted. A path that cannot be a
+code (too long, characters outside the alphabet, control characters) is a 404 before any
+lookup.
 """
 
 from __future__ import annotations
@@ -81,8 +82,7 @@ async def _flusher(app: web.Application) -> AsyncIterator[None]:
     await flush(app)  # the last opens before a stop
 
 
-@routes.get("/s/{code}", allow_head=False)
-async def short_link(request: web.Request) -> web.Response:
+async def _redirect(request: web.Request, *, count: bool) -> web.Response:
     code = request.match_info["code"]
     if not is_code(code):
         raise web.HTTPNotFound(text=NOT_FOUND)
@@ -94,12 +94,25 @@ async def short_link(request: web.Request) -> web.Response:
         if target is None:
             raise web.HTTPNotFound(text=NOT_FOUND)
         opens.remember(code, target)
-    opens.pending[code] += 1
+    if count:
+        opens.pending[code] += 1
     item_id, lang = target
     # Set as written, not through HTTPFound (whose URL parsing would unquote the id's "%3A").
     return web.Response(
         status=302, headers={"Location": page_url("", item_id, lang), "Cache-Control": "no-store"}
     )
+
+
+@routes.get("/s/{code}", allow_head=False)
+async def short_link(request: web.Request) -> web.Response:
+    return await _redirect(request, count=True)
+
+
+@routes.head("/s/{code}")
+async def short_link_checked(request: web.Request) -> web.Response:
+    """A link checker's or preview's HEAD (carriers and chat apps check links): the same
+    answer, not counted as an open."""
+    return await _redirect(request, count=False)
 
 
 def setup(app: web.Application) -> None:
