@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -97,10 +98,10 @@ async def _redirect(request: web.Request, *, count: bool) -> web.Response:
     if count:
         opens.pending[code] += 1
     item_id, lang = target
-    # Set as written, not through HTTPFound (whose URL parsing would unquote the id's "%3A").
-    return web.Response(
-        status=302, headers={"Location": page_url("", item_id, lang), "Cache-Control": "no-store"}
-    )
+    # Set as written, not through HTTPFound (whose URL parsing would unquote the id's "%3A");
+    # a language code may be any letters (translations: 2-8 of them), so non-ASCII is quoted.
+    location = quote(page_url("", item_id, lang), safe="!#$%&'()*+,/:;=?@[]~")
+    return web.Response(status=302, headers={"Location": location, "Cache-Control": "no-store"})
 
 
 @routes.get("/s/{code}", allow_head=False)
