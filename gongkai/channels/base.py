@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from gongkai.domain.links import SOURCE_LANGUAGE, link_key, page_url, short_url
+
 if TYPE_CHECKING:
     import aiohttp
     from redis.asyncio import Redis
@@ -86,6 +88,23 @@ class ItemView:
     interpretation_ids: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)  # per-channel wishes of the item
+    # The item's short-link codes by ``links.link_key(channel, lang)``, drawn at planning time;
+    # None in a preview of an item not yet published (no codes exist yet).
+    short_codes: dict[str, str] | None = None
+
+    def page_link(
+        self, public_url: str, channel: str, lang: str | None = None, *, pin_lang: bool = False
+    ) -> str:
+        """The link a channel's message hands out: the short link counting this channel's
+        opens when the item has one for ``lang``, else the page's own address."""
+        code = (self.short_codes or {}).get(link_key(channel, lang or SOURCE_LANGUAGE))
+        if code:
+            return short_url(public_url, code)
+        return page_url(public_url, self.id, lang, pin_lang=pin_lang)
+
+    def languages(self) -> list[str]:
+        """The languages the item can be read in: the source and every titled translation."""
+        return [SOURCE_LANGUAGE, *(k for k in self.translations if self.has_language(k))]
 
     def text(self, lang: str, field_name: str) -> str | None:
         """The field in ``lang``; None when that translation is missing."""
@@ -128,6 +147,9 @@ class Rendered:
     parts: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    # Set when the message cannot be sent as rendered (an SMS variable over the provider's
+    # limit): planning stores the delivery as dead with this as its error, nothing is sent.
+    refused: str | None = None
 
     def as_payload(self) -> dict[str, Any]:
         return {"parts": self.parts, "meta": self.meta}

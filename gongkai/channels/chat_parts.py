@@ -17,7 +17,6 @@ from typing import Any
 from gongkai.channels.base import ItemView, TargetView
 from gongkai.channels.html_text import LANGUAGE_DIVIDER, Dialect, markdown_blocks
 from gongkai.channels.rendering import render
-from gongkai.domain.links import page_url
 
 Measure = Callable[[str], int]
 
@@ -164,8 +163,8 @@ def compose(
             for k, v in fields.items()
         }
         urls = {
-            "page_url": escape(page_url(public_url, item.id)),
-            "lang_url": escape(page_url(public_url, item.id, lang, pin_lang=True)),
+            "page_url": escape(item.page_link(public_url, channel)),
+            "lang_url": escape(item.page_link(public_url, channel, lang, pin_lang=True)),
         }
         text = render(
             channel, lang, f"message.{ext}", body=_BODY if body else "", **context, **urls

@@ -198,7 +198,10 @@ class LoudspeakerChannel(Channel):
             "parts": len(parts),
             "bytes": [utf8_len(p["content"]) for p in parts if p["kind"] == "markdown"],
         }
-        return Rendered(parts=parts, notes=notes, meta=meta)
+        # SMS alone, and the provider would refuse it: refused at planning like the sms channel's
+        # (beside a robot the script still goes out; the SMS part then fails with the reason).
+        refused = None if robot else next((p["refused"] for p in parts if p.get("refused")), None)
+        return Rendered(parts=parts, notes=notes, meta=meta, refused=refused)
 
     def _messages(
         self,

@@ -12,8 +12,15 @@ Account (``target.account``, from the directory): ``provider`` aliyun|tencent,
 ``template_text`` (the approved wording, e.g. ``您好，{title}已发布，详情：{link}``; Aliyun's
 ``${title}`` works too) and ``template_texts`` {lang: text}, ``variable_max_len``,
 ``sdk_app_id`` and ``tencent_region`` (Tencent), ``requests_per_second`` (default 20),
-``batch_size``, ``per_number_daily``. Tencent numbers its variables: ``{1}`` is the first
-variable named in ``template_text``, ``{2}`` the second, and so on.
+``batch_size``, ``per_number_daily``, ``link_form`` (``url``: ``{link}`` is the whole short
+link ``{public_url}/s/{code}``, Aliyun's default; ``code``: only the code, the approved
+template holding ``{public_url}/s/`` before it, Tencent's default, as Tencent refuses URLs in
+variables). Tencent numbers its variables: ``{1}`` is the first variable named in
+``template_text``, ``{2}`` the second, and so on.
+
+A message the provider would refuse (a variable over ``variable_max_len``, a URL in a Tencent
+variable) is refused here, at planning: ``Rendered.refused`` names the variable, its length and
+the limit, the delivery is stored dead with that reason, and nothing is sent.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from gongkai.channels.sms_providers import (
     mainland_mobile,
     mask,
 )
-from gongkai.domain.links import page_url
+from gongkai.domain.links import CODE_LENGTH, link_key, page_url, short_url
 
 SINGLE_SEGMENT = 70  # characters, 【sign】 included
 MULTI_SEGMENT = 67  # per segment once a message is split (the rest carries the joining header)
@@ -58,6 +65,17 @@ _FOLDABLE_SPACE = re.compile(r"[ \t\r\n\u3000]+")
 # Never left dangling at the end of a cut: Mongolian joiners and vowel separator, spaces.
 _NO_TRAILING = " \u202f\u180e\u200d"
 DEFAULT_TIMEOUT = 30.0
+# ``link_form``: the variable holds the whole short URL, or only the code after the host and
+# ``/s/`` that the approved template holds (Tencent: no URLs in variables).
+LINK_FORM_URL = "url"
+LINK_FORM_CODE = "code"
+# Stands in for the code in a preview of an item not yet published: as long as a real one.
+PREVIEW_CODE = "x" * CODE_LENGTH
+# What Tencent takes for a URL in a variable: a scheme, www., or a dotted host name.
+_URL_LIKE = re.compile(
+    r"(https?://|www\.|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:cn|com|net|org|gov|edu|info|io|cc|top)\b)",
+    re.IGNORECASE,
+)
 
 
 # --- text --------------------------------------------------------------------------------------
@@ -151,6 +169,21 @@ def _template(account: dict[str, Any], lang: str, notes: list[str]) -> tuple[str
     return str(code or ""), str(text)
 
 
+def _link(item: ItemView, target: TargetView, lang: str, public_url: str, form: str) -> str:
+    """The page as an SMS carries it: the short link (``url``), or only its code (``code``, for
+    a template whose approved text holds ``{public_url}/s/`` itself, as Tencent requires).
+    Before publishing there is no code yet: a preview stands in one of the same length."""
+    channel = target.channel or "sms"  # a committee reached by SMS counts as the loudspeaker's
+    code = (
+        PREVIEW_CODE
+        if item.short_codes is None
+        else item.short_codes.get(link_key(channel, lang), "")
+    )
+    if not code:  # no code for this language: the page's own address (checked like any)
+        return page_url(public_url, item.id, lang)
+    return code if form == LINK_FORM_CODE else short_url(public_url, code)
+
+
 def _variable(
     name: str,
     item: ItemView,
@@ -158,25 +191,12 @@ def _variable(
     lang: str,
     public_url: str,
     limit: int,
-    provider: str,
+    form: str,
     notes: list[str],
 ) -> str:
     if name == "link":
-        link = page_url(public_url, item.id, lang)
-        if provider == TENCENT:
-            notes.append(
-                "tencent refuses URLs in template variables: put the site address in the "
-                "approved template and use {item_id}"
-            )
-        if len(link) > limit:
-            notes.append(
-                f"link is {len(link)} characters, over the variable limit of {limit}: "
-                "the provider will refuse it (shorten GONGKAI_PUBLIC_URL or raise variable_max_len)"
-            )
-        return link
+        return _link(item, target, lang, public_url, form)
     if name == "item_id":
-        if len(item.id) > limit:
-            notes.append(f"item id is longer than the variable limit of {limit}")
         return item.id
     if name in ("title", "summary"):
         value = item.text(lang, name) or (item.text(lang, "title") if name == "summary" else "")
@@ -190,6 +210,43 @@ def _variable(
         return f"{d.year}年{d.month}月{d.day}日" if lang == "zh" else d.isoformat()
     notes.append(f"template variable {{{name}}} is not one Gongkai fills: sent empty")
     return ""
+
+
+def link_form(account: dict[str, Any], provider: str) -> str:
+    """Which form ``{link}`` takes for this account: the directory's ``link_form``, else the
+    whole short URL on Aliyun and the bare code on Tencent (which refuses URLs in variables)."""
+    form = str(account.get("link_form") or "")
+    if form in (LINK_FORM_URL, LINK_FORM_CODE):
+        return form
+    return LINK_FORM_CODE if provider == TENCENT else LINK_FORM_URL
+
+
+def refusal(values: dict[str, str], provider: str, limit: int, public_url: str) -> str | None:
+    """Why the provider would refuse these variables, checked before anything is sent: a
+    value over the account's variable limit (Aliyun isv.PARAM_LENGTH_LIMIT, Tencent
+    TemplateParameterLengthLimit), or on Tencent a URL in a variable
+    (ProhibitedUseUrlInTemplateParameter). None when they would pass."""
+    problems: list[str] = []
+    for name, value in values.items():
+        length = sms_length(value)
+        if length > limit:
+            hint = ""
+            if name == "link":
+                hint = (
+                    f" ({value}: shorten GONGKAI_PUBLIC_URL, raise the account's "
+                    "variable_max_len if the provider allows more, or use link_form: code)"
+                )
+            problems.append(
+                f"variable {name} is {length} characters, over the {provider} limit of "
+                f"{limit}{hint}"
+            )
+        if provider == TENCENT and _URL_LIKE.search(value):
+            problems.append(
+                f"variable {name} holds a URL ({value}), which Tencent refuses in template "
+                f"variables: approve a template holding {short_url(public_url, '')} before the "
+                "variable and set the account's link_form: code"
+            )
+    return "; ".join(problems) or None
 
 
 def _phones(raw: list[Any], notes: list[str]) -> list[str]:
@@ -232,10 +289,22 @@ class SmsChannel(Channel):
         lang = _language(item, target, account, notes)
         code, template_text = _template(account, lang, notes)
         limit = int(account.get("variable_max_len") or DEFAULT_VARIABLE_MAX_LEN[provider])
+        form = link_form(account, provider)
         names = template_variables(template_text)
         values = {
-            n: _variable(n, item, target, lang, public_url, limit, provider, notes) for n in names
+            n: _variable(n, item, target, lang, public_url, limit, form, notes) for n in names
         }
+        if "link" in values:
+            if item.short_codes is None:
+                notes.append("preview: the short link's code is drawn when the item is published")
+            if form == LINK_FORM_CODE and not re.search(r"/s/\$?\{link\}", template_text):
+                notes.append(
+                    f"link_form is code: the approved template must hold "
+                    f"{short_url(public_url, '')} right before {{link}}"
+                )
+        refused = refusal(values, provider, limit, public_url)
+        if refused:
+            notes.append(f"refused: {refused}")
         sign_name = str(account.get("sign_name") or "")
         text = f"【{sign_name}】{fill(template_text, values)}"
         chars = sms_length(text)
@@ -255,6 +324,7 @@ class SmsChannel(Channel):
                 "params": params,
                 "sign_name": sign_name,
                 "lang": lang,
+                **({"refused": refused} if refused else {}),
             }
             for i in range(0, len(wire), size)
         ]
@@ -270,7 +340,7 @@ class SmsChannel(Channel):
             "cost_units": count * len(phones),
             "requests": len(parts),
         }
-        return Rendered(parts=parts, notes=notes, meta=meta)
+        return Rendered(parts=parts, notes=notes, meta=meta, refused=refused)
 
     def rate_limits(self, target: TargetView, part: dict[str, Any]) -> list[RateLimit]:
         """One slot of the account's request rate, then one per number: the providers' own
@@ -299,6 +369,8 @@ class SmsChannel(Channel):
         account = ctx.target.account
         if not account:
             raise PermanentError("no sms account for this target")
+        if part.get("refused"):  # planned as refused; a retry from the console lands here
+            raise PermanentError(f"not sent: {part['refused']}")
         provider = part.get("provider")
         needed = ("access_key_id", "access_key_secret") if provider == ALIYUN else ("sdk_app_id",)
         missing = [k for k in needed if not account.get(k)]

@@ -29,7 +29,6 @@ from gongkai.channels.base import (
 from gongkai.channels.chat_parts import compose, fit_parts
 from gongkai.channels.html_text import WeComDialect, split_markdown
 from gongkai.channels.rendering import render, utf8_len
-from gongkai.domain.links import page_url
 from gongkai.storage.json_codec import dumps_bytes, loads
 
 MARKDOWN_LIMIT = 4096  # bytes of UTF-8, per WeCom's documentation
@@ -86,8 +85,8 @@ class VillageGroupChannel(Channel):
                 lang,
                 "mention.txt",
                 title=item.text(lang, "title") or item.title,
-                page_url=page_url(public_url, item.id),
-                lang_url=page_url(public_url, item.id, lang, pin_lang=True),
+                page_url=item.page_link(public_url, self.name),
+                lang_url=item.page_link(public_url, self.name, lang, pin_lang=True),
             )
             parts.append(
                 {

@@ -22,7 +22,6 @@ from markupsafe import Markup
 
 from gongkai.channels import rendering
 from gongkai.channels.base import ItemView, TargetView
-from gongkai.domain.links import page_url
 
 TITLE_MAX, AUTHOR_MAX, DIGEST_MAX = 32, 16, 128
 CONTENT_MAX_CHARS = 19_999  # WeChat: fewer than 20,000 characters
@@ -95,7 +94,7 @@ def build_article(
     account = target.account or {}
     sections, notes = translation_sections(item, target)
     template_lang = sections[0]["lang"] if sections else "zh"
-    source_url = page_url(public_url, item.id)
+    source_url = item.page_link(public_url, "wechat_mp")
 
     title = cut(item.title, TITLE_MAX)
     if title != item.title:

@@ -34,7 +34,6 @@ from gongkai.channels.wechat_api import MASS_DUPLICATE, WechatApi, WechatPermane
 from gongkai.channels.wechat_article import build_article, cut, default_cover
 from gongkai.channels.wechat_images import with_body_images
 from gongkai.channels.wechat_verdicts import poll_publish
-from gongkai.domain.links import page_url
 
 TEMPLATE_VALUE_MAX = 20  # "thing" values of a template message: 20 characters
 DRAFT_TTL = 7 * 86400
@@ -136,7 +135,7 @@ def render_template_push(
         if short != text:
             notes.append(f"template value {key} cut to {TEMPLATE_VALUE_MAX} characters")
         data[key] = {"value": short}
-    url = page_url(public_url, item.id)
+    url = item.page_link(public_url, "wechat_mp")
     parts = [
         {
             "kind": "template",

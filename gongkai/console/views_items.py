@@ -11,6 +11,7 @@ from gongkai.console.render import page, parse_day, regions_named
 from gongkai.domain.catalog import DOMAINS, OTHER_DOMAIN
 from gongkai.storage.models import Attempt, AuditEntry, Delivery, Item, ItemStatus, Target
 from gongkai.storage.queries import item_status, target_labels
+from gongkai.storage.short_links import opens_by_channel
 from gongkai.web.inputs import int_param, row_id
 from gongkai.web.keys import MAKER, SETTINGS
 
@@ -103,6 +104,7 @@ async def item_detail(request: web.Request) -> web.Response:
             ).all()
         )
         policy = await session.get(Item, item.interprets) if item.interprets else None
+        opens = await opens_by_channel(session, item.id)  # admin/_short_link_opens.html.j2
         interpretations = list(
             (await session.exec(select(Item).where(Item.interprets == item.id))).all()
         )
@@ -129,6 +131,7 @@ async def item_detail(request: web.Request) -> web.Response:
         policy=policy,
         interpretations=interpretations,
         regions=regions,
+        opens=opens,
     )
 
 

@@ -7,7 +7,7 @@ console can show what residents will see before anything is sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import insert, or_
@@ -16,9 +16,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
 from gongkai.channels.base import Channel, ItemView, Rendered, TargetView
+from gongkai.dispatch.progress import finish_items
 from gongkai.storage.crypto import Sealer, mask_phone
 from gongkai.storage.followers import followers_for
 from gongkai.storage.models import Account, Delivery, DeliveryStatus, Item, Region, Target
+from gongkai.storage.short_links import codes_for, linked_keys
 from gongkai.storage.types import utcnow
 
 DEFAULT_LANGUAGES = ("zh",)
@@ -230,6 +232,7 @@ async def plan(
     directory = Directory(session, sealer)
     view = item_view(item)
     names = item.channels or registry.available()
+    view = replace(view, short_codes=await codes_for(session, item.id, linked_keys(names, view)))
     existing = set(
         (await session.exec(select(Delivery.dedup_key).where(Delivery.item_id == item.id))).all()
     )
@@ -260,7 +263,8 @@ async def plan(
                         "meta": rendered.meta,
                     },
                     "notes": list(rendered.notes),
-                    "status": status,
+                    "status": DeliveryStatus.dead if rendered.refused else status,
+                    "last_error": rendered.refused,
                     "attempts": 0,
                     "parts_done": 0,
                     "provider_message_ids": [],
@@ -276,6 +280,7 @@ async def plan(
             session, directory, item, view, public_url, status, existing
         )
     await session.flush()
+    await finish_items(session, {item.id})  # all refused at planning: nothing to wait for
     return out
 
 

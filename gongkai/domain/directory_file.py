@@ -175,6 +175,14 @@ class SmsAccount(AccountBase):
     template_codes: dict[str, str] | None = Field(default=None, description="per language")
     template_texts: dict[str, str] | None = Field(default=None, description="per language")
     variable_max_len: int | None = None
+    link_form: Literal["url", "code"] | None = Field(
+        default=None,
+        description=(
+            "what ${link} holds: url, the whole short link {public_url}/s/{code} (Aliyun's "
+            "default), or code, only the code after {public_url}/s/ written in the approved "
+            "template (Tencent's default: Tencent refuses URLs in variables)"
+        ),
+    )
 
 
 class Accounts(BaseModel):

@@ -27,8 +27,8 @@ TENCENT_SECRET_ID = "AKIDsandboxSecretId0001"
 TENCENT_SECRET_KEY = "sandbox-tencent-secret-key"
 TENCENT_SDK_APP_ID = "1400000001"
 SMS_SIGNS = ("伊金霍洛旗政务公开",)
-# Approved templates. SMS_000001 is Gongkai's default wording, whose link is longer than Aliyun's
-# 35 characters for any ordinary address (until short links); the demo sends SMS_000002.
+# Approved templates. SMS_000001 is Gongkai's default wording (the demo sends it, its link a short
+# link); SMS_000002 carries no link.
 ALIYUN_TEMPLATES = {
     "SMS_000001": "您好，${title}已发布，详情：${link}",
     "SMS_000002": "${region}：${title}已发布，详见村务公开栏或旗政府网站。",

@@ -307,3 +307,23 @@ class ProviderQuota(SQLModel, table=True):
     kind: str = Field(max_length=32)
     period: str = Field(max_length=16)  # "2026-11-24" or "2026-11"
     used: int = 0
+
+
+# --- short links ------------------------------------------------------------------------------
+
+
+class ShortLink(SQLModel, table=True):
+    """``/s/{code}``: one item's page in one language as one channel handed it out.
+
+    Drawn once per item, language and channel and kept, so a re-plan hands out the same code;
+    ``opens`` counts the redirects, nothing else about the reader (no address, no browser).
+    """
+
+    __tablename__ = "short_link"
+    __table_args__ = (UniqueConstraint("item_id", "channel", "lang", name="uq_short_link_key"),)
+    code: str = Field(primary_key=True, max_length=16)
+    item_id: str = Field(foreign_key="item.id", max_length=128)
+    channel: str = Field(max_length=32)
+    lang: str = Field(max_length=16)
+    opens: int = 0
+    created_at: datetime = _ts(nullable=False)

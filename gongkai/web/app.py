@@ -29,6 +29,7 @@ FEATURES = (
     "gongkai.bots.telegram_webhook",
     "gongkai.web.questions",
     "gongkai.web.sandbox_routes",  # only with GONGKAI_SANDBOX on: the simulators and the banner
+    "gongkai.web.short_links",
     "gongkai.console",
 )
 

@@ -16,6 +16,8 @@ from gongkai.config import Settings
 
 PUBLIC = "http://127.0.0.1:8080"
 SIGN = "伊金霍洛旗政务公开"
+# The codes planning would have drawn for make_item()'s short links.
+CODES = {"sms:zh": "Zh7abc", "sms:mn": "Mn7abc"}
 MN_TITLE = "ᠬᠣᠲᠠ ᠬᠥᠳᠡᠭᠡ ᠶᠢᠨ ᠠᠮᠢᠳᠤᠷᠠᠯ ᠤᠨ ᠳᠤᠤᠷ\u202fᠠ ᠬᠡᠮᠵᠢᠶ\u202fᠡ ᠶᠢ ᠳᠡᠭᠡᠭᠰᠢᠯᠡᠭᠦᠯᠬᠦ ᠲᠤᠬᠠᠢ"
 
 

@@ -389,3 +389,21 @@ async def test_a_committee_without_a_robot_gets_an_sms(
         await CHANNEL.send(part, ctx)
     (text,) = state.texts_to("13800000000")
     assert "巴图塔嘎查政务公开" in text
+
+
+def test_a_committee_sms_the_provider_would_refuse_is_refused_at_planning() -> None:
+    account = {
+        "name": "county-sms",
+        "provider": "aliyun",
+        "sign_name": "伊金霍洛旗政务公开",
+        "template_code": "SMS_000001",
+        "template_text": "您好，${title}已发布，详情：${link}",
+    }
+    target = make_target(
+        ("zh",), address={"phones": ["13800000000"]}, account=account, account_name="county-sms"
+    )
+    long_public = "https://gongkai.ejinhoroqi.gov.cn/zhengwu"
+    rendered = CHANNEL.render(make_item(), target, long_public)
+    assert rendered.refused is not None
+    assert rendered.refused.startswith("variable link is 50 characters, over the aliyun limit")
+    assert CHANNEL.render(make_item(), target, PUBLIC).refused is None

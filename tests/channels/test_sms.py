@@ -17,6 +17,7 @@ from gongkai.dispatch.ratelimit import RateLimiter
 from gongkai.sandbox import aliyun_sms
 from gongkai.sandbox.server import serve
 from tests.channels.sms_cases import (
+    CODES,
     MN_TITLE,
     PUBLIC,
     SIGN,
@@ -85,12 +86,12 @@ def test_mongolian_template_is_used_when_the_item_and_the_account_have_one() -> 
         variable_max_len=60,
     )
     target = make_target(account, ["13800000000"], languages=("mn", "zh"))
-    rendered = CHANNEL.render(make_item(), target, PUBLIC)
+    rendered = CHANNEL.render(make_item(short_codes=CODES), target, PUBLIC)
     part = rendered.parts[0]
     assert part["template_code"] == "SMS_2" and part["lang"] == "mn"
     title = part["params"]["title"]
     assert len(title) <= 60 and title.endswith("…") and MN_TITLE.startswith(title[:-1])
-    assert part["params"]["link"] == f"{PUBLIC}/p/2026-0113?lang=mn"
+    assert part["params"]["link"] == f"{PUBLIC}/s/Mn7abc"  # the Mongolian page's own code
     assert rendered.notes == []
     text = rendered.meta["text"]
     assert "ᠮᠡᠳᠡᠭᠳᠡᠯ" in text and "ᠪᠠᠲᠤᠲᠠᠭ\u202fᠠ" in text
@@ -123,13 +124,12 @@ def test_missing_mongolian_translation_sends_chinese_and_says_so() -> None:
 
 def test_no_mongolian_template_sends_chinese_and_says_so() -> None:
     target = make_target(aliyun_account(), ["13800000000"], languages=("mn", "zh"))
-    rendered = CHANNEL.render(make_item(), target, PUBLIC)
+    rendered = CHANNEL.render(make_item(short_codes=CODES), target, PUBLIC)
     assert rendered.parts[0]["lang"] == "zh"
     assert "no mn template: Chinese sent" in rendered.notes
     title = "关于2026年城乡低保标准调整的通知"
     assert (
-        rendered.meta["text"]
-        == f"【{SIGN}】巴图塔嘎查政务公开：{title}，详情见{PUBLIC}/p/2026-0113"
+        rendered.meta["text"] == f"【{SIGN}】巴图塔嘎查政务公开：{title}，详情见{PUBLIC}/s/Zh7abc"
     )
 
 
@@ -153,11 +153,15 @@ def test_bad_and_repeated_numbers_are_left_out_with_a_note() -> None:
     assert not any("12345" in n for n in rendered.notes)  # numbers appear masked only
 
 
-def test_a_link_longer_than_the_variable_limit_is_noted_not_truncated() -> None:
+def test_a_link_longer_than_the_variable_limit_is_refused_not_truncated() -> None:
     public = "https://gongkai.ejinhoroqi.gov.cn/zhengwu"
-    rendered = CHANNEL.render(make_item(), make_target(aliyun_account(), ["13800000000"]), public)
-    assert rendered.parts[0]["params"]["link"] == f"{public}/p/2026-0113"
-    assert any("over the variable limit of 35" in n for n in rendered.notes)
+    target = make_target(aliyun_account(), ["13800000000"])
+    rendered = CHANNEL.render(make_item(short_codes=CODES), target, public)
+    assert rendered.parts[0]["params"]["link"] == f"{public}/s/Zh7abc"
+    assert rendered.refused is not None
+    assert "variable link is 50 characters, over the aliyun limit of 35" in rendered.refused
+    assert rendered.parts[0]["refused"] == rendered.refused
+    assert f"refused: {rendered.refused}" in rendered.notes  # the preview says so too
 
 
 def test_rate_limits_are_per_number_and_hold_no_phone_number() -> None:
@@ -188,3 +192,20 @@ async def test_the_limiter_holds_back_the_same_tencent_message_to_the_same_numbe
     assert wait is not None and 0 < wait <= 30
     other = CHANNEL.render(make_item(id="2026-0114"), target, PUBLIC).parts[0]
     assert await limiter.acquire(CHANNEL.rate_limits(target, other)) is None
+
+
+def test_on_tencent_link_is_only_the_code_and_the_template_must_hold_the_address() -> None:
+    held = tencent_account(template_text="{title}，详情：https://zwgk.ejhl.gov.cn/s/{link}")
+    rendered = CHANNEL.render(
+        make_item(short_codes=CODES), make_target(held, ["13800000000"]), PUBLIC
+    )
+    assert rendered.parts[0]["params"] == ["关于2026年城乡低保…", "Zh7abc"]
+    assert rendered.meta["text"].endswith("详情：https://zwgk.ejhl.gov.cn/s/Zh7abc")
+    assert rendered.refused is None and not any("link_form" in n for n in rendered.notes)
+    bare = tencent_account(template_text="{title}，详情：{link}")
+    rendered = CHANNEL.render(
+        make_item(short_codes=CODES), make_target(bare, ["13800000000"]), PUBLIC
+    )
+    assert f"the approved template must hold {PUBLIC}/s/ right before {{link}}" in " ".join(
+        rendered.notes
+    )

@@ -13,6 +13,7 @@ from gongkai.channels.sms import CHANNEL
 from gongkai.sandbox import aliyun_sms, tencent_sms
 from gongkai.sandbox.server import serve
 from tests.channels.sms_cases import (
+    CODES,
     PUBLIC,
     SIGN,
     aliyun_account,
@@ -291,17 +292,23 @@ async def test_tencent_same_content_within_30s_is_transient_when_nothing_was_acc
     assert len(state.texts_to("13800000000")) == 2
 
 
-async def test_tencent_refuses_a_url_in_a_variable_and_render_warns(http) -> None:
+async def test_a_url_in_a_tencent_variable_is_refused_before_tencent_would(http) -> None:
     app, state = tencent_sms.make_app(templates={"1002": "{1}：{2}"}, variable_max_len=None)
     account = tencent_account(
-        template_code="1002", template_text="{title}：{link}", variable_max_len=40
+        template_code="1002", template_text="{title}：{link}", variable_max_len=40, link_form="url"
     )
     target = make_target(account, ["13800000000"])
-    rendered = CHANNEL.render(make_item(), target, PUBLIC)
-    assert any("tencent refuses URLs" in n for n in rendered.notes)
+    rendered = CHANNEL.render(make_item(short_codes=CODES), target, PUBLIC)
+    assert rendered.refused is not None
+    assert f"variable link holds a URL ({PUBLIC}/s/Zh7abc)" in rendered.refused
     async with serve(app) as base:
-        with pytest.raises(PermanentError, match="ProhibitedUseUrlInTemplateParameter"):
+        with pytest.raises(PermanentError, match="not sent: variable link holds a URL"):
             await CHANNEL.send(rendered.parts[0], ctx_for(http, target, base))
+        assert state.requests == []  # a console retry of the refused delivery sends nothing
+        # what Tencent would have said had it gone out:
+        unmarked = {k: v for k, v in rendered.parts[0].items() if k != "refused"}
+        with pytest.raises(PermanentError, match="ProhibitedUseUrlInTemplateParameter"):
+            await CHANNEL.send(unmarked, ctx_for(http, target, base))
     assert state.messages == []
 
 
