@@ -1,9 +1,9 @@
 """How ``gongkai directory import`` shows its progress and what it did.
 
 A county's file takes a second or two; on a terminal a bar per phase (parsing, validating,
-connecting to the database, writing) shows it is moving. Piped into a log or a script, a bar would be noise, so each phase
-is one plain line with its time. Both go to standard error: standard output keeps the summary,
-whose last line scripts have long read (the targets').
+connecting to the database, writing) shows it is moving. Piped into a log or a script, a bar
+would be noise, so each phase is one plain line with its time. Both go to standard error:
+standard output keeps the summary, whose last line scripts have long read (the targets').
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from rich.progress import (
 )
 
 from gongkai.storage.directory import ImportReport
-
 
 
 class BarProgress:

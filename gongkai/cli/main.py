@@ -162,8 +162,8 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 def directory_import(file: Path) -> None:
     """Load accounts, regions and targets; importing the same file again changes nothing.
 
-    Progress (parsing, validating, connecting, writing) goes to standard error: bars on a terminal, a line
-    per phase otherwise; the summary, a line per kind, to standard output."""
+    Progress (parsing, validating, connecting, writing) goes to standard error: bars on a
+    terminal, a line per phase otherwise; the summary, a line per kind, to standard output."""
     from gongkai.cli.import_progress import import_progress, summary_lines
     from gongkai.storage.crypto import Sealer
     from gongkai.storage.directory import DirectoryError, import_directory, load_directory
