@@ -23,6 +23,7 @@ from gongkai.storage.db import make_engine, make_sessionmaker, upgrade
 from gongkai.storage.directory import (
     DirectoryError,
     import_directory,
+    import_directory_file,
     load_directory,
     parse_directory,
 )
@@ -199,6 +200,26 @@ async def test_an_unchanged_file_rewrites_nothing(any_db) -> None:
     }
 
 
+async def test_the_same_file_is_known_until_the_directory_changes(any_db) -> None:
+    """The last import's file is not read again; any import that changes the directory (or
+    the same text with another value for a ${NAME}) makes the next one read it."""
+    maker, sealer = any_db
+    async with maker() as session:
+        first = await import_directory_file(session, DIRECTORY, sealer, ENV)
+        again = await import_directory_file(session, DIRECTORY, sealer, ENV)
+    assert not first.same_file and first.targets_added == 5
+    assert again.same_file and again.targets_unchanged == 5 and again.regions == 6
+    async with maker() as session:  # the demo's way in: a model, not a file
+        await import_directory(session, parse_directory(CHANGED, ENV), sealer)
+        back = await import_directory_file(session, DIRECTORY, sealer, ENV)
+    assert not back.same_file and back.region_counts.changed == 1  # 札萨克镇 renamed back
+    _, regions, _ = await _rows(maker)
+    assert regions["150627101"].name == "札萨克镇"
+    async with maker() as session:
+        other_robot = await import_directory_file(session, DIRECTORY, sealer, {"ROBOT_1": "r-9"})
+    assert not other_robot.same_file and other_robot.targets_added == 1
+
+
 async def test_values_sealed_by_an_older_release_are_sealed_afresh(db) -> None:
     s, maker, sealer = db
     async with maker() as session:
@@ -267,7 +288,7 @@ def test_progress_is_plain_lines_off_a_terminal(tmp_path, monkeypatch) -> None:
     result = CliRunner().invoke(app, ["directory", "import", str(path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     phases = [line.split(":")[0] for line in result.stderr.splitlines()]
-    assert phases == ["parsing", "validating", "connecting", "writing (14 rows)"]
+    assert phases == ["connecting", "parsing", "validating", "writing (14 rows)"]
     assert result.stdout.splitlines() == [
         "regions: 6 added, 0 changed, 0 unchanged",
         "accounts: 3 added, 0 changed, 0 unchanged",
@@ -279,6 +300,16 @@ def test_progress_is_plain_lines_off_a_terminal(tmp_path, monkeypatch) -> None:
         "targets: 1 added, 1 changed, 3 unchanged; 1 not in the file, kept (an import removes "
         "nothing)"
     )
+    # the same file again: known by its digest, not parsed, nothing written
+    result = CliRunner().invoke(app, ["directory", "import", str(path)], catch_exceptions=False)
+    assert [line.split(":")[0] for line in result.stderr.splitlines()] == ["connecting"]
+    assert result.stdout.splitlines() == [
+        "the file of the last import, unchanged: nothing to do",
+        "regions: 0 added, 0 changed, 7 unchanged",
+        "accounts: 0 added, 0 changed, 3 unchanged",
+        "targets: 0 added, 0 changed, 5 unchanged; 1 not in the file, kept (an import removes "
+        "nothing)",
+    ]
 
 
 async def test_progress_on_a_terminal_draws_a_bar_per_phase(db) -> None:

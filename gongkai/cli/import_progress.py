@@ -1,7 +1,7 @@
 """How ``gongkai directory import`` shows its progress and what it did.
 
-A county's file takes a second or two; on a terminal a bar per phase (parsing, validating,
-connecting to the database, writing) shows it is moving. Piped into a log or a script, a bar
+A county's file takes a second or two; on a terminal a bar per phase (connecting to the
+database, parsing, validating, writing) shows it is moving. Piped into a log or a script, a bar
 would be noise, so each phase is one plain line with its time. Both go to standard error:
 standard output keeps the summary, whose last line scripts have long read (the targets').
 """
@@ -106,7 +106,7 @@ def import_progress(console: Console) -> BarProgress | LineProgress:
 def summary_lines(report: ImportReport) -> list[str]:
     """Per kind: what the file added, changed and left alone, and what the database holds that
     the file does not list (an import never removes: deliveries and followers refer to it)."""
-    lines = []
+    lines = ["the file of the last import, unchanged: nothing to do"] if report.same_file else []
     for kind, c in report.kinds().items():
         line = f"{kind}: {c.added} added, {c.changed} changed, {c.unchanged} unchanged"
         if c.not_in_file:

@@ -162,11 +162,11 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 def directory_import(file: Path) -> None:
     """Load accounts, regions and targets; importing the same file again changes nothing.
 
-    Progress (parsing, validating, connecting, writing) goes to standard error: bars on a
+    Progress (connecting, parsing, validating, writing) goes to standard error: bars on a
     terminal, a line per phase otherwise; the summary, a line per kind, to standard output."""
     from gongkai.cli.import_progress import import_progress, summary_lines
     from gongkai.storage.crypto import Sealer
-    from gongkai.storage.directory import DirectoryError, import_directory, load_directory
+    from gongkai.storage.directory import DirectoryError, import_directory_file
 
     s = settings()
     text = read_file(file)
@@ -174,13 +174,11 @@ def directory_import(file: Path) -> None:
     async def go():  # type: ignore[no-untyped-def]
         progress.phase("connecting")  # the database, its migrations checked
         async with database(s) as maker, maker() as session:
-            return await import_directory(
-                session, directory, Sealer(s.resolved_secret_key()), progress
-            )
+            sealer = Sealer(s.resolved_secret_key())
+            return await import_directory_file(session, text, sealer, progress=progress)
 
     try:
         with import_progress(err) as progress:
-            directory = load_directory(text, progress=progress)  # refused before a database
             report = run(go)
     except DirectoryError as exc:
         fail(f"{file}: {exc}")

@@ -43,7 +43,7 @@ from gongkai.domain.directory_file import (
 )
 from gongkai.storage.bulk import insert_rows, update_rows
 from gongkai.storage.crypto import Sealer, mask_phone, mask_secret
-from gongkai.storage.models import Account, Region, Target
+from gongkai.storage.models import Account, DirectoryImport, Region, Target
 
 SECRET_FIELDS = {
     "app_secret",
@@ -58,6 +58,7 @@ SECRET_FIELDS = {
 _ENV_RE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")  # upper case only: SMS templates use ${title}
 _CURRENT_SEAL = "g1:"  # Sealer's AES-GCM prefix; anything else is an older Fernet token
 _CHUNK = 2000  # rows per read (bound parameters) and per progress step
+_DIGEST_VERSION = "1"  # part of a file's digest: a new way of importing reads every file again
 __all__ = [
     "ACCOUNT_CHANNELS",
     "SECRET_FIELDS",
@@ -67,6 +68,7 @@ __all__ = [
     "KindCounts",
     "expand_env",
     "import_directory",
+    "import_directory_file",
     "load_directory",
     "parse_directory",
 ]
@@ -134,12 +136,34 @@ class ImportReport:
     def targets_unchanged(self) -> int:
         return self.target_counts.unchanged
 
+    same_file: bool = False  # the file of the last import, unchanged: not read again
+
     def kinds(self) -> dict[str, KindCounts]:
         return {
             "regions": self.region_counts,
             "accounts": self.account_counts,
             "targets": self.target_counts,
         }
+
+    def changed_anything(self) -> bool:
+        return any(c.added or c.changed for c in self.kinds().values())
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """What a later import of the same file reports: everything in it, unchanged."""
+        return {
+            k: {"in_file": c.in_file, "not_in_file": c.not_in_file} for k, c in self.kinds().items()
+        }
+
+    @classmethod
+    def unchanged(cls, counts: dict[str, dict[str, int]], same_file: bool) -> ImportReport:
+        kinds = {
+            kind: KindCounts(
+                unchanged=counts.get(kind, {}).get("in_file", 0),
+                not_in_file=counts.get(kind, {}).get("not_in_file", 0),
+            )
+            for kind in ("regions", "accounts", "targets")
+        }
+        return cls(kinds["regions"], kinds["accounts"], kinds["targets"], same_file=same_file)
 
 
 def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
@@ -179,9 +203,13 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _yaml(text: str, environ: dict[str, str] | None) -> Any:
+    return _parse_expanded(expand_env(text, environ))
+
+
+def _parse_expanded(text: str) -> Any:
     try:
         with _collector_paused():
-            return safe_yaml.load(expand_env(text, environ)) or {}  # aliases within a budget
+            return safe_yaml.load(text) or {}  # aliases within a budget
     except yaml.YAMLError as exc:
         raise DirectoryError(f"cannot parse the directory file: {exc}") from None
 
@@ -283,16 +311,51 @@ async def import_directory(
     """Write the file's accounts, regions and targets in one transaction; ``data`` is the file's
     model (``load_directory``) or its parsed data (``parse_directory``)."""
     with _collector_paused():
-        return await _import(session, data, sealer, progress or _Quiet())
+        directory = data if isinstance(data, DirectoryFile) else validate_directory(data)
+        return await _import(session, directory, sealer, progress or _Quiet(), digest="")
+
+
+async def import_directory_file(
+    session: AsyncSession,
+    text: str,
+    sealer: Sealer,
+    environ: dict[str, str] | None = None,
+    progress: ImportProgress | None = None,
+) -> ImportReport:
+    """Import a directory file's text: what ``gongkai directory import`` does.
+
+    The file as read (``${NAME}`` filled in) has a keyed digest. When it is the digest of the
+    last import, which left the directory as this file makes it, and nothing has written the
+    directory since (every import records itself when it changes anything), importing it again
+    changes nothing: the report says so without parsing the file. Otherwise the file is
+    parsed, validated and imported, and its digest recorded with the import."""
+    progress = progress or _Quiet()
+    expanded = expand_env(text, environ)
+    digest = sealer.lookup_key("directory file", _DIGEST_VERSION, expanded)
+    last = await _last_import(session)
+    if last is not None and last.digest == digest:
+        return ImportReport.unchanged(last.counts, same_file=True)
+    with _collector_paused():
+        progress.phase("parsing")
+        data = _parse_expanded(expanded)
+        progress.phase("validating")
+        directory = validate_directory(data)
+        return await _import(session, directory, sealer, progress, digest=digest, last=last)
+
+
+async def _last_import(session: AsyncSession) -> DirectoryImport | None:
+    query = select(DirectoryImport).order_by(DirectoryImport.id.desc()).limit(1)  # type: ignore[union-attr]
+    return (await session.execute(query)).scalars().first()
 
 
 async def _import(
     session: AsyncSession,
-    data: DirectoryFile | dict[str, Any],
+    directory: DirectoryFile,
     sealer: Sealer,
     progress: ImportProgress,
+    digest: str,
+    last: DirectoryImport | None = None,
 ) -> ImportReport:
-    directory = data if isinstance(data, DirectoryFile) else validate_directory(data)
     walk = directory.walk()
     accounts = [(ch, e) for ch, entries in directory.accounts.by_channel().items() for e in entries]
     wanted = _wanted_targets(directory, sealer)
@@ -306,6 +369,8 @@ async def _import(
     progress.advance(len(walk))
     codes = [node.code for _, node, _ in walk]
     await _import_targets(session, sealer, wanted, codes, report.target_counts, progress)
+    if report.changed_anything() or (digest and (last is None or last.digest != digest)):
+        session.add(DirectoryImport(digest=digest, counts=report.counts()))
     await session.commit()
     return report
 
