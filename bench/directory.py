@@ -2,13 +2,15 @@
 
 Run by hand:  python bench/directory.py [--runs 3] [--targets 10000] [--database sqlite,postgres]
 
-Four cases, each the whole command as a county's operator runs it (a fresh process: start-up,
-parsing, validating, migrations checked, writing):
+Five cases, each the whole command as a county's operator runs it (a fresh process: start-up,
+migrations checked, parsing, validating, writing):
 
 - flat:      10,000 village-group targets in one village (bench/fanout.py's county), a fresh
              database;
 - towns:     100 towns × 100 villages, one target each (10,101 regions), a fresh database;
-- unchanged: the towns county imported again as it is;
+- unchanged: the towns county imported again as it is (known by its digest: not read again);
+- re-read:   the same county with a comment added, so it is parsed, validated and compared
+             row by row, and changes nothing;
 - 1% changed: the towns county again with 100 targets' options changed.
 
 SQLite always; PostgreSQL when its binaries are installed (a throwaway cluster on a loopback
@@ -114,6 +116,7 @@ def bench(database: str, pg_server: str | None, runs: int, targets: int, tmp: Pa
         "flat": directory_yaml(targets),
         "towns": towns_yaml(targets),
         "changed": towns_yaml(targets, changed_every=100),
+        "re-read": towns_yaml(targets) + "# the same county, another file\n",
     }
     paths = {}
     for name, body in files.items():
@@ -131,6 +134,7 @@ def bench(database: str, pg_server: str | None, runs: int, targets: int, tmp: Pa
         env = fresh_env(tmp, pg_server)
         record("towns", lambda: run_import(paths["towns"], env))  # noqa: B023
         record("unchanged", lambda: run_import(paths["towns"], env))  # noqa: B023
+        record("re-read", lambda: run_import(paths["re-read"], env))  # noqa: B023
         record("1% changed", lambda: run_import(paths["changed"], env))  # noqa: B023
     for case, figures in results.items():
         wall = statistics.median(w for w, _ in figures)

@@ -14,15 +14,33 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
 )
+from rich.text import Text
 
 from gongkai.storage.directory import ImportReport
+
+
+class _Rows(ProgressColumn):
+    """``12000/20101`` for a phase that counts rows; nothing for one that cannot."""
+
+    def render(self, task: Task) -> Text:
+        if not task.fields.get("rows"):
+            return Text("")
+        return Text(f"{int(task.completed)}/{int(task.total or 0)}", style="progress.download")
+
+
+class _Seconds(ProgressColumn):
+    """The phase's time to the hundredth: phases take a fraction of a second each."""
+
+    def render(self, task: Task) -> Text:
+        took = task.finished_time if task.finished else task.elapsed
+        return Text(f"{took or 0:.2f} s", style="progress.elapsed")
 
 
 class BarProgress:
@@ -33,8 +51,8 @@ class BarProgress:
             SpinnerColumn(finished_text="[green]✓[/]"),
             TextColumn("{task.description:<11}"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
+            _Rows(),
+            _Seconds(),
             console=console,
         )
         self._task: TaskID | None = None
@@ -57,7 +75,7 @@ class BarProgress:
 
     def phase(self, name: str, total: int | None = None) -> None:
         self._finish()
-        self._task = self._bars.add_task(name, total=total)
+        self._task = self._bars.add_task(name, total=total, rows=total is not None)
 
     def advance(self, steps: int = 1) -> None:
         if self._task is not None:

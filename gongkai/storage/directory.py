@@ -35,6 +35,7 @@ from gongkai.domain.directory_file import (
     DirectoryError,
     DirectoryFile,
     LoudspeakerTarget,
+    RegionNode,
     SmsTarget,
     TargetEntry,
     TelegramTarget,
@@ -77,8 +78,10 @@ __all__ = [
 class ImportProgress(Protocol):
     """Told what the import is doing: the command line draws it, a test may record it.
 
-    Phases, in order: ``parsing``, ``validating``, ``writing``; ``total`` is the number of steps
+    Phases, in order: ``parsing``, ``validating``, ``writing`` (a caller may add its own, as
+    the command line does ``connecting`` before them); ``total`` is the number of steps
     ``advance`` will count (None when a phase cannot say: parsing and validating are one call).
+    None of them when the file is the last import's, unchanged.
     """
 
     def phase(self, name: str, total: int | None = None) -> None: ...
@@ -96,8 +99,9 @@ class _Quiet:
 
 @dataclass
 class KindCounts:
-    """What an import did to one kind of row. ``not_in_file``: rows of the file's regions (for
-    accounts: any account) that the file no longer lists; the import leaves them as they were."""
+    """What an import did to one kind of row. ``not_in_file``: stored rows the file does not
+    list (targets in the file's regions, regions under its top regions, any account); the import
+    leaves them as they were."""
 
     added: int = 0
     changed: int = 0
@@ -115,6 +119,7 @@ class ImportReport:
     account_counts: KindCounts = field(default_factory=KindCounts)
     target_counts: KindCounts = field(default_factory=KindCounts)
     warnings: list[str] = field(default_factory=list)
+    same_file: bool = False  # the file of the last import, unchanged: not read again
 
     @property
     def regions(self) -> int:
@@ -135,8 +140,6 @@ class ImportReport:
     @property
     def targets_unchanged(self) -> int:
         return self.target_counts.unchanged
-
-    same_file: bool = False  # the file of the last import, unchanged: not read again
 
     def kinds(self) -> dict[str, KindCounts]:
         return {
@@ -269,11 +272,14 @@ def _target_address(t: TargetEntry) -> tuple[dict[str, Any], str]:
     raise AssertionError(f"a {t.channel} target without an address")  # the model refuses it
 
 
-def _wanted_targets(directory: DirectoryFile, sealer: Sealer) -> list[_WantedTarget]:
+_Walk = list[tuple[str, RegionNode, RegionNode | None]]
+
+
+def _wanted_targets(directory: DirectoryFile, walk: _Walk, sealer: Sealer) -> list[_WantedTarget]:
     """Every target of the file in file order, then one per official account (as before)."""
     wanted = [
         _WantedTarget(node.code, t.channel, t.account, *_target_address(t), t.options())
-        for _where, node, _parent in directory.walk()
+        for _where, node, _parent in walk
         for t in node.targets
     ]
     for account in directory.accounts.wechat_mp:
@@ -358,14 +364,14 @@ async def _import(
 ) -> ImportReport:
     walk = directory.walk()
     accounts = [(ch, e) for ch, entries in directory.accounts.by_channel().items() for e in entries]
-    wanted = _wanted_targets(directory, sealer)
+    wanted = _wanted_targets(directory, walk, sealer)
     progress.phase("writing", len(walk) + len(accounts) + len(wanted))
     report = ImportReport()
 
     await _check_official_account_regions(session, directory, {n.code for _, n, _ in walk})
     await _import_accounts(session, sealer, accounts, report.account_counts)
     progress.advance(len(accounts))
-    await _import_regions(session, directory, report.region_counts)
+    await _import_regions(session, directory, walk, report.region_counts)
     progress.advance(len(walk))
     codes = [node.code for _, node, _ in walk]
     await _import_targets(session, sealer, wanted, codes, report.target_counts, progress)
@@ -449,7 +455,7 @@ _REGION_FIELDS = ("name", "parent_code", "path", "level", "names", "languages")
 
 
 async def _import_regions(
-    session: AsyncSession, directory: DirectoryFile, counts: KindCounts
+    session: AsyncSession, directory: DirectoryFile, walk: _Walk, counts: KindCounts
 ) -> None:
     """The tree, parents first. The stored regions under the file's top regions are read by
     code prefix (a child's code extends its parent's), one query per top region."""
@@ -464,7 +470,7 @@ async def _import_regions(
     paths: dict[str, tuple[str, int]] = {}
     added: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
-    for _where, node, parent in directory.walk():
+    for _where, node, parent in walk:
         parent_path, parent_level = paths[parent.code] if parent else ("/", -1)
         path = parent_path + node.code + "/"
         paths[node.code] = (path, parent_level + 1)
