@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
 import json
 import sqlite3
 import uuid
+from contextlib import asynccontextmanager
 
 import pytest
 from cryptography.fernet import Fernet
@@ -22,6 +24,7 @@ from gongkai.storage.crypto import Sealer
 from gongkai.storage.db import make_engine, make_sessionmaker, upgrade
 from gongkai.storage.directory import (
     DirectoryError,
+    ImportReport,
     import_directory,
     import_directory_file,
     load_directory,
@@ -123,14 +126,13 @@ CHANGED = (
 )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def any_db(request, tmp_path):  # type: ignore[no-untyped-def]
-    """The same database work on SQLite and on PostgreSQL (a database of its own)."""
+@asynccontextmanager
+async def _database(tmp_path, postgres_server: str | None):  # type: ignore[no-untyped-def]
+    """A migrated database: SQLite in the test's directory, or one of its own on the server."""
     url = None
-    if request.param == "postgres":
-        server = request.getfixturevalue("postgres_url")
-        url = server.rsplit("/", 1)[0] + "/" + f"dir_{uuid.uuid4().hex[:8]}"
-        engine = make_engine(server)
+    if postgres_server:
+        url = postgres_server.rsplit("/", 1)[0] + "/" + f"dir_{uuid.uuid4().hex[:8]}"
+        engine = make_engine(postgres_server)
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text(f"CREATE DATABASE {url.rsplit('/', 1)[1]}"))
@@ -138,8 +140,18 @@ async def any_db(request, tmp_path):  # type: ignore[no-untyped-def]
     s = settings_for(tmp_path, **({"database_url": url} if url else {}))
     await upgrade(s.resolved_database_url)
     engine = make_engine(s.resolved_database_url)
-    yield make_sessionmaker(engine), Sealer(s.resolved_secret_key())
-    await engine.dispose()
+    try:
+        yield make_sessionmaker(engine), Sealer(s.resolved_secret_key())
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def any_db(request, tmp_path):  # type: ignore[no-untyped-def]
+    """The same database work on SQLite and on PostgreSQL."""
+    server = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    async with _database(tmp_path, server) as db:
+        yield db
 
 
 async def _rows(maker) -> tuple[dict, dict, dict]:  # type: ignore[no-untyped-def]
@@ -218,6 +230,26 @@ async def test_the_same_file_is_known_until_the_directory_changes(any_db) -> Non
     async with maker() as session:
         other_robot = await import_directory_file(session, DIRECTORY, sealer, {"ROBOT_1": "r-9"})
     assert not other_robot.same_file and other_robot.targets_added == 1
+
+
+async def test_two_imports_at_once_land_one_after_the_other(any_db) -> None:
+    """The second waits for the first, then reads what it wrote: neither fails on the other's
+    new rows, and the record of the last import is the one that ran last."""
+    maker, sealer = any_db
+
+    async def one(text: str) -> ImportReport:
+        async with maker() as session:
+            return await import_directory_file(session, text, sealer, ENV)
+
+    first, second = await asyncio.gather(one(DIRECTORY), one(CHANGED))
+    assert sorted([first.targets_added, second.targets_added]) == [1, 5]  # one after the other
+    targets, regions, _ = await _rows(maker)
+    assert len(targets) == 6 and len(regions) == 7
+    async with maker() as session:
+        last = await import_directory_file(session, CHANGED, sealer, ENV)
+        other = await import_directory_file(session, DIRECTORY, sealer, ENV)
+    assert last.same_file == (second.targets_added == 1)  # the later one is the record
+    assert not other.same_file
 
 
 async def test_values_sealed_by_an_older_release_are_sealed_afresh(db) -> None:

@@ -318,6 +318,7 @@ async def import_directory(
     model (``load_directory``) or its parsed data (``parse_directory``)."""
     with _collector_paused():
         directory = data if isinstance(data, DirectoryFile) else validate_directory(data)
+        await _one_import_at_a_time(session)
         return await _import(session, directory, sealer, progress or _Quiet(), digest="")
 
 
@@ -338,9 +339,12 @@ async def import_directory_file(
     progress = progress or _Quiet()
     expanded = expand_env(text, environ)
     digest = sealer.lookup_key("directory file", _DIGEST_VERSION, expanded)
-    last = await _last_import(session)
-    if last is not None and last.digest == digest:
-        return ImportReport.unchanged(last.counts, same_file=True)
+    for locked in (False, True):  # the lock only when there is work to do
+        if locked:
+            await _one_import_at_a_time(session)
+        last = await _last_import(session)
+        if last is not None and last.digest == digest:
+            return ImportReport.unchanged(last.counts, same_file=True)
     with _collector_paused():
         progress.phase("parsing")
         data = _parse_expanded(expanded)
@@ -349,9 +353,26 @@ async def import_directory_file(
         return await _import(session, directory, sealer, progress, digest=digest, last=last)
 
 
+_IMPORT_LOCK = 0x676B_6469  # "gkdi": PostgreSQL's advisory lock key for directory imports
+
+
+async def _one_import_at_a_time(session: AsyncSession) -> None:
+    """Two imports at once would both add the same new targets (one failing on the unique
+    lookup), or mix their changes and leave the last import's record describing neither. So the
+    second waits until the first's transaction has ended, then reads what it wrote: PostgreSQL
+    by an advisory lock, SQLite by taking its one writer's lock before the first read."""
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_IMPORT_LOCK})")
+    elif conn.dialect.name == "sqlite":
+        raw = await conn.get_raw_connection()
+        if not raw.driver_connection.in_transaction:  # the caller may have written already
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 async def _last_import(session: AsyncSession) -> DirectoryImport | None:
     query = select(DirectoryImport).order_by(DirectoryImport.id.desc()).limit(1)  # type: ignore[union-attr]
-    return (await session.execute(query)).scalars().first()
+    return (await session.exec(query)).scalars().first()  # type: ignore[call-overload]
 
 
 async def _import(
@@ -388,7 +409,8 @@ async def _check_official_account_regions(
     elsewhere = {a.region for a in directory.accounts.wechat_mp} - in_file
     stored: set[str] = set()
     if elsewhere:
-        rows = await session.execute(select(Region.code).where(Region.code.in_(elsewhere)))  # type: ignore[attr-defined]
+        conn = await session.connection()
+        rows = await conn.execute(select(Region.code).where(Region.code.in_(elsewhere)))  # type: ignore[attr-defined]
         stored = set(rows.scalars())
     for account in directory.accounts.wechat_mp:
         if account.region not in in_file and account.region not in stored:
@@ -466,7 +488,8 @@ async def _import_regions(
         query = select(R.c.code, *(R.c[f] for f in _REGION_FIELDS)).where(
             or_(*(R.c.code.startswith(code, autoescape=True) for code in roots))
         )
-        stored = {row[0]: tuple(row[1:]) for row in await session.execute(query)}
+        conn = await session.connection()
+        stored = {row[0]: tuple(row[1:]) for row in await conn.execute(query)}
     paths: dict[str, tuple[str, int]] = {}
     added: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
@@ -565,11 +588,10 @@ async def _stored_targets(
         func.substr(T.c.address_sealed, 1, len(_CURRENT_SEAL)),
     )
     stored: dict[str, _StoredTarget] = {}
+    conn = await session.connection()
 
     async def read(where: Any) -> None:
-        for lookup, id_, options, masked, seal in await session.execute(
-            select(*columns).where(where)
-        ):
+        for lookup, id_, options, masked, seal in await conn.execute(select(*columns).where(where)):
             stored[lookup] = _StoredTarget(id_, options, masked, seal == _CURRENT_SEAL)
 
     for chunk in _chunks(region_codes):
