@@ -1,4 +1,6 @@
-"""Directory import: idempotent, ${ENV} expansion, clear errors, secrets sealed and masked."""
+"""Directory import: idempotent, ${ENV} expansion, clear errors, secrets sealed and masked;
+what a changed file adds and changes (and never removes) on SQLite and PostgreSQL, the same file
+known again by its digest, imports one at a time, and the command's progress and summary."""
 
 from __future__ import annotations
 
