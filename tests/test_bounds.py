@@ -25,6 +25,37 @@ def test_yaml_aliases_within_the_budget_still_work() -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "regions:\n  - {code: '150627', name: 旗, targets: [{channel: sms, phones: [1]}]}\n",
+        "a: &x [1, 2.5, true, null, ~, 2026-11-23, 2026-11-23T09:00:00+08:00, 0x1f, 0o17]\nb: *x\n",
+        "? [1, 2]\n: x\n",  # a sequence as a key: PyYAML refuses it
+        "!!set {a, b}\n",
+        "o: !!omap [{a: 1}, {b: 2}]\nbin: !!binary aGVsbG8=\n",
+        "m: {<<: [{a: 1}, {b: 2}], c: 3}\n",
+        "t: !custom 1\n",
+        "k: {1: one, 2.5: two, null: three, yes: four}\n",
+        "bad: !!binary '***'\n",
+        "s: !!str {a: 1}\n",
+    ],
+)
+def test_yaml_reads_as_pyyaml_reads_it(text: str) -> None:
+    """The loader's one-pass way for plain files gives what PyYAML's safe loader gives, and
+    refuses what it refuses, in its words."""
+    try:
+        expected = yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError as exc:
+        with pytest.raises(yaml.YAMLError) as caught:
+            safe_yaml.load(text)
+        assert str(caught.value) == str(exc)
+        return
+    got = safe_yaml.load(text)
+    assert got == expected and repr(got) == repr(expected)  # same types, same order
+    if isinstance(got, dict) and "b" in got and "a" in got and isinstance(got["a"], list):
+        assert got["a"] is got["b"]  # an alias is the same object, as in PyYAML
+
+
+@pytest.mark.parametrize(
     ("text", "says"),
     [
         (BILLION_LAUGHS, "aliases are expanded"),

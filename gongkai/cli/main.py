@@ -174,30 +174,30 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 
 @directory_app.command("import")
 def directory_import(file: Path) -> None:
-    """Load accounts, regions and targets; importing the same file again changes nothing."""
+    """Load accounts, regions and targets; importing the same file again changes nothing.
+
+    Progress (connecting, parsing, validating, writing) goes to standard error: bars on a
+    terminal, a line per phase otherwise; the summary, a line per kind, to standard output."""
+    from gongkai.cli.import_progress import import_progress, summary_lines
     from gongkai.storage.crypto import Sealer
-    from gongkai.storage.directory import DirectoryError, import_directory, parse_directory
+    from gongkai.storage.directory import DirectoryError, import_directory_file
 
     s = settings()
     text = read_file(file)
-    try:
-        data = parse_directory(text)
-    except DirectoryError as exc:
-        fail(f"{file}: {exc}")
 
     async def go():  # type: ignore[no-untyped-def]
+        progress.phase("connecting")  # the database, its migrations checked
         async with database(s) as maker, maker() as session:
-            return await import_directory(session, data, Sealer(s.resolved_secret_key()))
+            sealer = Sealer(s.resolved_secret_key())
+            return await import_directory_file(session, text, sealer, progress=progress)
 
     try:
-        report = run(go)
+        with import_progress(err) as progress:
+            report = run(go)
     except DirectoryError as exc:
         fail(f"{file}: {exc}")
-    out.print(
-        f"regions: {report.regions}, accounts: {report.accounts}, targets: "
-        f"{report.targets_added} added, {report.targets_updated} updated, "
-        f"{report.targets_unchanged} unchanged"
-    )
+    for line in summary_lines(report):
+        out.print(line, highlight=False, soft_wrap=True)
 
 
 @token_app.command("create")

@@ -2,18 +2,31 @@
 
 Idempotent: importing the same file twice changes nothing. Secrets and phone numbers are sealed
 before they touch the database and only ever shown masked.
+
+A county's file holds ten thousand targets, so the import works in sets, not rows: the file is
+validated once, the county's rows are read in a few queries, the difference is worked out in
+memory and written with one executemany per kind of change, all in one transaction. Nothing is
+sealed again unless it changed (a seal is random, so resealing would rewrite every row): a
+target is found by its keyed lookup digest, which covers its whole address, and an account's
+stored secrets are opened and compared. An import adds and changes; it never removes or
+deactivates: a target, region or account that is no longer in the file is left as it was (and
+counted, so the person importing sees it), because deliveries, followers and the history refer
+to them.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
-from sqlmodel import select
+from sqlalchemy import func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.domain import safe_yaml
@@ -27,11 +40,11 @@ from gongkai.domain.directory_file import (
     TargetEntry,
     TelegramTarget,
     VillageGroupTarget,
-    WechatAccount,
     validate_directory,
 )
+from gongkai.storage.bulk import insert_rows, update_rows
 from gongkai.storage.crypto import Sealer, mask_phone, mask_secret
-from gongkai.storage.models import Account, Region, Target
+from gongkai.storage.models import Account, DirectoryImport, Region, Target
 
 SECRET_FIELDS = {
     "app_secret",
@@ -44,25 +57,116 @@ SECRET_FIELDS = {
     "password",
 }
 _ENV_RE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")  # upper case only: SMS templates use ${title}
+_CURRENT_SEAL = "g1:"  # Sealer's AES-GCM prefix; anything else is an older Fernet token
+_CHUNK = 2000  # rows per read (bound parameters) and per progress step
+_DIGEST_VERSION = "1"  # part of a file's digest: a new way of importing reads every file again
 __all__ = [
     "ACCOUNT_CHANNELS",
     "SECRET_FIELDS",
     "DirectoryError",
+    "ImportProgress",
     "ImportReport",
+    "KindCounts",
     "expand_env",
     "import_directory",
+    "import_directory_file",
+    "load_directory",
     "parse_directory",
 ]
 
 
+class ImportProgress(Protocol):
+    """Told what the import is doing: the command line draws it, a test may record it.
+
+    Phases, in order: ``parsing``, ``validating``, ``writing`` (a caller may add its own, as
+    the command line does ``connecting`` before them); ``total`` is the number of steps
+    ``advance`` will count (None when a phase cannot say: parsing and validating are one call).
+    None of them when the file is the last import's, unchanged.
+    """
+
+    def phase(self, name: str, total: int | None = None) -> None: ...
+
+    def advance(self, steps: int = 1) -> None: ...
+
+
+class _Quiet:
+    def phase(self, name: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, steps: int = 1) -> None:
+        pass
+
+
+@dataclass
+class KindCounts:
+    """What an import did to one kind of row. ``not_in_file``: stored rows the file does not
+    list (targets in the file's regions, regions under its top regions, any account); the import
+    leaves them as they were."""
+
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    not_in_file: int = 0
+
+    @property
+    def in_file(self) -> int:
+        return self.added + self.changed + self.unchanged
+
+
 @dataclass
 class ImportReport:
-    regions: int = 0
-    accounts: int = 0
-    targets_added: int = 0
-    targets_updated: int = 0
-    targets_unchanged: int = 0
+    region_counts: KindCounts = field(default_factory=KindCounts)
+    account_counts: KindCounts = field(default_factory=KindCounts)
+    target_counts: KindCounts = field(default_factory=KindCounts)
     warnings: list[str] = field(default_factory=list)
+    same_file: bool = False  # the file of the last import, unchanged: not read again
+
+    @property
+    def regions(self) -> int:
+        return self.region_counts.in_file
+
+    @property
+    def accounts(self) -> int:
+        return self.account_counts.in_file
+
+    @property
+    def targets_added(self) -> int:
+        return self.target_counts.added
+
+    @property
+    def targets_updated(self) -> int:
+        return self.target_counts.changed
+
+    @property
+    def targets_unchanged(self) -> int:
+        return self.target_counts.unchanged
+
+    def kinds(self) -> dict[str, KindCounts]:
+        return {
+            "regions": self.region_counts,
+            "accounts": self.account_counts,
+            "targets": self.target_counts,
+        }
+
+    def changed_anything(self) -> bool:
+        return any(c.added or c.changed for c in self.kinds().values())
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """What a later import of the same file reports: everything in it, unchanged."""
+        return {
+            k: {"in_file": c.in_file, "not_in_file": c.not_in_file} for k, c in self.kinds().items()
+        }
+
+    @classmethod
+    def unchanged(cls, counts: dict[str, dict[str, int]], same_file: bool) -> ImportReport:
+        kinds = {
+            kind: KindCounts(
+                unchanged=counts.get(kind, {}).get("in_file", 0),
+                not_in_file=counts.get(kind, {}).get("not_in_file", 0),
+            )
+            for kind in ("regions", "accounts", "targets")
+        }
+        return cls(kinds["regions"], kinds["accounts"], kinds["targets"], same_file=same_file)
 
 
 def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
@@ -86,13 +190,233 @@ def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
     return out
 
 
-def parse_directory(text: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A county's file becomes some 100,000 small objects (YAML nodes, then dicts, then models)
+    at once; each allocation burst makes CPython's cycle collector walk the growing heap again,
+    which was half the parse time of a 10,000-village file. Nothing built here forms cycles
+    that must go before the import ends, so the collector waits until then."""
+    was_enabled = gc.isenabled()
+    gc.disable()
     try:
-        data = safe_yaml.load(expand_env(text, environ)) or {}  # aliases within a budget
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _yaml(text: str, environ: dict[str, str] | None) -> Any:
+    return _parse_expanded(expand_env(text, environ))
+
+
+def _parse_expanded(text: str) -> Any:
+    try:
+        with _collector_paused():
+            return safe_yaml.load(text) or {}  # aliases within a budget
     except yaml.YAMLError as exc:
         raise DirectoryError(f"cannot parse the directory file: {exc}") from None
-    validate_directory(data)  # refused here, before a database is opened
-    return data
+
+
+def parse_directory(text: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The file as plain data, checked (refused here, before a database is opened)."""
+    data = _yaml(text, environ)
+    validate_directory(data)
+    return data  # type: ignore[no-any-return]
+
+
+def load_directory(
+    text: str, environ: dict[str, str] | None = None, progress: ImportProgress | None = None
+) -> DirectoryFile:
+    """The file as its model, validated once: what the command line hands to the import."""
+    progress = progress or _Quiet()
+    progress.phase("parsing")
+    data = _yaml(text, environ)
+    progress.phase("validating")
+    with _collector_paused():
+        return validate_directory(data)
+
+
+# --- what the file wants ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _WantedTarget:
+    region_code: str
+    channel: str
+    account: str | None
+    address: dict[str, Any]
+    masked: str
+    options: dict[str, Any]
+    lookup: str = ""
+
+
+@dataclass(slots=True)
+class _StoredTarget:
+    id: int | None  # None: added by this import
+    options: dict[str, Any]
+    masked: str
+    current_seal: bool
+
+
+def _target_address(t: TargetEntry) -> tuple[dict[str, Any], str]:
+    """The sealed address and how it is shown, as the import has always written them."""
+    if isinstance(t, VillageGroupTarget | LoudspeakerTarget) and t.robot_key is not None:
+        return {"robot_key": t.robot_key}, "robot " + mask_secret(t.robot_key)
+    if isinstance(t, SmsTarget | LoudspeakerTarget) and t.phones is not None:
+        masked = ", ".join(mask_phone(p) for p in t.phones[:3]) + (
+            f" (+{len(t.phones) - 3})" if len(t.phones) > 3 else ""
+        )
+        return {"phones": t.phones}, masked
+    if isinstance(t, TelegramTarget):
+        return {"chat_id": t.chat_id}, f"chat {t.chat_id}"
+    raise AssertionError(f"a {t.channel} target without an address")  # the model refuses it
+
+
+_Walk = list[tuple[str, RegionNode, RegionNode | None]]
+
+
+def _wanted_targets(directory: DirectoryFile, walk: _Walk, sealer: Sealer) -> list[_WantedTarget]:
+    """Every target of the file in file order, then one per official account (as before)."""
+    wanted = [
+        _WantedTarget(node.code, t.channel, t.account, *_target_address(t), t.options())
+        for _where, node, _parent in walk
+        for t in node.targets
+    ]
+    for account in directory.accounts.wechat_mp:
+        wanted.append(
+            _WantedTarget(
+                account.region,
+                "wechat_mp",
+                account.name,
+                {},
+                "official account " + account.name,
+                {},
+            )
+        )
+    for w in wanted:
+        w.lookup = sealer.lookup_key(
+            w.channel, w.region_code, w.account or "", json.dumps(w.address, sort_keys=True)
+        )
+    return wanted
+
+
+def _chunks(values: list[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+# --- the import -------------------------------------------------------------------------------
+
+
+async def import_directory(
+    session: AsyncSession,
+    data: DirectoryFile | dict[str, Any],
+    sealer: Sealer,
+    progress: ImportProgress | None = None,
+) -> ImportReport:
+    """Write the file's accounts, regions and targets in one transaction; ``data`` is the file's
+    model (``load_directory``) or its parsed data (``parse_directory``)."""
+    with _collector_paused():
+        directory = data if isinstance(data, DirectoryFile) else validate_directory(data)
+        await _one_import_at_a_time(session)
+        return await _import(session, directory, sealer, progress or _Quiet(), digest="")
+
+
+async def import_directory_file(
+    session: AsyncSession,
+    text: str,
+    sealer: Sealer,
+    environ: dict[str, str] | None = None,
+    progress: ImportProgress | None = None,
+) -> ImportReport:
+    """Import a directory file's text: what ``gongkai directory import`` does.
+
+    The file as read (``${NAME}`` filled in) has a keyed digest. When it is the digest of the
+    last import, which left the directory as this file makes it, and nothing has written the
+    directory since (every import records itself when it changes anything), importing it again
+    changes nothing: the report says so without parsing the file. Otherwise the file is
+    parsed, validated and imported, and its digest recorded with the import."""
+    progress = progress or _Quiet()
+    expanded = expand_env(text, environ)
+    digest = sealer.lookup_key("directory file", _DIGEST_VERSION, expanded)
+    for locked in (False, True):  # the lock only when there is work to do
+        if locked:
+            await _one_import_at_a_time(session)
+        last = await _last_import(session)
+        if last is not None and last.digest == digest:
+            return ImportReport.unchanged(last.counts, same_file=True)
+    with _collector_paused():
+        progress.phase("parsing")
+        data = _parse_expanded(expanded)
+        progress.phase("validating")
+        directory = validate_directory(data)
+        return await _import(session, directory, sealer, progress, digest=digest, last=last)
+
+
+_IMPORT_LOCK = 0x676B_6469  # "gkdi": PostgreSQL's advisory lock key for directory imports
+
+
+async def _one_import_at_a_time(session: AsyncSession) -> None:
+    """Two imports at once would both add the same new targets (one failing on the unique
+    lookup), or mix their changes and leave the last import's record describing neither. So the
+    second waits until the first's transaction has ended, then reads what it wrote: PostgreSQL
+    by an advisory lock, SQLite by taking its one writer's lock before the first read."""
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_IMPORT_LOCK})")
+    elif conn.dialect.name == "sqlite":
+        raw = await conn.get_raw_connection()
+        if not raw.driver_connection.in_transaction:  # the caller may have written already
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def _last_import(session: AsyncSession) -> DirectoryImport | None:
+    query = select(DirectoryImport).order_by(DirectoryImport.id.desc()).limit(1)  # type: ignore[union-attr]
+    return (await session.exec(query)).scalars().first()  # type: ignore[call-overload]
+
+
+async def _import(
+    session: AsyncSession,
+    directory: DirectoryFile,
+    sealer: Sealer,
+    progress: ImportProgress,
+    digest: str,
+    last: DirectoryImport | None = None,
+) -> ImportReport:
+    walk = directory.walk()
+    accounts = [(ch, e) for ch, entries in directory.accounts.by_channel().items() for e in entries]
+    wanted = _wanted_targets(directory, walk, sealer)
+    progress.phase("writing", len(walk) + len(accounts) + len(wanted))
+    report = ImportReport()
+
+    await _check_official_account_regions(session, directory, {n.code for _, n, _ in walk})
+    await _import_accounts(session, sealer, accounts, report.account_counts)
+    progress.advance(len(accounts))
+    await _import_regions(session, directory, walk, report.region_counts)
+    progress.advance(len(walk))
+    codes = [node.code for _, node, _ in walk]
+    await _import_targets(session, sealer, wanted, codes, report.target_counts, progress)
+    if report.changed_anything() or (digest and (last is None or last.digest != digest)):
+        session.add(DirectoryImport(digest=digest, counts=report.counts()))
+    await session.commit()
+    return report
+
+
+async def _check_official_account_regions(
+    session: AsyncSession, directory: DirectoryFile, in_file: set[str]
+) -> None:
+    """An official account's target lies in its county: the file's or one already stored."""
+    elsewhere = {a.region for a in directory.accounts.wechat_mp} - in_file
+    stored: set[str] = set()
+    if elsewhere:
+        conn = await session.connection()
+        rows = await conn.execute(select(Region.code).where(Region.code.in_(elsewhere)))  # type: ignore[attr-defined]
+        stored = set(rows.scalars())
+    for account in directory.accounts.wechat_mp:
+        if account.region not in in_file and account.region not in stored:
+            raise DirectoryError(
+                f"accounts.wechat_mp '{account.name}': region {account.region} is not in regions"
+            )
 
 
 def _split_secrets(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -101,120 +425,179 @@ def _split_secrets(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return public, secret
 
 
-async def import_directory(
-    session: AsyncSession, data: DirectoryFile | dict[str, Any], sealer: Sealer
-) -> ImportReport:
-    """Write the file's accounts, regions and targets; ``data`` is the parsed file (as
-    ``parse_directory`` returns it) or its model."""
-    directory = data if isinstance(data, DirectoryFile) else validate_directory(data)
-    report = ImportReport()
-    wechat_targets: list[tuple[str, str]] = []
-    for channel, entries in directory.accounts.by_channel().items():
-        for entry in entries:
-            if isinstance(entry, WechatAccount):
-                wechat_targets.append((entry.name, entry.region))
-            fields = entry.model_dump(exclude_unset=True)
-            public, secret = _split_secrets({k: v for k, v in fields.items() if k != "name"})
-            existing = (
-                await session.exec(
-                    select(Account).where(Account.channel == channel, Account.name == entry.name)
-                )
-            ).first()
-            acc = existing or Account(channel=channel, name=entry.name)
-            acc.provider = entry.provider
-            acc.region_code = entry.region
-            acc.config = public
-            acc.secrets_sealed = sealer.seal(secret)
-            acc.secrets_masked = {k: mask_secret(str(v)) for k, v in secret.items()}
-            session.add(acc)
-            report.accounts += 1
+def _same_secrets(sealer: Sealer, sealed: str, secret: dict[str, Any]) -> bool:
+    """Whether the stored seal holds exactly these secrets, in the current kind of seal (an
+    older Fernet token, or one sealed under another key, is sealed afresh)."""
+    if not sealed.startswith(_CURRENT_SEAL):
+        return False
+    try:
+        return bool(sealer.open(sealed) == secret)
+    except ValueError:
+        return False
 
-    regions: dict[str, Region] = {}
-    for _where, node, parent in directory.walk():
-        region = await _import_region(session, node, regions[parent.code] if parent else None)
-        regions[node.code] = region
-        report.regions += 1
-        for target in node.targets:
-            await _import_target(session, sealer, report, region, target)
+
+async def _import_accounts(
+    session: AsyncSession, sealer: Sealer, entries: list[tuple[str, Any]], counts: KindCounts
+) -> None:
+    """A handful of rows: the ORM, read in one query. A later entry of the same channel and
+    name overwrites an earlier one, as it always has."""
+    stored = {(a.channel, a.name): a for a in (await session.exec(select(Account))).scalars()}  # type: ignore[call-overload]
+    seen: set[tuple[str, str]] = set()
+    for channel, entry in entries:
+        seen.add((channel, entry.name))
+        fields = entry.model_dump(exclude_unset=True)
+        public, secret = _split_secrets({k: v for k, v in fields.items() if k != "name"})
+        masked = {k: mask_secret(str(v)) for k, v in secret.items()}
+        acc = stored.get((channel, entry.name))
+        if acc is not None and (
+            acc.provider == entry.provider
+            and acc.region_code == entry.region
+            and acc.config == public
+            and acc.secrets_masked == masked
+            and _same_secrets(sealer, acc.secrets_sealed, secret)
+        ):
+            counts.unchanged += 1
+            continue
+        if acc is None:
+            acc = stored[(channel, entry.name)] = Account(channel=channel, name=entry.name)
+            counts.added += 1
+        else:
+            counts.changed += 1
+        acc.provider = entry.provider
+        acc.region_code = entry.region
+        acc.config = public
+        acc.secrets_sealed = sealer.seal(secret)
+        acc.secrets_masked = masked
+        session.add(acc)
+    counts.not_in_file = len(set(stored) - seen)
     await session.flush()
 
-    for name, code in wechat_targets:
-        if code not in regions and await session.get(Region, code) is None:
-            raise DirectoryError(f"accounts.wechat_mp '{name}': region {code} is not in regions")
-        await _upsert_target(
-            session, sealer, report, code, "wechat_mp", name, {}, "official account " + name, {}
-        )
-    await session.commit()
-    return report
+
+_REGION_FIELDS = ("name", "parent_code", "path", "level", "names", "languages")
 
 
-async def _import_region(session: AsyncSession, node: RegionNode, parent: Region | None) -> Region:
-    region = await session.get(Region, node.code) or Region(code=node.code, name=node.name, path="")
-    region.name = node.name
-    region.parent_code = parent.code if parent else None
-    region.path = (parent.path if parent else "/") + node.code + "/"
-    region.level = (parent.level + 1) if parent else 0
-    region.names = dict(node.names)
-    region.languages = list(node.languages)
-    session.add(region)
-    return region
-
-
-async def _import_target(
-    session: AsyncSession, sealer: Sealer, report: ImportReport, region: Region, t: TargetEntry
+async def _import_regions(
+    session: AsyncSession, directory: DirectoryFile, walk: _Walk, counts: KindCounts
 ) -> None:
-    address: dict[str, Any]
-    if isinstance(t, VillageGroupTarget | LoudspeakerTarget) and t.robot_key is not None:
-        address = {"robot_key": t.robot_key}
-        masked = "robot " + mask_secret(t.robot_key)
-    elif isinstance(t, SmsTarget | LoudspeakerTarget) and t.phones is not None:
-        address = {"phones": t.phones}
-        masked = ", ".join(mask_phone(p) for p in t.phones[:3]) + (
-            f" (+{len(t.phones) - 3})" if len(t.phones) > 3 else ""
+    """The tree, parents first. The stored regions under the file's top regions are read by
+    code prefix (a child's code extends its parent's), one query per top region."""
+    R = Region.__table__  # type: ignore[attr-defined]
+    roots = [node.code for node in directory.regions]
+    stored: dict[str, tuple[Any, ...]] = {}
+    if roots:
+        query = select(R.c.code, *(R.c[f] for f in _REGION_FIELDS)).where(
+            or_(*(R.c.code.startswith(code, autoescape=True) for code in roots))
         )
-    elif isinstance(t, TelegramTarget):
-        address = {"chat_id": t.chat_id}
-        masked = f"chat {t.chat_id}"
-    else:  # the model refuses a target without its address
-        raise AssertionError(f"a {t.channel} target without an address")
-    await _upsert_target(
-        session, sealer, report, region.code, t.channel, t.account, address, masked, t.options()
-    )
+        conn = await session.connection()
+        stored = {row[0]: tuple(row[1:]) for row in await conn.execute(query)}
+    paths: dict[str, tuple[str, int]] = {}
+    added: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    for _where, node, parent in walk:
+        parent_path, parent_level = paths[parent.code] if parent else ("/", -1)
+        path = parent_path + node.code + "/"
+        paths[node.code] = (path, parent_level + 1)
+        row = {
+            "name": node.name,
+            "parent_code": parent.code if parent else None,
+            "path": path,
+            "level": parent_level + 1,
+            "names": dict(node.names),
+            "languages": list(node.languages),
+        }
+        old = stored.get(node.code)
+        if old is None:
+            added.append({"code": node.code, **row})
+        elif old != tuple(row.values()):
+            changed.append({**row, "code": node.code})
+        else:
+            counts.unchanged += 1
+    counts.added, counts.changed = len(added), len(changed)
+    counts.not_in_file = len(stored.keys() - paths.keys())
+    await insert_rows(session, R, added)  # file order: a parent before its children
+    await update_rows(session, R, "code", changed)
 
 
-async def _upsert_target(
+async def _import_targets(
     session: AsyncSession,
     sealer: Sealer,
-    report: ImportReport,
-    region_code: str,
-    channel: str,
-    account: str | None,
-    address: dict[str, Any],
-    masked: str,
-    options: dict[str, Any],
+    wanted: list[_WantedTarget],
+    region_codes: list[str],
+    counts: KindCounts,
+    progress: ImportProgress,
 ) -> None:
-    lookup = sealer.lookup_key(
-        channel, region_code, account or "", json.dumps(address, sort_keys=True)
+    """Found by lookup digest: the same address in the same region and account is the same
+    target, whose options and masked label may change; another address is another target."""
+    stored = await _stored_targets(session, wanted, region_codes)
+    in_region_only = set(stored)
+    added: dict[str, dict[str, Any]] = {}
+    changed: dict[int, dict[str, Any]] = {}
+    for chunk in _chunks(wanted):
+        for w in chunk:
+            in_region_only.discard(w.lookup)
+            known = stored.get(w.lookup)
+            if known is None:
+                added[w.lookup] = {
+                    "region_code": w.region_code,
+                    "channel": w.channel,
+                    "account_name": w.account,
+                    "address_sealed": sealer.seal(w.address),
+                    "address_masked": w.masked,
+                    "lookup": w.lookup,
+                    "options": w.options,
+                    "active": True,
+                    "inactive_reason": None,
+                }
+                stored[w.lookup] = _StoredTarget(None, w.options, w.masked, True)
+                counts.added += 1
+                continue
+            if known.options == w.options and known.masked == w.masked and known.current_seal:
+                counts.unchanged += 1
+                continue
+            # the file names it twice: the later entry wins, as it always has
+            counts.changed += 1
+            known.options, known.masked = w.options, w.masked
+            if known.id is None:
+                added[w.lookup].update(options=w.options, address_masked=w.masked)
+                continue
+            row = {"options": w.options, "address_masked": w.masked}
+            if not known.current_seal:
+                known.current_seal = True
+                row["address_sealed"] = sealer.seal(w.address)
+            changed.setdefault(known.id, {}).update(row)
+        progress.advance(len(chunk))
+    counts.not_in_file = len(in_region_only)
+    T = Target.__table__  # type: ignore[attr-defined]
+    await insert_rows(session, T, list(added.values()))  # ids in file order, as before
+    for resealed in (False, True):  # one executemany per set of columns
+        rows = [{**r, "id": i} for i, r in changed.items() if ("address_sealed" in r) == resealed]
+        await update_rows(session, T, "id", rows)
+
+
+async def _stored_targets(
+    session: AsyncSession, wanted: list[_WantedTarget], region_codes: list[str]
+) -> dict[str, _StoredTarget]:
+    """The stored targets of the file's regions (so those the file no longer lists can be
+    counted), and any other the file names (an official account's county kept from before)."""
+    T = Target.__table__  # type: ignore[attr-defined]
+    columns = (
+        T.c.lookup,
+        T.c.id,
+        T.c.options,
+        T.c.address_masked,
+        func.substr(T.c.address_sealed, 1, len(_CURRENT_SEAL)),
     )
-    existing = (await session.exec(select(Target).where(Target.lookup == lookup))).first()
-    if existing is not None:
-        if existing.options != options or existing.address_masked != masked:
-            existing.options = options
-            existing.address_masked = masked
-            session.add(existing)
-            report.targets_updated += 1
-        else:
-            report.targets_unchanged += 1
-        return
-    session.add(
-        Target(
-            region_code=region_code,
-            channel=channel,
-            account_name=account,
-            address_sealed=sealer.seal(address),
-            address_masked=masked,
-            lookup=lookup,
-            options=options,
-        )
-    )
-    report.targets_added += 1
+    stored: dict[str, _StoredTarget] = {}
+    conn = await session.connection()
+
+    async def read(where: Any) -> None:
+        for lookup, id_, options, masked, seal in await conn.execute(select(*columns).where(where)):
+            stored[lookup] = _StoredTarget(id_, options, masked, seal == _CURRENT_SEAL)
+
+    for chunk in _chunks(region_codes):
+        await read(T.c.region_code.in_(chunk))
+    in_regions = set(region_codes)
+    others = [w.lookup for w in wanted if w.region_code not in in_regions]
+    for chunk in _chunks(others):
+        await read(T.c.lookup.in_(chunk))
+    return stored

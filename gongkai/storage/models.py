@@ -109,6 +109,17 @@ class Target(SQLModel, table=True):
     inactive_reason: str | None = None
 
 
+class DirectoryImport(SQLModel, table=True):
+    """A directory import that changed the directory or read a new file: the file's keyed digest
+    (as read, ``${NAME}`` filled in) and its counts, so the same file imported again can be told
+    to change nothing without being read (storage/directory.py)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(default="", max_length=64)  # empty: imported from data, not a file
+    imported_at: datetime = _ts(nullable=False)
+    counts: dict[str, Any] = _json({})
+
+
 # --- items ----------------------------------------------------------------------------------
 
 
