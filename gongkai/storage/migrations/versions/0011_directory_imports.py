@@ -5,7 +5,7 @@ second run to be sure); with the digest of the last import's file the command ca
 changes nothing without parsing ten thousand entries again.
 
 Revision ID: 0011
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-05
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from gongkai.storage.types import UTCDateTime
 
 revision = "0011"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
