@@ -7,7 +7,9 @@ lock in Redis). It finds, in the database:
   batches, and the claim takes them over;
 - waiting rows that are due and whose job no longer exists in Redis (a Redis restarted empty,
   an enqueue that failed): queued again under a new job;
-- rows awaiting a provider's verdict whose poll is overdue and whose poll job is gone.
+- rows awaiting a provider's verdict whose poll is overdue and whose poll job is gone;
+- items whose planning is pending with no job in Redis, or running under a lease that ran out
+  (``plan_job.py``): planned again, resuming after the deliveries already written.
 
 A row whose job still exists is only waiting its turn and is left alone, so a long queue is
 never doubled.
@@ -26,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.dispatch import metrics
 from gongkai.dispatch.pending import schedule_polls
+from gongkai.dispatch.plan_job import requeue_plans, stalled_plans
 from gongkai.dispatch.progress import CLAIMABLE
 from gongkai.dispatch.queue import (
     batches,
@@ -71,7 +74,17 @@ async def reconcile(deps: Deps) -> dict[str, int]:
         lost_polls = await _ids(
             session, awaiting_verdict, await _lost_jobs(deps, session, awaiting_verdict)
         )
-    counts = {"leases_expired": len(expired), "reconciled": len(lost), "polls": len(lost_polls)}
+        plans = await stalled_plans(deps, session, now)
+    counts = {
+        "leases_expired": len(expired),
+        "reconciled": len(lost),
+        "polls": len(lost_polls),
+        "plans": len(plans),
+    }
+    if plans:
+        log.warning("reconciled: %d items whose planning stalled", len(plans))
+        await requeue_plans(deps, plans)
+        await metrics.count_shared(deps.pool, "plans_reconciled", len(plans))
     if expired or lost:
         await _queue_again(deps, [*expired, *lost])
     if lost_polls:
@@ -79,7 +92,9 @@ async def reconcile(deps: Deps) -> dict[str, int]:
     if expired or lost or lost_polls:
         log.warning(
             "reconciled: %d leases expired, %d rows whose job was lost, %d verdict polls",
-            *counts.values(),
+            len(expired),
+            len(lost),
+            len(lost_polls),
         )
         await metrics.count_shared(deps.pool, "reconciled", len(lost))
         await metrics.count_shared(deps.pool, "polls_reconciled", len(lost_polls))
