@@ -191,9 +191,10 @@ async def planned(client: Any) -> list[str]:
     return await plan_now(client.settings, client.redis_url)
 
 
-async def ingest(s: Settings, redis_url: str, data: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """Ingest as the API does, enqueueing on ``redis_url``, then run its planning job to its
-    end (``plan_now``): the result lists the deliveries planned, queued and not yet sent."""
+async def ingest(s: Settings, redis_url: str, data: dict[str, Any], plan: bool = True):  # type: ignore[no-untyped-def]
+    """Ingest as the API does, enqueueing on ``redis_url``, then (unless ``plan`` is false) run
+    its planning job to its end (``plan_now``): the result lists the deliveries planned, queued
+    and not yet sent."""
     import dataclasses
 
     from arq import create_pool
@@ -220,7 +221,7 @@ async def ingest(s: Settings, redis_url: str, data: dict[str, Any]):  # type: ig
     finally:
         await pool.aclose()
         await engine.dispose()
-    if not result.created:
+    if not result.created or not plan:
         return result
     await plan_now(s, redis_url)
     rows, _ = await fetch_deliveries(s, result.item.id)
