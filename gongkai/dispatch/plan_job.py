@@ -132,8 +132,23 @@ def chunks(pairs: list[Pair], size: int) -> list[list[Pair]]:
     return out
 
 
+# Items this process is planning now: a second job for one of them (a re-queue arriving while
+# the first still runs here) would pass the lease check, which is per worker, not per job.
+_PLANNING_HERE: set[str] = set()
+
+
 async def plan_item(deps: Deps, item_id: str) -> str:
     """Claim the item's planning, plan what is not planned yet, chunk by chunk; idempotent."""
+    if item_id in _PLANNING_HERE:
+        return "already being planned by this worker"
+    _PLANNING_HERE.add(item_id)
+    try:
+        return await _plan_item(deps, item_id)
+    finally:
+        _PLANNING_HERE.discard(item_id)
+
+
+async def _plan_item(deps: Deps, item_id: str) -> str:
     if not await _claim(deps, item_id):
         return "not mine: planned, recalled or held by another worker"
     try:
@@ -177,6 +192,10 @@ async def _plan_claimed(deps: Deps, item_id: str) -> str:
     size = job_size(len(todo))
     written = 0
     for chunk in chunks(todo, size):
+        if deps.stopping:  # SIGTERM: hand the rest back at once, another worker goes on
+            await _release(deps, item_id)
+            await requeue_plans(deps, [item_id])
+            return f"stopping: handed back after {written} deliveries"
         jobs = [job_name() for _ in range(math.ceil(len(chunk) / size))]
         names: list[str | None] = [jobs[i // size] for i in range(len(chunk))]
         async with deps.maker() as session:
@@ -369,7 +388,8 @@ GRACE = timedelta(seconds=5)  # a planning just stored may not have its job in R
 
 async def stalled_plans(deps: Deps, session: AsyncSession, now: datetime) -> list[str]:
     """Items whose planning should be moving and is not: running under a lease that ran out (a
-    killed worker), or waiting with no job in Redis (a Redis restarted empty, a failed enqueue)."""
+    killed worker) or was handed back (a drain, an outage), or pending with no job in Redis (a
+    Redis restarted empty, a failed enqueue)."""
     open_ = IT.planning_status.in_([s.value for s in PLANNING_OPEN])
     free = or_(IT.planning_lease_until.is_(None), IT.planning_lease_until < now)
     rows = (
@@ -381,7 +401,7 @@ async def stalled_plans(deps: Deps, session: AsyncSession, now: datetime) -> lis
     ).all()
     if not rows:
         return []
-    waiting = [r for r in rows if r.planning_lease_until is None and r.planning_job]
+    waiting = [r for r in rows if r.planning_status == PlanningStatus.pending and r.planning_job]
     found: list[int] = []
     if waiting:
         async with deps.pool.pipeline(transaction=False) as pipe:
