@@ -34,7 +34,6 @@ from sqlalchemy import and_, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.dispatch.planning import (
-    Directory,
     Pair,
     _plan_template_push,
     dedup_key,
@@ -76,7 +75,6 @@ CHUNK = 600  # then this many a transaction (three delivery jobs of queue.BATCH)
 # An urgent item's jobs are scored this far in the past: arq takes the lowest score first, so
 # they run before a fan-out already waiting in the queue.
 URGENT_HEAD = timedelta(hours=1)
-YIELD_EVERY = 50  # renders between two turns of the event loop (the worker is sending too)
 
 ITEM = Item.__table__  # type: ignore[attr-defined]
 IT = ITEM.c
@@ -200,7 +198,17 @@ async def _plan_claimed(deps: Deps, item_id: str) -> str:
         names: list[str | None] = [jobs[i // size] for i in range(len(chunk))]
         async with deps.maker() as session:
             directory = deps.directory(session)
-            rows = await _render(deps, session, directory, item, view, chunk, status, names)
+            rows = await render_rows(
+                session,
+                deps.sealer,
+                directory,
+                item,
+                view,
+                chunk,
+                deps.settings.public_url,
+                status,
+                names,
+            )
             new = await insert_new(session, rows)
             if not await _renew(session, deps, item_id, len(new)):
                 await session.rollback()
@@ -216,34 +224,6 @@ async def _plan_claimed(deps: Deps, item_id: str) -> str:
     seconds = time.monotonic() - started
     log.info("planned %s: %d deliveries in %.2f s", item_id, written, seconds)
     return f"planned {written} of {len(pairs)} in {seconds:.2f} s"
-
-
-async def _render(
-    deps: Deps,
-    session: AsyncSession,
-    directory: Directory,
-    item: Item,
-    view: Any,
-    chunk: list[Pair],
-    status: DeliveryStatus,
-    names: list[str | None],
-) -> list[dict[str, Any]]:
-    """Render a chunk a slice at a time, letting the worker's sends run in between."""
-    rows: list[dict[str, Any]] = []
-    for i in range(0, len(chunk), YIELD_EVERY):
-        rows += await render_rows(
-            session,
-            deps.sealer,
-            directory,
-            item,
-            view,
-            chunk[i : i + YIELD_EVERY],
-            deps.settings.public_url,
-            status,
-            names[i : i + YIELD_EVERY],
-        )
-        await asyncio.sleep(0)
-    return rows
 
 
 async def _offer(

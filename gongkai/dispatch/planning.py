@@ -8,6 +8,7 @@ chunk at a time, after the POST has answered.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from gongkai.storage.models import Account, Delivery, DeliveryStatus, Item, Regi
 from gongkai.storage.types import utcnow
 
 DEFAULT_LANGUAGES = ("zh",)
+YIELD_EVERY = 50  # renders between two turns of the event loop
 DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 TARGET = Target.__table__  # type: ignore[attr-defined]
 REGION = Region.__table__  # type: ignore[attr-defined]
@@ -300,7 +302,9 @@ async def render_rows(
         else {}
     )
     rows: list[dict[str, Any]] = []
-    for (name, target_id), job in zip(pairs, jobs, strict=True):
+    for n, ((name, target_id), job) in enumerate(zip(pairs, jobs, strict=True), 1):
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a worker plans and sends at once: let the sends run
         channel = registry.get(name)
         if target_id is None:
             tv = await directory.target_view(None, name)
