@@ -185,3 +185,31 @@ async def test_an_item_is_published_only_once_planning_has_ended(site, embedded_
             assert it is not None and it.status == "published"
     finally:
         await engine.dispose()
+
+
+async def test_a_broken_template_fails_the_planning_by_name_and_sending_again_retries(
+    site, embedded_redis_url, monkeypatch
+) -> None:
+    """A county's template override that cannot render: the item says why its planning
+    failed; once the template is fixed, the same item sent again is planned."""
+    s, _ = site
+    override = s.data_dir / "templates" / "village_group" / "zh"
+    override.mkdir(parents=True)
+    (override / "message.md.j2").write_text("{{ no_such_field.title }}", encoding="utf-8")
+    monkeypatch.setenv("GONGKAI_DATA_DIR", str(s.data_dir))
+    await ingest(s, embedded_redis_url, notice(), plan=False)
+    (answer,) = await plan_now(s, embedded_redis_url)
+    assert answer.startswith("failed")
+    engine = make_engine(s.resolved_database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            it = await session.get(Item, "notice-1")
+            assert it is not None and it.planning_status == "failed"
+            assert "no_such_field" in (it.planning_error or "")
+    finally:
+        await engine.dispose()
+    (override / "message.md.j2").unlink()
+    again = await ingest(s, embedded_redis_url, notice(), plan=False)
+    assert not again.created and again.warnings == ["its planning had failed: it is planned again"]
+    await plan_now(s, embedded_redis_url)
+    assert await planning_of(s, "notice-1") == ("done", VILLAGES, VILLAGES)

@@ -70,10 +70,13 @@ async def ingest_item(
                 f"item {item_in.id} was already ingested with different content; "
                 "use a new id for a corrected item (and recall the old one)"
             )
+        warnings: list[str] = []
+        if existing.planning_status == PlanningStatus.failed:  # fixed since? plan the rest
+            warnings = await _plan_again(session, existing, pool)
         deliveries = list(
             (await session.exec(select(Delivery).where(Delivery.item_id == existing.id))).all()
         )
-        return IngestResult(existing, deliveries, created=False)
+        return IngestResult(existing, deliveries, created=False, warnings=warnings)
 
     check_publishable(item_in, list(registry.CHANNEL_NAMES))
     errors = await directory_errors(session, item_in)
@@ -128,6 +131,24 @@ async def ingest_item(
                 "will plan and send it within a minute"
             )
     return IngestResult(item, [], created=True, warnings=warnings)
+
+
+async def _plan_again(session: AsyncSession, item: Item, pool: ArqRedis | None) -> list[str]:
+    """Sending an item whose planning failed again (a template fixed meanwhile) queues its
+    planning again; it resumes after the deliveries already written."""
+    job = planning_job_name() if pool is not None else None
+    item.planning_status = PlanningStatus.pending
+    item.planning_error = None
+    item.planning_job = job
+    item.planning_lease_until = None
+    session.add(item)
+    await session.commit()
+    if pool is not None and job is not None:
+        try:
+            await queue_planning(pool, item.id, job, urgent=item.urgent)
+        except Exception as exc:
+            log.warning("could not queue %s's planning (%s)", item.id, exc)
+    return ["its planning had failed: it is planned again"]
 
 
 async def directory_errors(session: AsyncSession, item_in: ItemIn) -> list[FieldError]:

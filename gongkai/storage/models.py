@@ -65,7 +65,7 @@ class PlanningStatus(StrEnum):
     pending = "pending"  # stored, its planning job queued
     running = "running"  # a worker holds the planning lease and writes deliveries chunk by chunk
     done = "done"  # every delivery is planned (the rows of earlier releases are all done)
-    failed = "failed"  # planning stopped on an error (``planning_error``); retried by an admin
+    failed = "failed"  # stopped on an error (``planning_error``); sending the item again retries
     cancelled = "cancelled"  # recalled before planning finished
 
 
