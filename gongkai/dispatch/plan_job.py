@@ -33,13 +33,14 @@ from arq.connections import ArqRedis
 from sqlalchemy import and_, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from gongkai.channels import registry
 from gongkai.dispatch.planning import (
     Pair,
-    _plan_template_push,
     dedup_key,
     existing_keys,
     insert_new,
     item_view,
+    plan_template_push,
     planned_pairs,
     render_rows,
 )
@@ -217,7 +218,7 @@ async def _plan_claimed(deps: Deps, item_id: str) -> str:
         written += len(new)
         await _offer(deps, new, urgent=item.urgent, at=at)
     if (item.options or {}).get("wechat", {}).get("template_push") and "wechat_mp" in (
-        item.channels or []
+        item.channels or registry.available()
     ):
         written += await _template_pushes(deps, item, view, status, at)
     await _end(deps, item_id, PlanningStatus.done, None)
@@ -247,7 +248,7 @@ async def _template_pushes(
     async with deps.maker() as session:
         done = await existing_keys(session, item.id)
         directory = deps.directory(session)
-        made = await _plan_template_push(
+        made = await plan_template_push(
             session, directory, item, view, deps.settings.public_url, status, done
         )
         await session.flush()

@@ -357,7 +357,7 @@ async def insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> list[
     return [{**row, "id": ids[row["dedup_key"]]} for row in rows if row["dedup_key"] in ids]
 
 
-async def _plan_template_push(
+async def plan_template_push(
     session: AsyncSession,
     directory: Directory,
     item: Item,
