@@ -224,16 +224,28 @@ async def ingest(s: Settings, redis_url: str, data: dict[str, Any], plan: bool =
     if not result.created or not plan:
         return result
     await plan_now(s, redis_url)
+    item = await planned_item(s, result.item.id)  # a running worker may have planned it
     rows, _ = await fetch_deliveries(s, result.item.id)
+    return dataclasses.replace(result, item=item, deliveries=rows)
+
+
+async def planned_item(s: Settings, item_id: str, limit: float = 60):  # type: ignore[no-untyped-def]
+    """The item once its planning has ended, whoever planned it."""
+    import asyncio
+
+    from gongkai.storage.models import PLANNING_OPEN, Item
+
     engine = make_engine(s.resolved_database_url)
     try:
-        async with make_sessionmaker(engine)() as session:
-            from gongkai.storage.models import Item
-
-            item = await session.get(Item, result.item.id)
+        async with asyncio.timeout(limit):
+            while True:
+                async with make_sessionmaker(engine)() as session:
+                    item = await session.get(Item, item_id)
+                if item is None or item.planning_status not in PLANNING_OPEN:
+                    return item
+                await asyncio.sleep(0.05)
     finally:
         await engine.dispose()
-    return dataclasses.replace(result, item=item, deliveries=rows)
 
 
 async def fetch_deliveries(s: Settings, item_id: str | None = None):  # type: ignore[no-untyped-def]

@@ -23,6 +23,7 @@ import random
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from arq.constants import in_progress_key_prefix
 from sqlalchemy import and_, func, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -71,6 +72,14 @@ async def reconcile(deps: Deps) -> dict[str, int]:
             session, and_(D.status == SENDING, D.lease_until.is_not(None), D.lease_until < now)
         )
         lost = await _ids(session, waiting, await _lost_jobs(deps, session, waiting))
+        # A job a worker took and died with before claiming its rows: arq holds it "in
+        # progress" for the job timeout (minutes). A live worker claims a job's rows as it
+        # starts it, so rows still unclaimed a lease after their job started are queued again;
+        # should that worker be alive after all, the claim lets only one of the two send.
+        stale = and_(waiting, D.updated_at < now - timedelta(seconds=deps.settings.lease_seconds))
+        seen = set(lost)
+        stuck = await _ids(session, stale, await _stuck_jobs(deps, session, stale))
+        lost += [i for i in stuck if i not in seen]
         lost_polls = await _ids(
             session, awaiting_verdict, await _lost_jobs(deps, session, awaiting_verdict)
         )
@@ -128,6 +137,26 @@ async def _lost_jobs(deps: Deps, session: AsyncSession, where: Any) -> list[str]
             pipe.exists(job_exists_key(job))
         found = await pipe.execute()
     return [job for job, n in zip(jobs, found, strict=True) if not n]
+
+
+async def _stuck_jobs(deps: Deps, session: AsyncSession, where: Any) -> list[str]:
+    """The jobs named by rows matching ``where`` that a worker has started (arq's in-progress
+    mark) without claiming those rows."""
+    jobs = [
+        r[0]
+        for r in (
+            await session.execute(
+                select(D.job).where(where, D.job.is_not(None)).distinct().limit(MOST_PER_ROUND)
+            )
+        ).all()
+    ]
+    if not jobs:
+        return []
+    async with deps.pool.pipeline(transaction=False) as pipe:
+        for job in jobs:
+            pipe.exists(in_progress_key_prefix + job)
+        found = await pipe.execute()
+    return [job for job, n in zip(jobs, found, strict=True) if n]
 
 
 async def _queue_again(deps: Deps, ids: list[int]) -> None:
