@@ -316,6 +316,11 @@ def main() -> None:
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
+            # planning is a worker's job since 2026-12-05: done here first, so the workers
+            # below time sending alone
+            from bench.planning import plan_queued
+
+            asyncio.run(plan_queued(s, redis_url))
             plan_s = time.perf_counter() - t0
             counter = counter or Counter(db_url)
             fake_cpu = cpu_seconds(fake.pid)

@@ -120,8 +120,8 @@ async def main() -> int:
                     headers={"Authorization": f"Bearer {token}"},
                 ) as r:
                     body = await r.json()
-                    planned = len(body.get("planned", []))
-                    print(f"POST /api/v1/items → {r.status}: {planned} deliveries")
+                    planning = body.get("planning", {}).get("status")
+                    print(f"POST /api/v1/items → {r.status}, planning {planning}")
 
                 async def ended() -> bool:
                     url = f"http://127.0.0.1:{ports[1]}/api/v1/items/{item['id']}"

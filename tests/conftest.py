@@ -77,6 +77,7 @@ async def gk(tmp_path: Path, embedded_redis_url: str, redis: object):
     tokens = {role.value: await token(s, role, f"{role.value}-user") for role in Role}
     async with running_app(s, embedded_redis_url) as client:
         client.settings = s  # type: ignore[attr-defined]
+        client.redis_url = embedded_redis_url  # type: ignore[attr-defined]
         client.tokens = tokens  # type: ignore[attr-defined]
         client.auth = lambda role: {"Authorization": f"Bearer {tokens[role]}"}  # type: ignore[attr-defined]
         yield client

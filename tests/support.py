@@ -152,8 +152,51 @@ async def run_workers(s: Settings, redis_url: str, n: int = 1, max_jobs: int = 1
             await w.close()
 
 
-async def ingest(s: Settings, redis_url: str, data: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """Ingest as the API does, enqueueing on ``redis_url``."""
+async def plan_now(s: Settings, redis_url: str) -> list[str]:
+    """Run the planning job of every item still waiting for it, to its end, as a worker runs
+    it (the arq job function itself, on a worker's own deps): its deliveries are written and
+    their jobs queued on ``redis_url``, nothing is sent. Returns each job's answer. The job is
+    taken off the queue as a worker finishing it would."""
+    from sqlalchemy import select
+
+    from gongkai.dispatch.plan_job import plan_job
+    from gongkai.dispatch.queue import QUEUE_NAME, job_exists_key
+    from gongkai.dispatch.worker import close_deps, open_deps
+    from gongkai.storage.models import PLANNING_OPEN, Item
+
+    table = Item.__table__.c  # type: ignore[attr-defined]
+    deps, engine = open_deps(s, redis_url)
+    try:
+        async with deps.maker() as session:
+            rows = (
+                await session.execute(
+                    select(table.id, table.planning_job)
+                    .where(table.planning_status.in_([p.value for p in PLANNING_OPEN]))
+                    .order_by(table.created_at)
+                )
+            ).all()
+        answers = []
+        for item_id, job in rows:
+            answers.append(await plan_job({"deps": deps}, item_id))
+            if job:
+                await deps.pool.zrem(QUEUE_NAME, job)
+                await deps.pool.delete(job_exists_key(job))
+        return answers
+    finally:
+        await close_deps(deps, engine)
+
+
+async def planned(client: Any) -> list[str]:
+    """``plan_now`` for the ``gk`` fixture's app: after a POST, its deliveries exist."""
+    return await plan_now(client.settings, client.redis_url)
+
+
+async def ingest(s: Settings, redis_url: str, data: dict[str, Any], plan: bool = True):  # type: ignore[no-untyped-def]
+    """Ingest as the API does, enqueueing on ``redis_url``, then (unless ``plan`` is false) run
+    its planning job to its end (``plan_now``): the result lists the deliveries planned, queued
+    and not yet sent."""
+    import dataclasses
+
     from arq import create_pool
 
     from gongkai.dispatch.ingest import ingest_item
@@ -165,7 +208,7 @@ async def ingest(s: Settings, redis_url: str, data: dict[str, Any]):  # type: ig
     pool = await create_pool(arq_settings(redis_url))
     try:
         async with make_sessionmaker(engine)() as session:
-            return await ingest_item(
+            result = await ingest_item(
                 session,
                 Sealer(s.resolved_secret_key()),
                 parse_item(data),
@@ -177,6 +220,31 @@ async def ingest(s: Settings, redis_url: str, data: dict[str, Any]):  # type: ig
             )
     finally:
         await pool.aclose()
+        await engine.dispose()
+    if not result.created or not plan:
+        return result
+    await plan_now(s, redis_url)
+    item = await planned_item(s, result.item.id)  # a running worker may have planned it
+    rows, _ = await fetch_deliveries(s, result.item.id)
+    return dataclasses.replace(result, item=item, deliveries=rows)
+
+
+async def planned_item(s: Settings, item_id: str, limit: float = 60):  # type: ignore[no-untyped-def]
+    """The item once its planning has ended, whoever planned it."""
+    import asyncio
+
+    from gongkai.storage.models import PLANNING_OPEN, Item
+
+    engine = make_engine(s.resolved_database_url)
+    try:
+        async with asyncio.timeout(limit):
+            while True:
+                async with make_sessionmaker(engine)() as session:
+                    item = await session.get(Item, item_id)
+                if item is None or item.planning_status not in PLANNING_OPEN:
+                    return item
+                await asyncio.sleep(0.05)
+    finally:
         await engine.dispose()
 
 

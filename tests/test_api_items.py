@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support import item
+from tests.support import item, planned
 
 
 async def test_tokens_and_roles_are_enforced(gk) -> None:
@@ -69,15 +69,40 @@ async def test_unknown_region_and_unknown_policy_are_refused(gk) -> None:
     assert [e["field"] for e in (await r.json())["errors"]] == ["interprets"]
 
 
+async def test_post_answers_before_planning_and_the_item_follows_the_job(gk) -> None:
+    """The 201 carries the item with its planning pending and no deliveries yet; the planning
+    job writes them and the item says how far it got."""
+    data = item(regions=["150627100"], channels=["village_group", "web"])
+    r = await gk.post("/api/v1/items", json=data, headers=gk.auth("publisher"))
+    assert r.status == 201
+    body = await r.json()
+    assert body["planning"] == {"status": "pending", "planned": 0, "total": None, "error": None}
+    assert body["planned"] == [] and body["status"] == "publishing"
+    shown = await (await gk.get("/api/v1/items/ejhl-2026-0113", headers=gk.auth("viewer"))).json()
+    assert shown["planning"]["status"] == "pending" and shown["deliveries"] == {}
+    (answer,) = await planned(gk)
+    assert answer.startswith("planned 3 of 3 in ")
+    shown = await (await gk.get("/api/v1/items/ejhl-2026-0113", headers=gk.auth("viewer"))).json()
+    assert shown["planning"] == {"status": "done", "planned": 3, "total": 3, "error": None}
+    assert shown["deliveries"] == {"village_group": {"queued": 2}, "web": {"queued": 1}}
+    assert shown["status"] == "publishing"  # planned, not yet sent
+
+
 async def test_same_id_again_is_idempotent_and_changed_content_conflicts(gk) -> None:
     r1 = await gk.post("/api/v1/items", json=item(), headers=gk.auth("publisher"))
     assert r1.status == 201
     first = await r1.json()
-    assert [p["channel"] for p in first["planned"]] == ["web"]
+    assert first["planned"] == [] and first["planning"]["status"] == "pending"
+    r2 = await gk.post("/api/v1/items", json=item(), headers=gk.auth("publisher"))
+    assert r2.status == 200  # before planning: nothing listed, nothing queued twice
+    assert (await r2.json())["planned"] == []
+    await planned(gk)
     r2 = await gk.post("/api/v1/items", json=item(), headers=gk.auth("publisher"))
     assert r2.status == 200
     second = await r2.json()
-    assert [p["id"] for p in second["planned"]] == [p["id"] for p in first["planned"]]
+    assert [p["channel"] for p in second["planned"]] == ["web"]
+    assert second["planning"] == {"status": "done", "planned": 1, "total": 1, "error": None}
+    first = second
     r = await gk.get("/api/v1/deliveries?item=ejhl-2026-0113", headers=gk.auth("viewer"))
     assert len((await r.json())["deliveries"]) == 1
     r3 = await gk.post("/api/v1/items", json=item(title="改过的标题"), headers=gk.auth("publisher"))
@@ -139,7 +164,9 @@ async def test_scheduled_item_is_not_public_yet(gk) -> None:
     )
     body = await r.json()
     assert body["status"] == "scheduled"
-    assert [p["status"] for p in body["planned"]] == ["scheduled"]
+    await planned(gk)
+    r = await gk.get("/api/v1/items/ejhl-2026-0113/deliveries", headers=gk.auth("viewer"))
+    assert [d["status"] for d in (await r.json())["deliveries"]] == ["scheduled"]
     assert (await gk.get("/p/ejhl-2026-0113")).status == 404
 
 
@@ -160,9 +187,11 @@ async def test_healthz_metrics_and_openapi(gk) -> None:
     r = await gk.get("/healthz")
     assert r.status == 200 and (await r.json())["checks"] == {"database": "ok", "redis": "ok"}
     await gk.post("/api/v1/items", json=item(), headers=gk.auth("publisher"))
+    assert "gongkai_queue_depth 1.0" in await (await gk.get("/metrics")).text()  # its planning
+    await planned(gk)
     metrics = await (await gk.get("/metrics")).text()
     assert 'gongkai_deliveries{channel="web",status="queued"} 1.0' in metrics
-    assert "gongkai_queue_depth 1.0" in metrics
+    assert "gongkai_queue_depth 1.0" in metrics  # its one delivery job
     spec = await (await gk.get("/api/v1/openapi.json")).json()
     assert spec["openapi"].startswith("3.")
     assert "/api/v1/items" in spec["paths"] and "Item" in spec["components"]["schemas"]

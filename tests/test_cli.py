@@ -70,7 +70,10 @@ def test_publish_wait_delivers_and_summarises(cli) -> None:
     invoke, tmp_path = cli
     result = invoke("publish", write_item(tmp_path), "--wait")
     assert result.exit_code == 0, result.output
-    assert "ejhl-2026-0113 ingested" in result.output
+    assert "ejhl-2026-0113 ingested, planning queued" in result.output
+    # not a terminal: plain lines, planning first, then the deliveries
+    lines = result.output.splitlines()
+    assert lines.index("planning: 1 of 1") < lines.index("delivering: 1 of 1")
     assert "web" in result.output and "delivered" in result.output
     again = invoke("publish", write_item(tmp_path))
     assert "already ingested" in again.output

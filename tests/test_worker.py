@@ -86,6 +86,22 @@ async def set_deliveries(s, **values) -> None:  # type: ignore[no-untyped-def]
         await engine.dispose()
 
 
+async def set_items(s, **values) -> None:  # type: ignore[no-untyped-def]
+    """Every item row gets ``values`` (its clock, its planning lease)."""
+    from sqlmodel import update
+
+    from gongkai.storage.db import make_engine, make_sessionmaker
+    from gongkai.storage.models import Item
+
+    engine = make_engine(s.resolved_database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            await session.exec(update(Item).values(**values))
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
 async def oldest_undelivered(s) -> float:  # type: ignore[no-untyped-def]
     from gongkai.dispatch.reconcile import oldest_undelivered_seconds
     from gongkai.storage.db import make_engine, make_sessionmaker
@@ -329,9 +345,38 @@ async def test_an_item_published_while_redis_is_down_is_stored_and_delivered_onc
     finally:
         await nowhere.aclose()
         await engine.dispose()
-    await set_deliveries(s, updated_at=minutes_ago(1))  # as a minute later
+    await set_items(s, created_at=minutes_ago(1))  # as a minute later
     async with reconciler(s, redis_url) as rounds:
-        assert (await rounds())["reconciled"] == 1
+        assert (await rounds())["plans"] == 1  # its planning job never reached Redis
+        assert (await rounds())["plans"] == 0  # queued again once, not twice
+    await run_workers(s, redis_url)
+    (d,), _ = await fetch_deliveries(s)
+    assert d.status == "delivered" and len(state.messages) == 1
+
+
+async def test_rows_of_a_job_a_worker_started_and_died_with_are_queued_again(
+    tmp_path, redis_url, robot
+):
+    """arq holds a job its worker started "in progress" for the whole job timeout, even when
+    that worker was killed before it claimed a row; reconciliation does not wait that long."""
+    from arq.constants import in_progress_key_prefix
+
+    url, state = robot
+    s = settings_for(tmp_path, wecom_api_base=url)
+    await prepare_db(s)
+    result = await ingest(s, redis_url, village_item())
+    old_job = result.deliveries[0].job
+    pool = await create_pool(arq_settings(redis_url))
+    await pool.psetex(in_progress_key_prefix + old_job, 300_000, b"1")  # as arq marks it
+    async with reconciler(s, redis_url) as rounds:
+        await set_deliveries(s, updated_at=minutes_ago(10 / 60))
+        assert (await rounds())["reconciled"] == 0  # within a lease: its worker may claim yet
+        await set_deliveries(s, updated_at=minutes_ago(1))
+        assert (await rounds())["reconciled"] == 1  # a lease later, still unclaimed
+    (d,), _ = await fetch_deliveries(s)
+    assert d.job != old_job and await pool.exists(f"arq:job:{d.job}")
+    await pool.zrem("gongkai:queue", old_job)  # the dead worker's job, never finished
+    await pool.aclose()
     await run_workers(s, redis_url)
     (d,), _ = await fetch_deliveries(s)
     assert d.status == "delivered" and len(state.messages) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from typing import Any
 
 from arq import create_pool
@@ -27,7 +28,15 @@ from gongkai.domain.links import page_url
 from gongkai.domain.workdays import WorkCalendar
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.db import make_engine, make_sessionmaker, upgrade
-from gongkai.storage.models import FINAL_STATUSES, Delivery, DeliveryStatus, Item, Region
+from gongkai.storage.models import (
+    FINAL_STATUSES,
+    PLANNING_OPEN,
+    Delivery,
+    DeliveryStatus,
+    Item,
+    PlanningStatus,
+    Region,
+)
 from gongkai.storage.queries import counts_by_channel
 
 
@@ -55,9 +64,15 @@ async def publish_from_cli(
                         )
                     except ItemConflict as exc:
                         raise ValueError(str(exc)) from None
-                verb = "ingested" if result.created else "already ingested (nothing planned twice)"
+                if result.created:
+                    verb = "ingested, planning queued"
+                else:
+                    verb = (
+                        f"already ingested (nothing planned twice): {len(result.deliveries)} "
+                        "deliveries"
+                    )
                 out.print(
-                    f"[bold]{result.item.id}[/] {verb}: {len(result.deliveries)} deliveries; "
+                    f"[bold]{result.item.id}[/] {verb}; "
                     f"page {page_url(s.public_url, result.item.id)}"
                 )
                 for w in result.warnings:
@@ -74,25 +89,76 @@ async def _worker_alive(pool: Any) -> bool:
     return bool(await pool.exists(QUEUE_NAME + ":health-check"))
 
 
-async def _wait(
-    s: Settings, maker: Any, pool: Any, redis_url: str, item_id: str, out: Console
-) -> None:
-    """Progress until every delivery has ended; runs a worker here when none is running."""
-    local_worker = None
-    task = None
-    if not await _worker_alive(pool):
-        out.print("no worker is running: delivering from this process")
-        local_worker = build_worker(s, redis_url)
-        task = asyncio.create_task(local_worker.async_run())
-    try:
-        with Progress(
+class Follow:
+    """Planning, then deliveries: rich bars on a terminal, a plain line per change (at most one
+    a second) when the output goes to a file or a pipe."""
+
+    def __init__(self, out: Console) -> None:
+        self.out = out
+        self.plain = not out.is_terminal
+        self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=out,
-        ) as progress:
-            bar = progress.add_task("delivering", total=None)
+        )
+        self.tasks: dict[str, Any] = {}
+        self.last: dict[str, tuple[str, float]] = {}
+
+    def __enter__(self) -> Follow:
+        if not self.plain:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.plain:
+            self.progress.__exit__(None, None, None)
+
+    def show(
+        self, bar: str, done: int, total: int | None, note: str = "", final: bool = False
+    ) -> None:
+        description = f"{bar} ({note})" if note else bar
+        if self.plain:
+            line = f"{bar}: {done} of {total if total is not None else '?'}" + (
+                f" ({note})" if note else ""
+            )
+            seen, at = self.last.get(bar, ("", 0.0))
+            if line != seen and (final or time.monotonic() - at >= 1.0):
+                self.out.print(line, highlight=False)
+                self.last[bar] = (line, time.monotonic())
+            return
+        if bar not in self.tasks:
+            self.tasks[bar] = self.progress.add_task(bar, total=None)
+        self.progress.update(self.tasks[bar], total=total, completed=done, description=description)
+
+
+async def _wait(
+    s: Settings, maker: Any, pool: Any, redis_url: str, item_id: str, out: Console
+) -> None:
+    """Progress until the item is planned and every delivery has ended; runs a worker here when
+    none is running."""
+    local_worker = None
+    task = None
+    if not await _worker_alive(pool):
+        out.print("no worker is running: planning and delivering from this process")
+        local_worker = build_worker(s, redis_url)
+        task = asyncio.create_task(local_worker.async_run())
+    try:
+        with Follow(out) as follow:
+            while True:
+                async with maker() as session:
+                    item = await session.get(Item, item_id)
+                if item is None or item.planning_status not in PLANNING_OPEN:
+                    break
+                follow.show("planning", item.planned, item.planning_total, item.planning_status)
+                if task is not None and task.done():
+                    task.result()
+                await asyncio.sleep(0.2)
+            if item is not None:
+                follow.show("planning", item.planned, item.planning_total, final=True)
+            if item is not None and item.planning_status == PlanningStatus.failed:
+                raise ValueError(f"planning {item_id} failed: {item.planning_error}")
             while True:
                 async with maker() as session:
                     rows = (
@@ -103,15 +169,10 @@ async def _wait(
                     item = await session.get(Item, item_id)
                 done = sum(1 for st in rows if st in FINAL_STATUSES)
                 waiting = sum(1 for st in rows if st == DeliveryStatus.sending)
-                progress.update(
-                    bar,
-                    total=len(rows),
-                    completed=done,
-                    description=f"delivering ({waiting} awaiting provider)"
-                    if waiting
-                    else "delivering",
-                )
-                if done == len(rows) or (item is not None and item.status == "recalled"):
+                over = done == len(rows) or (item is not None and item.status == "recalled")
+                note = f"{waiting} awaiting provider" if waiting else ""
+                follow.show("delivering", done, len(rows), note, final=over)
+                if over:
                     break
                 if task is not None and task.done():
                     task.result()

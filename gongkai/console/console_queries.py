@@ -14,13 +14,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.storage.models import (
     FINAL_STATUSES,
+    PLANNING_OPEN,
     Delivery,
     DeliveryStatus,
     Item,
     ItemStatus,
     Question,
 )
-from gongkai.storage.queries import OPEN_STATUSES, item_status
+from gongkai.storage.queries import OPEN_STATUSES, item_status, planning_public
 from gongkai.storage.types import utcnow
 
 ATTENTION = (DeliveryStatus.dead, DeliveryStatus.failed)
@@ -215,6 +216,12 @@ class ItemProgress:
 
     counts: dict[str, int]
     channels: dict[str, dict[str, int]]
+    # the item's planning job (``storage.queries.planning_public``): deliveries appear as it runs
+    planning: dict[str, Any] | None = None
+
+    @property
+    def planning_open(self) -> bool:
+        return self.planning is not None and self.planning["status"] in PLANNING_OPEN
 
     @property
     def total(self) -> int:
@@ -226,7 +233,7 @@ class ItemProgress:
 
     @property
     def final(self) -> bool:
-        return self.finished == self.total
+        return self.finished == self.total and not self.planning_open
 
     def as_json(self, item: Item | None) -> dict[str, Any]:
         return {
@@ -236,6 +243,7 @@ class ItemProgress:
             "counts": self.counts,
             "channels": self.channels,
             "item_status": item_status(item, self.channels) if item else "missing",
+            "planning": self.planning,
         }
 
 
@@ -250,7 +258,9 @@ async def item_progress(session: AsyncSession, item_id: str) -> ItemProgress:
     for channel, status, n in rows.all():
         counts[status] += n
         channels[channel][status] = n
-    return ItemProgress(dict(counts), dict(channels))
+    item = await session.get(Item, item_id)
+    planning = planning_public(item) if item is not None else None
+    return ItemProgress(dict(counts), dict(channels), planning)
 
 
 def by_channel_and_languages(

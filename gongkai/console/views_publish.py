@@ -202,7 +202,7 @@ async def _publish(
         )
     if result.created:
         when = "已定时" if result.item.status == ItemStatus.scheduled else "已开始发送"
-        await flash(request, f"{when}：共 {len(result.deliveries)} 条投递。")
+        await flash(request, f"{when}：正在规划投递，进度见下。")
     else:
         await flash(request, "该条目此前已发布，内容相同，没有重复发送。", "warn")
     for warning in result.warnings:

@@ -1,4 +1,8 @@
-"""One approved item in: validate, store, set its deadlines, plan its deliveries, enqueue them.
+"""One approved item in: validate, store, set its deadlines, queue its planning.
+
+Everything that refuses an item happens here, in the request; the fan-out (rendering a
+delivery for every target) is the planning job's (``plan_job.py``), so the request answers in
+milliseconds whatever the item's reach. The item answers ``planning: pending`` until then.
 
 Shared by ``POST /api/v1/items``, ``gongkai publish`` and the console's publish form, so all
 three refuse and accept exactly the same things.
@@ -16,14 +20,19 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
-from gongkai.dispatch.planning import plan
-from gongkai.dispatch.queue import batches, enqueue_deliveries
-from gongkai.dispatch.rows import stamp_jobs
+from gongkai.dispatch.plan_job import planning_job_name, queue_planning
 from gongkai.domain.deadlines import deadlines
 from gongkai.domain.items import FieldError, ItemIn, ItemRefused, check_publishable
 from gongkai.domain.workdays import WorkCalendar
 from gongkai.storage.crypto import Sealer
-from gongkai.storage.models import AuditEntry, Delivery, DeliveryStatus, Item, ItemStatus, Region
+from gongkai.storage.models import (
+    AuditEntry,
+    Delivery,
+    Item,
+    ItemStatus,
+    PlanningStatus,
+    Region,
+)
 from gongkai.storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -36,6 +45,8 @@ class ItemConflict(Exception):
 @dataclass
 class IngestResult:
     item: Item
+    # The deliveries planned so far: none for a new item (its planning job writes them), all
+    # of them for an id sent again.
     deliveries: list[Delivery]
     created: bool
     warnings: list[str] = field(default_factory=list)
@@ -59,10 +70,13 @@ async def ingest_item(
                 f"item {item_in.id} was already ingested with different content; "
                 "use a new id for a corrected item (and recall the old one)"
             )
+        warnings: list[str] = []
+        if existing.planning_status == PlanningStatus.failed:  # fixed since? plan the rest
+            warnings = await _plan_again(session, existing, pool)
         deliveries = list(
             (await session.exec(select(Delivery).where(Delivery.item_id == existing.id))).all()
         )
-        return IngestResult(existing, deliveries, created=False)
+        return IngestResult(existing, deliveries, created=False, warnings=warnings)
 
     check_publishable(item_in, list(registry.CHANNEL_NAMES))
     errors = await directory_errors(session, item_in)
@@ -93,37 +107,48 @@ async def ingest_item(
         created_by=actor,
         content_hash=item_in.content_hash(),
     )
+    job = planning_job_name() if pool is not None else None
+    item.planning_status = PlanningStatus.pending
+    item.planning_job = job
     session.add(item)
-    await session.flush()
-    deliveries = await plan(
-        session,
-        sealer,
-        item,
-        public_url,
-        DeliveryStatus.scheduled if scheduled else DeliveryStatus.queued,
-    )
     session.add(
         AuditEntry(
             actor=actor,
             action="publish",
             item_id=item.id,
-            detail={"deliveries": len(deliveries), "scheduled": scheduled},
+            detail={"scheduled": scheduled, "planning": "queued"},
         )
     )
-    named = batches([d.id for d in deliveries if d.id is not None]) if pool is not None else []
-    await stamp_jobs(session, named)  # each row names its job (reconcile.py)
     await session.commit()
     warnings = list(warnings)  # the item's own deadline warnings are stored as they were
-    if pool is not None:
+    if pool is not None and job is not None:
         try:
-            await enqueue_deliveries(pool, named, at=item.publish_at if scheduled else None)
-        except Exception as exc:  # the rows are stored: reconciliation queues them
-            log.warning("could not enqueue %s's deliveries (%s)", item.id, exc)
+            await queue_planning(pool, item.id, job, urgent=item.urgent)
+        except Exception as exc:  # the item is stored: reconciliation queues its planning
+            log.warning("could not queue %s's planning (%s)", item.id, exc)
             warnings.append(
-                "the queue (Redis) was unreachable: the deliveries are stored and a worker "
-                "will pick them up within a minute"
+                "the queue (Redis) was unreachable: the item is stored and a worker "
+                "will plan and send it within a minute"
             )
-    return IngestResult(item, deliveries, created=True, warnings=warnings)
+    return IngestResult(item, [], created=True, warnings=warnings)
+
+
+async def _plan_again(session: AsyncSession, item: Item, pool: ArqRedis | None) -> list[str]:
+    """Sending an item whose planning failed again (a template fixed meanwhile) queues its
+    planning again; it resumes after the deliveries already written."""
+    job = planning_job_name() if pool is not None else None
+    item.planning_status = PlanningStatus.pending
+    item.planning_error = None
+    item.planning_job = job
+    item.planning_lease_until = None
+    session.add(item)
+    await session.commit()
+    if pool is not None and job is not None:
+        try:
+            await queue_planning(pool, item.id, job, urgent=item.urgent)
+        except Exception as exc:
+            log.warning("could not queue %s's planning (%s)", item.id, exc)
+    return ["its planning had failed: it is planned again"]
 
 
 async def directory_errors(session: AsyncSession, item_in: ItemIn) -> list[FieldError]:

@@ -48,7 +48,7 @@ SHARED = Gauge(
     registry=REGISTRY,
 )
 SHARED_KEY = "gongkai:counters"
-SHARED_EVENTS = ("leases_taken_over", "reconciled", "polls_reconciled")
+SHARED_EVENTS = ("leases_taken_over", "reconciled", "polls_reconciled", "plans_reconciled")
 
 
 @cache

@@ -1,29 +1,36 @@
 """Planning: an item becomes deliveries, each rendered once and stored exactly as it will be sent.
 
 Every target in the item's regions' subtrees × the item's channels; each target gets its
-region's languages (inherited down the tree). Rendering happens here, not in the worker, so the
-console can show what residents will see before anything is sent.
+region's languages (inherited down the tree). Rendering happens here, before sending, so the
+console can show what residents will see. The planning job (``plan_job.py``) calls these a
+chunk at a time, after the POST has answered.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import asyncio
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, or_
+from sqlalchemy import or_
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
 from gongkai.channels.base import Channel, ItemView, Rendered, TargetView
-from gongkai.dispatch.progress import finish_items
 from gongkai.storage.crypto import Sealer, mask_phone
 from gongkai.storage.followers import followers_for
 from gongkai.storage.models import Account, Delivery, DeliveryStatus, Item, Region, Target
-from gongkai.storage.short_links import codes_for, linked_keys
 from gongkai.storage.types import utcnow
 
 DEFAULT_LANGUAGES = ("zh",)
+YIELD_EVERY = 50  # renders between two turns of the event loop
+DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+TARGET = Target.__table__  # type: ignore[attr-defined]
+REGION = Region.__table__  # type: ignore[attr-defined]
 
 
 def item_view(item: Item, interpretation_ids: tuple[str, ...] = ()) -> ItemView:
@@ -225,78 +232,133 @@ def dedup_key(item_id: str, channel: str, target_id: int | None) -> str:
     return f"{item_id}|{channel}|{target_id if target_id is not None else '-'}"
 
 
-async def plan(
-    session: AsyncSession, sealer: Sealer, item: Item, public_url: str, status: DeliveryStatus
-) -> list[Delivery]:
-    """Create (but do not commit) the item's deliveries; skips any that already exist."""
-    directory = Directory(session, sealer)
-    view = item_view(item)
-    names = item.channels or registry.available()
-    view = replace(view, short_codes=await codes_for(session, item.id, linked_keys(names, view)))
-    existing = set(
-        (await session.exec(select(Delivery.dedup_key).where(Delivery.item_id == item.id))).all()
+async def target_ids_for(
+    session: AsyncSession, channel: Channel, region_codes: list[str]
+) -> list[int]:
+    """The ids of ``targets_for``, without loading the rows: a county's ten thousand ids are
+    what planning counts and cuts into chunks before it renders the first one."""
+    regions = [r for r in [await session.get(Region, c) for c in region_codes] if r is not None]
+    if not regions:
+        return []
+    t, r = TARGET.c, REGION.c
+    conditions = [r.path.startswith(region.path) for region in regions]
+    if channel.broadcast:
+        ancestors = {code for region in regions for code in region.path.strip("/").split("/")}
+        conditions.append(r.code.in_(ancestors))
+    stmt = (
+        sa_select(t.id)
+        .join(REGION, r.code == t.region_code)
+        .where(t.channel == channel.name, t.active.is_(True), or_(*conditions))
+        .order_by(t.id)
+    )
+    return [row[0] for row in (await session.execute(stmt)).all()]
+
+
+Pair = tuple[str, int | None]  # (channel, target id); None for a targetless channel
+
+
+async def planned_pairs(session: AsyncSession, item: Item) -> list[Pair]:
+    """Every delivery the item makes, in the order planning writes them: the item's channels in
+    its own order, each channel's targets by id."""
+    pairs: list[Pair] = []
+    for name in item.channels or registry.available():
+        channel = registry.get(name)
+        if channel.targetless:
+            pairs.append((name, None))
+        else:
+            pairs += [(name, i) for i in await target_ids_for(session, channel, item.regions)]
+    return pairs
+
+
+async def existing_keys(session: AsyncSession, item_id: str) -> set[str]:
+    """The dedup keys of the deliveries already planned for the item (a resumed plan skips them)."""
+    rows = await session.execute(
+        sa_select(DELIVERY.c.dedup_key).where(DELIVERY.c.item_id == item_id)
+    )
+    return {r[0] for r in rows.all()}
+
+
+async def render_rows(
+    session: AsyncSession,
+    sealer: Sealer,
+    directory: Directory,
+    item: Item,
+    view: ItemView,
+    pairs: list[Pair],
+    public_url: str,
+    status: DeliveryStatus,
+    jobs: list[str | None],
+) -> list[dict[str, Any]]:
+    """The delivery rows for ``pairs``, rendered, each naming its job (``jobs[i]``)."""
+    t = TARGET.c
+    ids = [target_id for _, target_id in pairs if target_id is not None]
+    columns = (t.id, t.channel, t.region_code, t.address_sealed, t.account_name, t.options)
+    found = (
+        {
+            row[0]: row
+            for row in (await session.execute(sa_select(*columns).where(t.id.in_(ids)))).all()
+        }
+        if ids
+        else {}
     )
     rows: list[dict[str, Any]] = []
-    for name in names:
+    for n, ((name, target_id), job) in enumerate(zip(pairs, jobs, strict=True), 1):
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a worker plans and sends at once: let the sends run
         channel = registry.get(name)
-        targets: list[Target | None] = (
-            [None]
-            if channel.targetless
-            else list(await targets_for(session, channel, item.regions))
+        if target_id is None:
+            tv = await directory.target_view(None, name)
+        elif target_id in found:
+            tv = await directory.open_target(*found[target_id])
+        else:
+            continue  # removed from the directory since the plan was counted
+        rendered = channel.render(view, tv, public_url)
+        now = utcnow()
+        rows.append(
+            {
+                "item_id": item.id,
+                "target_id": target_id,
+                "channel": name,
+                "region_code": tv.region_code,
+                "languages": list(tv.languages),
+                "payload": {
+                    "parts": seal_parts(rendered.parts, sealer),
+                    "meta": rendered.meta,
+                },
+                "notes": list(rendered.notes),
+                "status": DeliveryStatus.dead if rendered.refused else status,
+                "last_error": rendered.refused,
+                "attempts": 0,
+                "parts_done": 0,
+                "provider_message_ids": [],
+                "created_at": now,
+                "updated_at": now,
+                "dedup_key": dedup_key(item.id, name, target_id),
+                "not_before": item.publish_at,
+                "job": job,
+            }
         )
-        for target in targets:
-            key = dedup_key(item.id, name, target.id if target else None)
-            if key in existing:
-                continue
-            tv = await directory.target_view(target, name)
-            rendered = channel.render(view, tv, public_url)
-            now = utcnow()
-            rows.append(
-                {
-                    "item_id": item.id,
-                    "target_id": target.id if target else None,
-                    "channel": name,
-                    "region_code": target.region_code if target else None,
-                    "languages": list(tv.languages),
-                    "payload": {
-                        "parts": seal_parts(rendered.parts, sealer),
-                        "meta": rendered.meta,
-                    },
-                    "notes": list(rendered.notes),
-                    "status": DeliveryStatus.dead if rendered.refused else status,
-                    "last_error": rendered.refused,
-                    "attempts": 0,
-                    "parts_done": 0,
-                    "provider_message_ids": [],
-                    "created_at": now,
-                    "updated_at": now,
-                    "dedup_key": key,
-                    "not_before": item.publish_at,
-                }
-            )
-    out = await _insert(session, rows)
-    if (item.options or {}).get("wechat", {}).get("template_push") and "wechat_mp" in names:
-        out += await _plan_template_push(
-            session, directory, item, view, public_url, status, existing
-        )
-    await session.flush()
-    await finish_items(session, {item.id})  # all refused at planning: nothing to wait for
-    return out
+    return rows
 
 
-async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> list[Delivery]:
-    """One multi-row INSERT … RETURNING: a county-wide item plans thousands of rows at once."""
+async def insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One multi-row INSERT … ON CONFLICT (dedup_key) DO NOTHING … RETURNING: the rows written
+    now, each with its ``id``. A row another run already wrote is skipped, never doubled."""
     if not rows:
         return []
-    result = await session.execute(
-        insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True), rows
+    conn = await session.connection()
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        dialect_insert(DELIVERY)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(DELIVERY.c.id, DELIVERY.c.dedup_key)
     )
-    ids = [r[0] for r in result.all()]
-    # Rows for the caller to read (ids, channels, notes), built without re-validating each one.
-    return [Delivery.model_construct(id=i, **row) for i, row in zip(ids, rows, strict=True)]
+    result = await session.execute(stmt, rows)
+    ids = {key: i for i, key in result.all()}
+    return [{**row, "id": ids[row["dedup_key"]]} for row in rows if row["dedup_key"] in ids]
 
 
-async def _plan_template_push(
+async def plan_template_push(
     session: AsyncSession,
     directory: Directory,
     item: Item,

@@ -1,4 +1,6 @@
-"""An item's progress, derived from its deliveries."""
+"""An item's progress, derived from its deliveries (and from its planning, which must be done
+before the item can be published: the first chunks' deliveries may all end while later chunks
+are still being planned)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gongkai.storage.models import Delivery, DeliveryStatus, Item, ItemStatus
+from gongkai.storage.models import Delivery, DeliveryStatus, Item, ItemStatus, PlanningStatus
 
 CLAIMABLE = (
     DeliveryStatus.planned,
@@ -30,6 +32,10 @@ async def finish_items(session: AsyncSession, item_ids: set[str]) -> None:
         if still_open is None:
             await session.exec(  # type: ignore[call-overload]
                 update(Item)
-                .where(col(Item.id) == item_id, Item.status == ItemStatus.publishing)
+                .where(
+                    col(Item.id) == item_id,
+                    Item.status == ItemStatus.publishing,
+                    Item.planning_status == PlanningStatus.done,
+                )
                 .values(status=ItemStatus.published)
             )

@@ -7,7 +7,9 @@ lock in Redis). It finds, in the database:
   batches, and the claim takes them over;
 - waiting rows that are due and whose job no longer exists in Redis (a Redis restarted empty,
   an enqueue that failed): queued again under a new job;
-- rows awaiting a provider's verdict whose poll is overdue and whose poll job is gone.
+- rows awaiting a provider's verdict whose poll is overdue and whose poll job is gone;
+- items whose planning is pending with no job in Redis, or running under a lease that ran out
+  (``plan_job.py``): planned again, resuming after the deliveries already written.
 
 A row whose job still exists is only waiting its turn and is left alone, so a long queue is
 never doubled.
@@ -21,11 +23,13 @@ import random
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from arq.constants import in_progress_key_prefix
 from sqlalchemy import and_, func, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.dispatch import metrics
 from gongkai.dispatch.pending import schedule_polls
+from gongkai.dispatch.plan_job import requeue_plans, stalled_plans
 from gongkai.dispatch.progress import CLAIMABLE
 from gongkai.dispatch.queue import (
     batches,
@@ -68,10 +72,28 @@ async def reconcile(deps: Deps) -> dict[str, int]:
             session, and_(D.status == SENDING, D.lease_until.is_not(None), D.lease_until < now)
         )
         lost = await _ids(session, waiting, await _lost_jobs(deps, session, waiting))
+        # A job a worker took and died with before claiming its rows: arq holds it "in
+        # progress" for the job timeout (minutes). A live worker claims a job's rows as it
+        # starts it, so rows still unclaimed a lease after their job started are queued again;
+        # should that worker be alive after all, the claim lets only one of the two send.
+        stale = and_(waiting, D.updated_at < now - timedelta(seconds=deps.settings.lease_seconds))
+        seen = set(lost)
+        stuck = await _ids(session, stale, await _stuck_jobs(deps, session, stale))
+        lost += [i for i in stuck if i not in seen]
         lost_polls = await _ids(
             session, awaiting_verdict, await _lost_jobs(deps, session, awaiting_verdict)
         )
-    counts = {"leases_expired": len(expired), "reconciled": len(lost), "polls": len(lost_polls)}
+        plans = await stalled_plans(deps, session, now)
+    counts = {
+        "leases_expired": len(expired),
+        "reconciled": len(lost),
+        "polls": len(lost_polls),
+        "plans": len(plans),
+    }
+    if plans:
+        log.warning("reconciled: %d items whose planning stalled", len(plans))
+        await requeue_plans(deps, plans)
+        await metrics.count_shared(deps.pool, "plans_reconciled", len(plans))
     if expired or lost:
         await _queue_again(deps, [*expired, *lost])
     if lost_polls:
@@ -79,7 +101,9 @@ async def reconcile(deps: Deps) -> dict[str, int]:
     if expired or lost or lost_polls:
         log.warning(
             "reconciled: %d leases expired, %d rows whose job was lost, %d verdict polls",
-            *counts.values(),
+            len(expired),
+            len(lost),
+            len(lost_polls),
         )
         await metrics.count_shared(deps.pool, "reconciled", len(lost))
         await metrics.count_shared(deps.pool, "polls_reconciled", len(lost_polls))
@@ -113,6 +137,26 @@ async def _lost_jobs(deps: Deps, session: AsyncSession, where: Any) -> list[str]
             pipe.exists(job_exists_key(job))
         found = await pipe.execute()
     return [job for job, n in zip(jobs, found, strict=True) if not n]
+
+
+async def _stuck_jobs(deps: Deps, session: AsyncSession, where: Any) -> list[str]:
+    """The jobs named by rows matching ``where`` that a worker has started (arq's in-progress
+    mark) without claiming those rows."""
+    jobs = [
+        r[0]
+        for r in (
+            await session.execute(
+                select(D.job).where(where, D.job.is_not(None)).distinct().limit(MOST_PER_ROUND)
+            )
+        ).all()
+    ]
+    if not jobs:
+        return []
+    async with deps.pool.pipeline(transaction=False) as pipe:
+        for job in jobs:
+            pipe.exists(in_progress_key_prefix + job)
+        found = await pipe.execute()
+    return [job for job, n in zip(jobs, found, strict=True) if n]
 
 
 async def _queue_again(deps: Deps, ids: list[int]) -> None:

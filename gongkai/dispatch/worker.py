@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gongkai.config import Settings
 from gongkai.dispatch.delivery import Deps, deliver_batch, poll_pending
+from gongkai.dispatch.plan_job import PLAN_JOB, plan_job
 from gongkai.dispatch.queue import DELIVER_JOB, POLL_JOB, QUEUE_NAME, arq_settings
 from gongkai.dispatch.ratelimit import RateLimiter
 from gongkai.dispatch.reconcile import reconcile_forever, renew_leases_forever
@@ -138,7 +139,11 @@ def build_worker(
         await close_deps(ctx["deps"], ctx["engine"])
 
     return Worker(
-        functions=[func(deliver_job, name=DELIVER_JOB), func(poll_job, name=POLL_JOB)],
+        functions=[
+            func(deliver_job, name=DELIVER_JOB),
+            func(poll_job, name=POLL_JOB),
+            func(plan_job, name=PLAN_JOB),
+        ],
         queue_name=QUEUE_NAME,
         redis_settings=arq_settings(redis_url),
         on_startup=startup,

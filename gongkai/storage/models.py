@@ -59,6 +59,19 @@ class ItemStatus(StrEnum):
     recalled = "recalled"
 
 
+class PlanningStatus(StrEnum):
+    """Where an item's planning job is: the fan-out runs after the POST has answered."""
+
+    pending = "pending"  # stored, its planning job queued
+    running = "running"  # a worker holds the planning lease and writes deliveries chunk by chunk
+    done = "done"  # every delivery is planned (the rows of earlier releases are all done)
+    failed = "failed"  # stopped on an error (``planning_error``); sending the item again retries
+    cancelled = "cancelled"  # recalled before planning finished
+
+
+PLANNING_OPEN = (PlanningStatus.pending, PlanningStatus.running)
+
+
 class Role(StrEnum):
     viewer = "viewer"
     publisher = "publisher"
@@ -156,6 +169,16 @@ class Item(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False, index=True)
     created_by: str | None = None
     content_hash: str = Field(default="", max_length=64)
+    # Planning runs as a job (dispatch/plan_job.py): its state, ``planned`` of ``planning_total``
+    # deliveries written so far, the job carrying it and the lease of the worker running it, so
+    # reconciliation can queue it again when Redis lost the job or the worker died.
+    planning_status: str = Field(default=PlanningStatus.done, index=True, max_length=16)
+    planned: int = 0
+    planning_total: int | None = None
+    planning_error: str | None = None
+    planning_job: str | None = Field(default=None, max_length=64)
+    planning_lease_until: datetime | None = _ts()
+    planning_owner: str | None = Field(default=None, max_length=64)
 
     @property
     def public_body(self) -> str:

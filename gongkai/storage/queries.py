@@ -180,9 +180,11 @@ OPEN_STATUSES = ("planned", "scheduled", "queued", "sending", "failed")
 
 
 def item_status(item: Item, counts: dict[str, dict[str, int]] | None) -> str:
-    """Published once nothing is still on its way (derived: the hot path never updates items)."""
+    """Published once planned and nothing is still on its way (derived: the hot path never
+    updates items)."""
     if (
         item.status == "publishing"
+        and item.planning_status == "done"
         and counts is not None
         and not any(n for by in counts.values() for st, n in by.items() if st in OPEN_STATUSES)
     ):
@@ -215,4 +217,15 @@ def item_public(item: Item, counts: dict[str, dict[str, int]] | None = None) -> 
         "deadline_warnings": item.deadline_warnings,
         "languages": ["zh", *sorted(item.translations or {})],
         "deliveries": counts if counts is not None else None,
+        "planning": planning_public(item),
+    }
+
+
+def planning_public(item: Item) -> dict[str, Any]:
+    """Where the item's planning job is: ``planned`` of ``total`` deliveries written so far."""
+    return {
+        "status": item.planning_status,
+        "planned": item.planned,
+        "total": item.planning_total,
+        "error": item.planning_error,
     }

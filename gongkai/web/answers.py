@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from gongkai.domain.items import FieldError
-from gongkai.storage.models import DeliveryStatus, ItemStatus
+from gongkai.storage.models import DeliveryStatus, ItemStatus, PlanningStatus
 
 # Timestamps leave the storage floor as ``isoformat()`` text (always with an offset: the
 # columns return aware UTC) and keep that exact form; the schema says what the text is.
@@ -31,6 +31,15 @@ class Answer(BaseModel):
     """A JSON body the API sends: every key declared, every declared key always present."""
 
     model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+
+class Planning(Answer):
+    """The item's planning job: its deliveries are rendered and written after the POST answers."""
+
+    status: PlanningStatus
+    planned: int = Field(description="deliveries written so far")
+    total: int | None = Field(description="deliveries the item makes; null until counted")
+    error: str | None = Field(description="why planning failed")
 
 
 class ItemPublic(Answer):
@@ -59,6 +68,7 @@ class ItemPublic(Answer):
     deliveries: dict[str, dict[str, int]] | None = Field(
         description="counts per channel and delivery status"
     )
+    planning: Planning
 
 
 class PlannedDelivery(Answer):
@@ -71,7 +81,8 @@ class PlannedDelivery(Answer):
 
 
 class Ingested(ItemPublic):
-    """The answer to an ingest: the item and what was planned for it this time."""
+    """The answer to an ingest: the item, its planning, and the deliveries planned so far
+    (none for a new item: its planning job writes them after this answer)."""
 
     planned: list[PlannedDelivery]
     warnings: list[str]

@@ -180,9 +180,15 @@ def openapi_document(server: str) -> dict[str, Any]:
                     "Ingest an approved item and fan it out",
                     "publisher",
                     {
-                        "201": _json("created, with planned deliveries", Ingested),
+                        "201": _json(
+                            "stored; its deliveries are planned by a job after this answer "
+                            "(`planning.status` pending, then running with `planned` of "
+                            "`total`, then done): follow it on GET /api/v1/items/{id}",
+                            Ingested,
+                        ),
                         "200": _json(
-                            "already ingested with the same content; nothing planned twice",
+                            "already ingested with the same content; nothing planned twice "
+                            "(`planned` lists the deliveries written so far)",
                             Ingested,
                         ),
                         "409": _json("the id exists with different content", Error),

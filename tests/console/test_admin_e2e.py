@@ -111,6 +111,9 @@ async def test_publish_watch_filter_export_and_answer(site, browser, worker, art
     await shot("publish-preview")
     await page.get_by_role("button", name="确认发布").click()
     await page.wait_for_url("**/admin/items/notice-e2e")
+    # planning runs after the publish answered: a page drawn before it ended reloads once
+    await page.locator('#planning[data-planning="done"]').wait_for(timeout=30_000)
+    assert "投递已全部规划：2 条" in await page.locator("#planning-text").inner_text()
     await page.evaluate("window.__samePage = true")
     progress = page.locator("#progress")
     await progress.and_(page.locator('[data-final="yes"]')).wait_for(timeout=30_000)

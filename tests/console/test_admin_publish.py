@@ -11,7 +11,7 @@ import aiohttp
 import yaml
 
 from gongkai.storage.models import Item
-from tests.support import fetch_deliveries, item
+from tests.support import fetch_deliveries, item, plan_now
 
 VILLAGE = "150627100201"
 
@@ -74,7 +74,12 @@ async def test_preview_every_channel_and_language_then_publish(site) -> None:
         "/admin/publish", [*form(), ("action", "publish"), ("preview_hash", digest)]
     )
     assert r.status == 200 and r.url.path == "/admin/items/notice-7"
-    assert "已开始发送：共 2 条投递" in await r.text()
+    page = await r.text()
+    assert "已开始发送：正在规划投递" in page and 'data-planning="pending"' in page
+    assert "等待规划投递（排队中）" in page
+    await plan_now(site.settings, site.redis_url)
+    page = await (await publisher.get("/admin/items/notice-7")).text()
+    assert 'data-planning="done"' in page and "投递已全部规划：2 条" in page
     rows, _ = await fetch_deliveries(site.settings, "notice-7")
     assert sorted(d.channel for d in rows) == ["village_group", "web"]
     vg = next(d for d in rows if d.channel == "village_group")
@@ -279,7 +284,8 @@ async def test_a_scheduled_item_waits(site) -> None:
     r = await publisher.post(
         "/admin/publish", [*pairs[:-1], ("action", "publish"), ("preview_hash", preview_hash(page))]
     )
-    assert "已定时：共 2 条投递" in await r.text()
+    assert "已定时：正在规划投递" in await r.text()
+    await plan_now(site.settings, site.redis_url)
     rows, _ = await fetch_deliveries(site.settings, "notice-7")
     assert {d.status for d in rows} == {"scheduled"}
 

@@ -8,7 +8,38 @@
     if (el && el.textContent !== String(text)) el.textContent = String(text);
   }
 
+  var PLANNING_OPEN = { pending: true, running: true };
+  var reloading = false;
+
+  // Planning runs after the publish answered: its bar moves while the job writes deliveries;
+  // once it ends, a page drawn before then reloads once to list them.
+  function showPlanning(data) {
+    var line = document.getElementById("planning");
+    var planning = data.planning;
+    if (!line || !planning) return;
+    var bar = document.getElementById("planning-bar");
+    if (bar) {
+      bar.max = planning.total || 1;
+      bar.value = planning.planned;
+    }
+    var text;
+    if (planning.status === "pending") text = "等待规划投递（排队中）";
+    else if (planning.status === "running") {
+      text = "正在规划投递：已规划 " + planning.planned + " / " +
+        (planning.total === null ? "?" : planning.total) + " 条";
+    } else if (planning.status === "failed") text = "规划失败：" + (planning.error || "");
+    else if (planning.status === "cancelled") text = "已撤回，停止规划：已规划 " + planning.planned + " 条";
+    else text = "投递已全部规划：" + planning.planned + " 条";
+    setText(document.getElementById("planning-text"), text);
+    var drawnOpen = PLANNING_OPEN[line.getAttribute("data-planning")];
+    if (drawnOpen && !PLANNING_OPEN[planning.status] && !reloading) {
+      reloading = true;
+      window.location.reload();
+    }
+  }
+
   function showProgress(section, data) {
+    showPlanning(data);
     var bar = document.getElementById("progress-bar");
     if (bar) {
       bar.max = data.total || 1;

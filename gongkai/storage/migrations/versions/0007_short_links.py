@@ -5,7 +5,7 @@ carries ``/s/{code}`` instead of the page's address; every channel that links to
 hands out its own code, so opens are counted per channel (a counter, nothing about readers).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-05
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from gongkai.storage.types import UTCDateTime
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
