@@ -121,6 +121,8 @@ class Channel(StrEnum):
 
 
 ONLINE_CHANNELS = frozenset({Channel.web, Channel.wechat, Channel.telegram})
+# registered by a clerk in the console, who confirms a letter or fax with the applicant that day
+CONFIRMED_BY_CLERK = frozenset(set(Channel) - ONLINE_CHANNELS)
 
 
 class ReplyChannel(StrEnum):
@@ -135,11 +137,11 @@ class ReplyChannel(StrEnum):
 
 
 class Status(StrEnum):
-    """登记 → 审核 → 办理 → 答复 → 归档, and the two ways an application stops early."""
+    """登记 → 审核 → 办理 → 答复 → 归档. 审核 is the step out of ``registered``: accepted for
+    handling, or sent back for correction (补正), after which it is registered again."""
 
     submitted = "submitted"  # online, not yet confirmed by the office: no clock yet
-    registered = "registered"  # 登记: received, the clock runs
-    reviewing = "reviewing"  # 审核
+    registered = "registered"  # 登记: received, the clock runs; awaiting 审核
     correcting = "correcting"  # 补正 asked; the clock waits for the corrected application
     handling = "handling"  # 办理
     answered = "answered"  # 答复
@@ -149,8 +151,7 @@ class Status(StrEnum):
 
 STATUS_LABELS: dict[Status, str] = {
     Status.submitted: "待确认",
-    Status.registered: "已登记",
-    Status.reviewing: "审核中",
+    Status.registered: "已登记待审核",
     Status.correcting: "待补正",
     Status.handling: "办理中",
     Status.answered: "已答复",
@@ -158,9 +159,7 @@ STATUS_LABELS: dict[Status, str] = {
     Status.abandoned: "视为放弃",
 }
 
-OPEN_STATUSES = frozenset(
-    {Status.submitted, Status.registered, Status.reviewing, Status.correcting, Status.handling}
-)
+OPEN_STATUSES = frozenset({Status.submitted, Status.registered, Status.correcting, Status.handling})
 
 _NUMBER = re.compile(r"YSQ-(\d{4})-(\d{6})")
 

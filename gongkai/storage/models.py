@@ -307,3 +307,6 @@ class ProviderQuota(SQLModel, table=True):
     kind: str = Field(max_length=32)
     period: str = Field(max_length=16)  # "2026-11-24" or "2026-11"
     used: int = 0
+
+
+from gongkai.storage.applications import Application, ApplicationEvent  # noqa: E402,F401
