@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # hosts a WeChat article's body images may be fetched from (to upload them to WeChat);
     # empty: the public site's own host only. A worker must not fetch whatever an item names.
     image_hosts: str = ""
+    # applications for disclosure: the office that signs reply letters; how many applications
+    # for the same information within a year suggest publishing it proactively
+    applications_agency: str = "本机关"
+    applications_repeat_threshold: int = Field(default=3, ge=2, le=1000)
 
     def image_host_allowed(self, host: str) -> bool:
         allowed = {h.strip().lower() for h in self.image_hosts.split(",") if h.strip()}

@@ -28,6 +28,7 @@ FEATURES = (
     "gongkai.bots.wechat_callback",
     "gongkai.bots.telegram_webhook",
     "gongkai.web.questions",
+    "gongkai.web.applications",
     "gongkai.console",
 )
 

@@ -1,0 +1,504 @@
+"""The applications API: residents apply and follow their application; the office takes it
+through 登记 → 审核 → 办理 → 答复 → 归档 (domain.md rule 10).
+
+``POST /api/v1/applications`` is public like the bots' doors, so it is bounded (64 KiB body,
+the form model's limits) and counted per client address in Redis. ``GET …/{number}?code=``
+answers a wrong code and an unknown number with the same 404 after the same work, and counts
+the misses per address, so neither guessing codes nor probing numbers gets anywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import Field, ValidationError
+from sqlmodel import col, select
+
+from gongkai.channels.rendering import render
+from gongkai.dispatch.ratelimit import Allowance
+from gongkai.domain.application_form import ApplicationIn
+from gongkai.domain.applications import (
+    OPEN_STATUSES,
+    OUTCOME_LABELS,
+    REASONS,
+    STATUS_LABELS,
+    Channel,
+    Number,
+    Outcome,
+    Status,
+    outcome_problem,
+)
+from gongkai.domain.items import FieldError
+from gongkai.storage import application_flow as flow
+from gongkai.storage.applications import Application, ApplicationEvent
+from gongkai.storage.crypto import Sealer
+from gongkai.storage.models import ROLE_RANK, Role
+from gongkai.web.answers import Error, FieldErrors, answer, not_found
+from gongkai.web.application_models import (
+    AcceptStep,
+    AnswerStep,
+    ApplicantStep,
+    ApplicantView,
+    ApplicationEventPublic,
+    ApplicationList,
+    ApplicationReceipt,
+    ApplicationRecord,
+    ApplicationRow,
+    ApplicationStep,
+    ArchiveStep,
+    CorrectedStep,
+    CorrectionStep,
+    ExtendStep,
+    RegisterStep,
+)
+from gongkai.web.auth import principal, require
+from gongkai.web.clients import client_address
+from gongkai.web.inputs import read_json, text_param
+from gongkai.web.keys import CALENDAR, MAKER, REDIS_URL, SEALER, SETTINGS
+from gongkai.web.params import Choice, Query, Whole
+
+MAX_APPLICATION_BYTES = 64 * 1024
+APPLY_RATE = "10/hour"  # applications per client address
+LOOKUP_MISSES = "30/hour"  # wrong codes or unknown numbers per client address
+APPLY_LIMIT = web.AppKey("apply_limit", Allowance)
+LOOKUP_LIMIT = web.AppKey("apply_lookup_limit", Allowance)
+
+STEP_LABELS = {
+    "submit": "提交申请",
+    "register": "登记（收到申请）",
+    "review": "审核通过",
+    "correction_requested": "告知补正",
+    "corrected": "收到补正",
+    "extension": "延长答复期限",
+    "answer": "答复",
+    "archive": "归档",
+    "abandoned": "逾期未补正，视为放弃",
+}
+
+routes = web.RouteTableDef()
+
+
+class ApplicationListQuery(Query):
+    """``GET /api/v1/applications``: the office's list, soonest due first."""
+
+    status: Annotated[str | None, Choice(tuple(s.value for s in Status))] = None
+    open: Annotated[
+        str | None, Choice(("true", "false")), Field(description="only those still running")
+    ] = None
+    limit: Annotated[int, Whole(lo=1, hi=1000), Field(description="rows (at most 1000)")] = 200
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    out = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(body)"
+        msg = err["msg"]
+        if err["type"] == "missing":
+            msg = "必填 / required"
+        elif err["type"] == "extra_forbidden":
+            msg = "未知字段 / unknown field"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        out.append(FieldError(field=field, message=msg))
+    return out
+
+
+def refused(error: str, errors: list[FieldError], status: int = 422) -> web.Response:
+    return answer(FieldErrors(error=error, errors=errors), status)
+
+
+def lookup_url(request: web.Request, number: str) -> str:
+    return f"{request.app[SETTINGS].public_url.rstrip('/')}/apply/{number}"
+
+
+def reason_label(outcome: str | None, reason: str | None) -> str | None:
+    if not outcome or not reason:
+        return None
+    return REASONS[Outcome(outcome)].get(reason)
+
+
+def render_letter(
+    app: Application,
+    sealer: Sealer,
+    *,
+    outcome: str,
+    reason: str | None,
+    agency: str,
+    reply_text: str,
+    answered_on: date,
+) -> str:
+    """The reply letter from the outcome's template (``templates/applications/zh/<outcome>.j2``;
+    a county rewords it by overriding the file in its data dir)."""
+    return render(
+        "applications",
+        "zh",
+        Outcome(outcome).value,
+        number=app.number,
+        applicant=sealer.open(app.name_sealed),
+        received_on=_cn_day(app.received_on or app.handed_in_on),
+        description=app.description.split("\n【补正", 1)[0],
+        reason_label=reason_label(outcome, reason) or "",
+        reply_text=reply_text,
+        attachments=app.attachments,
+        agency=agency,
+        answered_on=_cn_day(answered_on),
+    ).strip()
+
+
+def _cn_day(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def applicant_view(
+    app: Application, events: list[ApplicationEvent], today: date, calendar: Any
+) -> ApplicantView:
+    c = flow.clock_of(app, calendar, today)
+    return ApplicantView(
+        number=app.number,
+        status=app.status,
+        status_label=STATUS_LABELS[Status(app.status)],
+        received_on=_iso(app.received_on),
+        due_on=_iso(app.due_on),
+        correction_note=app.correction_note if app.status == Status.correcting else None,
+        correction_until=_iso(c.correction_until) if app.status == Status.correcting else None,
+        outcome=app.outcome,
+        outcome_label=OUTCOME_LABELS[Outcome(app.outcome)] if app.outcome else None,
+        reason_label=reason_label(app.outcome, app.outcome_reason),
+        reply_letter=app.reply_letter,
+        steps=[
+            ApplicantStep(
+                step=e.step, label=STEP_LABELS.get(e.step, e.step), day=e.at.date().isoformat()
+            )
+            for e in events
+        ],
+    )
+
+
+def row_of(app: Application, calendar: Any, today: date) -> ApplicationRow:
+    """A list row; working days left from the stored due day (no calendar walk per row)."""
+    running = app.status in (Status.registered, Status.handling) and app.due_on is not None
+    return ApplicationRow(
+        number=app.number,
+        status=app.status,
+        status_label=STATUS_LABELS[Status(app.status)],
+        applicant_type=app.applicant_type,
+        applicant=app.name_masked,
+        contact=app.contact_masked,
+        description=app.description[:200],
+        channel=app.channel,
+        handler=app.handler,
+        received_on=_iso(app.received_on),
+        due_on=_iso(app.due_on),
+        workdays_left=calendar.workdays_between(today, app.due_on) if running else None,
+    )
+
+
+def record_of(
+    app: Application,
+    events: list[ApplicationEvent],
+    *,
+    sealer: Sealer,
+    calendar: Any,
+    today: date,
+    visible: bool,
+) -> ApplicationRecord:
+    row = row_of(app, calendar, today)
+    c = flow.clock_of(app, calendar, today)
+    detail: dict[str, str] = {}
+    if visible:
+        detail = {k: str(v) for k, v in flow.applicant_of(sealer, app).items()}
+        row.applicant = detail.get("name", "")
+        row.contact = " ".join(v for k, v in detail.items() if k != "name")
+    return ApplicationRecord(
+        **row.model_dump(),
+        applicant_visible=visible,
+        applicant_detail=detail,
+        purpose=app.purpose,
+        reply_channel=app.reply_channel,
+        language=app.language,
+        handed_in_on=app.handed_in_on.isoformat(),
+        correction_requested_on=_iso(app.correction_requested_on),
+        correction_note=app.correction_note,
+        correction_until=_iso(c.correction_until),
+        corrected_on=_iso(app.corrected_on),
+        extension_approver=app.extension_approver,
+        extension_workdays=app.extension_workdays,
+        outcome=app.outcome,
+        outcome_reason=app.outcome_reason,
+        reply_text=app.reply_text,
+        reply_letter=app.reply_letter,
+        attachments=app.attachments,
+        closed_on=_iso(app.closed_on),
+        warnings=c.warnings,
+        events=[
+            ApplicationEventPublic(
+                at=e.at.isoformat(),
+                actor=e.actor,
+                step=e.step,
+                label=STEP_LABELS.get(e.step, e.step),
+                detail=e.detail,
+            )
+            for e in events
+        ],
+    )
+
+
+def _number(request: web.Request) -> str:
+    raw = request.match_info["number"]
+    if Number.parse(raw) is None:
+        raise not_found("no such application")
+    return raw
+
+
+async def submit_form(
+    request: web.Request, form: ApplicationIn, *, channel: Channel, actor: str = "applicant"
+) -> tuple[Application, str]:
+    """One application in, from the API or the public form."""
+    when = flow.now_in(request.app[SETTINGS].tz)
+    async with request.app[MAKER]() as session:
+        return await flow.submit(
+            session,
+            request.app[SEALER],
+            request.app[CALENDAR],
+            form,
+            channel=channel,
+            when=when,
+            actor=actor,
+        )
+
+
+async def apply_allowed(request: web.Request) -> bool:
+    return await request.app[APPLY_LIMIT].take(client_address(request))
+
+
+@routes.post("/api/v1/applications")
+async def apply(request: web.Request) -> web.Response:
+    """Apply for disclosure (public): answers the number and the lookup code."""
+    data = await read_json(request, max_bytes=MAX_APPLICATION_BYTES, max_depth=4)
+    if not isinstance(data, dict):
+        return refused(
+            "invalid application",
+            [FieldError(field="(body)", message="应为对象 / expected an object")],
+        )
+    try:
+        form = ApplicationIn.model_validate(data)
+    except ValidationError as exc:
+        return refused("invalid application", field_errors(exc))
+    if not await apply_allowed(request):
+        return answer(Error(error="too many applications from this address; try again later"), 429)
+    app, code = await submit_form(request, form, channel=Channel.web)
+    return answer(
+        ApplicationReceipt(
+            number=app.number,
+            code=code,
+            status=app.status,
+            status_label=STATUS_LABELS[Status(app.status)],
+            lookup_url=lookup_url(request, app.number),
+        ),
+        201,
+    )
+
+
+async def find_for_applicant(request: web.Request, number: str, code: str) -> Application | None:
+    """The applicant's application, or None; misses are counted per address (429 past them)."""
+    limit = request.app[LOOKUP_LIMIT]
+    who = client_address(request)
+    if await limit.spent(who):
+        raise web.HTTPTooManyRequests(
+            text='{"error": "too many wrong lookups; try again later"}',
+            content_type="application/json",
+        )
+    async with request.app[MAKER]() as session:
+        app = await flow.for_applicant(session, request.app[SEALER], number, code)
+    if app is None:
+        await limit.take(who)
+    return app
+
+
+@routes.get("/api/v1/applications/{number}")
+async def follow(request: web.Request) -> web.Response:
+    """The applicant's view of one application, with its lookup code (public)."""
+    number = request.match_info["number"]
+    code = text_param(request.query, "code", max_chars=32) or ""
+    if Number.parse(number) is None:
+        number = "YSQ-0000-000000"  # still do the same work: the answer's timing tells nothing
+    app = await find_for_applicant(request, number, code)
+    if app is None:
+        raise not_found("no such application, or the code is wrong")
+    settings = request.app[SETTINGS]
+    async with request.app[MAKER]() as session:
+        events = await flow.events_of(session, app)
+    today = flow.now_in(settings.tz).day
+    return answer(applicant_view(app, events, today, request.app[CALENDAR]))
+
+
+@routes.get("/api/v1/applications")
+@require(Role.viewer)
+async def listing(request: web.Request) -> web.Response:
+    """The office's list (names and contacts masked), the soonest due first."""
+    query = ApplicationListQuery.read(request.query)
+    conditions: list[Any] = []
+    if query.status:
+        conditions.append(Application.status == query.status)
+    if query.open == "true":
+        conditions.append(col(Application.status).in_([s.value for s in OPEN_STATUSES]))
+    async with request.app[MAKER]() as session:
+        rows = (
+            await session.exec(
+                select(Application)
+                .where(*conditions)
+                .order_by(
+                    col(Application.due_on).is_(None), col(Application.due_on), col(Application.id)
+                )
+                .limit(query.limit)
+            )
+        ).all()
+    today = flow.now_in(request.app[SETTINGS].tz).day
+    cal = request.app[CALENDAR]
+    items = [row_of(a, cal, today) for a in rows]
+    return answer(ApplicationList(applications=items, total=len(items)))
+
+
+async def sees_applicant(request: web.Request) -> bool:
+    who = await principal(request)
+    return who is not None and ROLE_RANK[Role(who["role"])] >= ROLE_RANK[Role.publisher]
+
+
+@routes.get("/api/v1/applications/{number}/record")
+@require(Role.viewer)
+async def record(request: web.Request) -> web.Response:
+    """The whole file with every step; the applicant in the clear for handlers and admins."""
+    number = _number(request)
+    async with request.app[MAKER]() as session:
+        app = await flow.by_number(session, number)
+        if app is None:
+            raise not_found("no such application")
+        events = await flow.events_of(session, app)
+    today = flow.now_in(request.app[SETTINGS].tz).day
+    return answer(
+        record_of(
+            app,
+            events,
+            sealer=request.app[SEALER],
+            calendar=request.app[CALENDAR],
+            today=today,
+            visible=await sees_applicant(request),
+        )
+    )
+
+
+async def take_step(
+    request: web.Request, app: Application, step: Any, *, actor: str
+) -> Application:
+    """One workflow step on a loaded application; ``StepRefused`` when it is not allowed."""
+    settings = request.app[SETTINGS]
+    cal = request.app[CALENDAR]
+    when = flow.now_in(settings.tz)
+    async with request.app[MAKER]() as session:
+        app = await session.merge(app)
+        match step:
+            case RegisterStep():
+                return await flow.register(session, cal, app, actor=actor, when=when)
+            case AcceptStep():
+                return await flow.accept(
+                    session, cal, app, actor=actor, handler=step.handler, when=when
+                )
+            case CorrectionStep():
+                return await flow.request_correction(
+                    session,
+                    cal,
+                    app,
+                    actor=actor,
+                    note=step.note,
+                    period_workdays=step.period_workdays,
+                    when=when,
+                )
+            case CorrectedStep():
+                return await flow.record_correction(
+                    session, cal, app, actor=actor, text=step.text, when=when
+                )
+            case ExtendStep():
+                return await flow.extend(
+                    session,
+                    cal,
+                    app,
+                    actor=actor,
+                    approver=step.approver,
+                    workdays=step.workdays,
+                    reason=step.reason,
+                    when=when,
+                )
+            case AnswerStep():
+                letter = ""
+                if outcome_problem(step.outcome, step.reason) is None:
+                    letter = render_letter(
+                        app,
+                        request.app[SEALER],
+                        outcome=step.outcome,
+                        reason=step.reason,
+                        agency=settings.applications_agency,
+                        reply_text=step.reply_text,
+                        answered_on=when.day,
+                    )
+                return await flow.answer(
+                    session,
+                    cal,
+                    app,
+                    actor=actor,
+                    outcome=step.outcome,
+                    reason=step.reason,
+                    reply_text=step.reply_text,
+                    letter=letter,
+                    when=when,
+                )
+            case ArchiveStep():
+                return await flow.archive(session, app, actor=actor, when=when)
+    raise ValueError(f"unknown step {step!r}")
+
+
+@routes.post("/api/v1/applications/{number}/steps")
+@require(Role.publisher)
+async def step(request: web.Request) -> web.Response:
+    """One step of the workflow (register, accept, request_correction, corrected, extend,
+    answer, archive); answers the whole file after it."""
+    number = _number(request)
+    data = await read_json(request, max_bytes=MAX_APPLICATION_BYTES, max_depth=4)
+    try:
+        parsed = ApplicationStep.model_validate(data).root
+    except ValidationError as exc:
+        return refused("invalid step", field_errors(exc))
+    who = await principal(request)
+    actor = who["name"] if who else "?"
+    async with request.app[MAKER]() as session:
+        app = await flow.by_number(session, number)
+    if app is None:
+        raise not_found("no such application")
+    try:
+        app = await take_step(request, app, parsed, actor=actor)
+    except flow.StepRefused as exc:
+        return answer(Error(error="step not allowed", message=str(exc)), 409)
+    async with request.app[MAKER]() as session:
+        events = await flow.events_of(session, app)
+    today = flow.now_in(request.app[SETTINGS].tz).day
+    return answer(
+        record_of(
+            app,
+            events,
+            sealer=request.app[SEALER],
+            calendar=request.app[CALENDAR],
+            today=today,
+            visible=True,
+        )
+    )
+
+
+def setup(app: web.Application) -> None:
+    app[APPLY_LIMIT] = Allowance(app[REDIS_URL], APPLY_RATE, "apply")
+    app[LOOKUP_LIMIT] = Allowance(app[REDIS_URL], LOOKUP_MISSES, "apply-lookup")
+    app.add_routes(routes)
