@@ -14,13 +14,11 @@ from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import Field, ValidationError
-from sqlmodel import col, select
 
 from gongkai.channels.rendering import render
 from gongkai.dispatch.ratelimit import Allowance
 from gongkai.domain.application_form import ApplicationIn
 from gongkai.domain.applications import (
-    OPEN_STATUSES,
     OUTCOME_LABELS,
     REASONS,
     STATUS_LABELS,
@@ -32,6 +30,7 @@ from gongkai.domain.applications import (
 )
 from gongkai.domain.items import FieldError
 from gongkai.storage import application_flow as flow
+from gongkai.storage import application_queries
 from gongkai.storage.applications import Application, ApplicationEvent
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.models import ROLE_RANK, Role
@@ -343,22 +342,10 @@ async def follow(request: web.Request) -> web.Response:
 async def listing(request: web.Request) -> web.Response:
     """The office's list (names and contacts masked), the soonest due first."""
     query = ApplicationListQuery.read(request.query)
-    conditions: list[Any] = []
-    if query.status:
-        conditions.append(Application.status == query.status)
-    if query.open == "true":
-        conditions.append(col(Application.status).in_([s.value for s in OPEN_STATUSES]))
     async with request.app[MAKER]() as session:
-        rows = (
-            await session.exec(
-                select(Application)
-                .where(*conditions)
-                .order_by(
-                    col(Application.due_on).is_(None), col(Application.due_on), col(Application.id)
-                )
-                .limit(query.limit)
-            )
-        ).all()
+        rows = await application_queries.applications(
+            session, status=query.status, open_only=query.open == "true", limit=query.limit
+        )
     today = flow.now_in(request.app[SETTINGS].tz).day
     cal = request.app[CALENDAR]
     items = [row_of(a, cal, today) for a in rows]
