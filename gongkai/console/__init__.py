@@ -11,6 +11,7 @@ from aiohttp import web
 from gongkai.console import (
     actions,
     events,
+    views_applications,
     views_auth,
     views_dashboard,
     views_deadlines,
@@ -35,6 +36,7 @@ MODULES = (
     views_deadlines,
     views_questions,
     views_report,
+    views_applications,
 )
 
 

@@ -357,7 +357,8 @@ async def answer(
     app.outcome_reason = reason or None
     app.reply_text = reply_text
     app.reply_letter = letter
-    app.attachments = list(attachments or [])
+    if attachments is not None:
+        app.attachments = list(attachments)
     app.status = Status.answered
     app.closed_on = when.day
     app.handler = app.handler or actor
