@@ -29,6 +29,7 @@ FEATURES = (
     "gongkai.bots.telegram_webhook",
     "gongkai.web.questions",
     "gongkai.web.applications",
+    "gongkai.web.apply_pages",
     "gongkai.console",
 )
 
