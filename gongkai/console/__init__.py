@@ -11,6 +11,7 @@ from aiohttp import web
 from gongkai.console import (
     actions,
     events,
+    views_application_publish,
     views_applications,
     views_auth,
     views_dashboard,
@@ -37,6 +38,7 @@ MODULES = (
     views_questions,
     views_report,
     views_applications,
+    views_application_publish,
 )
 
 

@@ -9,7 +9,7 @@ the clear.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from gongkai.console.console_queries import now_local
 from gongkai.console.render import message_page, needs, page, parse_day, see_other
 from gongkai.console.sessions import SESSION, flash
+from gongkai.console.views_application_publish import ALLOWED_DOMAINS
 from gongkai.domain.annual_table import COLUMNS
 from gongkai.domain.application_form import ApplicationIn
 from gongkai.domain.applications import (
@@ -87,11 +88,16 @@ async def listing(request: web.Request) -> web.Response:
     if status not in {s.value for s in Status}:
         status = ""
     open_only = request.query.get("open", "1" if not status else "") == "1"
+    today = _today(request)
     async with request.app[MAKER]() as session:
         apps = await application_queries.applications(
             session, status=status or None, open_only=open_only, limit=500
         )
-    today = _today(request)
+        repeated = await application_queries.repeated_subjects(
+            session,
+            since=today - timedelta(days=365),
+            threshold=request.app[SETTINGS].applications_repeat_threshold,
+        )
     rows = [row_of(a, request.app[CALENDAR], today) for a in apps]
     return await page(
         request,
@@ -102,6 +108,9 @@ async def listing(request: web.Request) -> web.Response:
         open_only=open_only,
         today=today,
         labels=LABELS,
+        repeated=repeated,
+        domains=ALLOWED_DOMAINS,
+        threshold=request.app[SETTINGS].applications_repeat_threshold,
     )
 
 

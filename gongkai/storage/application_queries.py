@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.domain.annual_table import AnnualTable, Counted, annual_table
-from gongkai.domain.applications import OPEN_STATUSES
+from gongkai.domain.applications import OPEN_STATUSES, Outcome
 from gongkai.storage.applications import Application
 
 
@@ -60,3 +61,56 @@ async def annual(session: AsyncSession, year: int) -> AnnualTable:
         )
     ).all()
     return annual_table(year, (Counted(*row) for row in rows))
+
+
+@dataclass
+class Repeated:
+    """The same information applied for by several applicants: a candidate for proactive
+    disclosure (依申请公开的人数和频次达到一定范围的文件…转为主动公开, seeds 000 and 003)."""
+
+    subject_key: str
+    count: int
+    numbers: list[str]
+    description: str
+    publishable: str | None  # the latest application answered 予以公开 or 部分公开, if any
+
+
+async def repeated_subjects(
+    session: AsyncSession, *, since: date, threshold: int
+) -> list[Repeated]:
+    """Subjects received at least ``threshold`` times since ``since``, most applied for first.
+    Two descriptions are the same subject when they agree letter for letter once width, case
+    and punctuation are set aside (``application_flow.subject_key``)."""
+    count = func.count(col(Application.id))
+    groups = (
+        await session.exec(
+            select(Application.subject_key, count)
+            .where(col(Application.received_on) >= since, Application.subject_key != "")
+            .group_by(col(Application.subject_key))
+            .having(count >= threshold)
+            .order_by(count.desc())
+            .limit(50)
+        )
+    ).all()
+    out = []
+    for key, n in groups:
+        apps = (
+            await session.exec(
+                select(Application)
+                .where(Application.subject_key == key, col(Application.received_on) >= since)
+                .order_by(col(Application.id).desc())
+            )
+        ).all()
+        answered = [
+            a for a in apps if a.outcome in (Outcome.granted, Outcome.partial) and a.reply_text
+        ]
+        out.append(
+            Repeated(
+                subject_key=key,
+                count=n,
+                numbers=[a.number for a in apps],
+                description=apps[0].description.split("\n【补正", 1)[0],
+                publishable=answered[0].number if answered else None,
+            )
+        )
+    return out

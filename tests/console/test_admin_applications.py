@@ -103,3 +103,32 @@ async def test_the_yearly_table_page_and_csv(site) -> None:
     row = next(line for line in body.splitlines() if line.startswith("一、"))
     assert row.split(",")[1:] == ["0", "0", "1", "0", "0", "0", "1"]
     assert (await publisher.get("/admin/applications/annual?year=99999")).status == 400
+
+
+async def test_many_applicants_one_document_becomes_a_published_item(site) -> None:
+    publisher = await site.login("publisher")
+    publisher.csrf = csrf_in(await publisher.text("/admin/applications/new"))
+    numbers = [
+        await register_visit(publisher, description=text)
+        for text in ("2026年低保名单", "２０２６年 低保名单！", "2026年低保名单。")
+    ]
+    listing = await publisher.text("/admin/applications")
+    assert "建议转为主动公开" in listing and "3 件" in listing
+    assert "尚无予以公开或部分公开的答复" in listing
+    steps = f"/admin/applications/{numbers[0]}/steps"
+    await publisher.post(
+        steps, {"step": "answer", "outcome": "granted", "reply_text": "名单见附件。"}
+    )
+    listing = await publisher.text("/admin/applications")
+    assert f'action="/admin/applications/{numbers[0]}/publish"' in listing
+    publish = f"/admin/applications/{numbers[0]}/publish"
+    r = await publisher.post(publish, {"domain": "社会救助"}, allow_redirects=False)
+    assert r.headers["Location"] == "/admin/applications"  # the secrecy box was not ticked
+    r = await publisher.post(
+        publish, {"domain": "社会救助", "secrecy_reviewed": "1"}, allow_redirects=False
+    )
+    assert r.status == 303, await r.text()
+    item_id = f"ysq-{numbers[0].lower()}"
+    assert r.headers["Location"] == f"/admin/items/{item_id}"
+    page = await (await site.client.get(f"/p/{item_id}")).text()
+    assert "名单见附件" in page and "巴特尔" not in page
