@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     # for the same information within a year suggest publishing it proactively
     applications_agency: str = "本机关"
     applications_repeat_threshold: int = Field(default=3, ge=2, le=1000)
+    applications_sms_template: str = ""  # the provider-approved template for applicants' notices
 
     def image_host_allowed(self, host: str) -> bool:
         allowed = {h.strip().lower() for h in self.image_hosts.split(",") if h.strip()}

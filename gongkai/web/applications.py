@@ -52,6 +52,7 @@ from gongkai.web.application_models import (
     ExtendStep,
     RegisterStep,
 )
+from gongkai.web.application_notices import notify_applicant
 from gongkai.web.auth import principal, require
 from gongkai.web.clients import client_address
 from gongkai.web.inputs import read_json, text_param
@@ -74,6 +75,8 @@ STEP_LABELS = {
     "answer": "答复",
     "archive": "归档",
     "abandoned": "逾期未补正，视为放弃",
+    "notice": "通知申请人",
+    "published_proactively": "转为主动公开",
 }
 
 routes = web.RouteTableDef()
@@ -380,10 +383,10 @@ async def record(request: web.Request) -> web.Response:
     )
 
 
-async def take_step(
+async def _apply_step(
     request: web.Request, app: Application, step: Any, *, actor: str
 ) -> Application:
-    """One workflow step on a loaded application; ``StepRefused`` when it is not allowed."""
+    """The step itself, in its own transaction."""
     settings = request.app[SETTINGS]
     cal = request.app[CALENDAR]
     when = flow.now_in(settings.tz)
@@ -447,6 +450,16 @@ async def take_step(
             case ArchiveStep():
                 return await flow.archive(session, app, actor=actor, when=when)
     raise ValueError(f"unknown step {step!r}")
+
+
+async def take_step(
+    request: web.Request, app: Application, step: Any, *, actor: str
+) -> Application:
+    """One workflow step on a loaded application (``StepRefused`` when it is not allowed),
+    then the notice the applicant is owed, through the channel they chose."""
+    app = await _apply_step(request, app, step, actor=actor)
+    await notify_applicant(request, app, step.step)
+    return app
 
 
 @routes.post("/api/v1/applications/{number}/steps")
