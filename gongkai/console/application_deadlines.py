@@ -11,7 +11,7 @@ from gongkai.domain.applications import Status
 from gongkai.domain.workdays import WorkCalendar
 from gongkai.storage.application_queries import applications
 from gongkai.web.application_models import ApplicationRow
-from gongkai.web.applications import row_of
+from gongkai.web.application_present import row_of
 
 SOON_WORKDAYS = 5  # shown as "due soon" from this many working days before the due day
 

@@ -36,7 +36,8 @@ from gongkai.storage import application_flow as flow
 from gongkai.storage import application_queries
 from gongkai.storage.models import Role
 from gongkai.web.application_models import ApplicationStep
-from gongkai.web.applications import field_errors, record_of, row_of, take_step
+from gongkai.web.application_present import record_of, row_of
+from gongkai.web.applications import field_errors, take_step
 from gongkai.web.keys import CALENDAR, MAKER, SEALER, SETTINGS
 
 routes = web.RouteTableDef()

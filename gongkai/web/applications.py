@@ -9,42 +9,31 @@ the misses per address, so neither guessing codes nor probing numbers gets anywh
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import Field, ValidationError
 
-from gongkai.channels.rendering import render
 from gongkai.dispatch.ratelimit import Allowance
 from gongkai.domain.application_form import ApplicationIn
 from gongkai.domain.applications import (
-    OUTCOME_LABELS,
-    REASONS,
     STATUS_LABELS,
     Channel,
     Number,
-    Outcome,
     Status,
     outcome_problem,
 )
 from gongkai.domain.items import FieldError
 from gongkai.storage import application_flow as flow
 from gongkai.storage import application_queries
-from gongkai.storage.applications import Application, ApplicationEvent
-from gongkai.storage.crypto import Sealer
+from gongkai.storage.applications import Application
 from gongkai.storage.models import ROLE_RANK, Role
 from gongkai.web.answers import Error, FieldErrors, answer, not_found
 from gongkai.web.application_models import (
     AcceptStep,
     AnswerStep,
-    ApplicantStep,
-    ApplicantView,
-    ApplicationEventPublic,
     ApplicationList,
     ApplicationReceipt,
-    ApplicationRecord,
-    ApplicationRow,
     ApplicationStep,
     ArchiveStep,
     CorrectedStep,
@@ -53,6 +42,7 @@ from gongkai.web.application_models import (
     RegisterStep,
 )
 from gongkai.web.application_notices import notify_applicant
+from gongkai.web.application_present import applicant_view, record_of, render_letter, row_of
 from gongkai.web.auth import principal, require
 from gongkai.web.clients import client_address
 from gongkai.web.inputs import read_json, text_param
@@ -64,20 +54,6 @@ APPLY_RATE = "10/hour"  # applications per client address
 LOOKUP_MISSES = "30/hour"  # wrong codes or unknown numbers per client address
 APPLY_LIMIT = web.AppKey("apply_limit", Allowance)
 LOOKUP_LIMIT = web.AppKey("apply_lookup_limit", Allowance)
-
-STEP_LABELS = {
-    "submit": "提交申请",
-    "register": "登记（收到申请）",
-    "review": "审核通过",
-    "correction_requested": "告知补正",
-    "corrected": "收到补正",
-    "extension": "延长答复期限",
-    "answer": "答复",
-    "archive": "归档",
-    "abandoned": "逾期未补正，视为放弃",
-    "notice": "通知申请人",
-    "published_proactively": "转为主动公开",
-}
 
 routes = web.RouteTableDef()
 
@@ -113,142 +89,6 @@ def refused(error: str, errors: list[FieldError], status: int = 422) -> web.Resp
 
 def lookup_url(request: web.Request, number: str) -> str:
     return f"{request.app[SETTINGS].public_url.rstrip('/')}/apply/{number}"
-
-
-def reason_label(outcome: str | None, reason: str | None) -> str | None:
-    if not outcome or not reason:
-        return None
-    return REASONS[Outcome(outcome)].get(reason)
-
-
-def render_letter(
-    app: Application,
-    sealer: Sealer,
-    *,
-    outcome: str,
-    reason: str | None,
-    agency: str,
-    reply_text: str,
-    answered_on: date,
-) -> str:
-    """The reply letter from the outcome's template (``templates/applications/zh/<outcome>.j2``;
-    a county rewords it by overriding the file in its data dir)."""
-    return render(
-        "applications",
-        "zh",
-        Outcome(outcome).value,
-        number=app.number,
-        applicant=sealer.open(app.name_sealed),
-        received_on=_cn_day(app.received_on or app.handed_in_on),
-        description=app.description.split("\n【补正", 1)[0],
-        reason_label=reason_label(outcome, reason) or "",
-        reply_text=reply_text,
-        attachments=app.attachments,
-        agency=agency,
-        answered_on=_cn_day(answered_on),
-    ).strip()
-
-
-def _cn_day(day: date) -> str:
-    return f"{day.year}年{day.month}月{day.day}日"
-
-
-def _iso(day: date | None) -> str | None:
-    return day.isoformat() if day else None
-
-
-def applicant_view(
-    app: Application, events: list[ApplicationEvent], today: date, calendar: Any
-) -> ApplicantView:
-    c = flow.clock_of(app, calendar, today)
-    return ApplicantView(
-        number=app.number,
-        status=app.status,
-        status_label=STATUS_LABELS[Status(app.status)],
-        received_on=_iso(app.received_on),
-        due_on=_iso(app.due_on),
-        correction_note=app.correction_note if app.status == Status.correcting else None,
-        correction_until=_iso(c.correction_until) if app.status == Status.correcting else None,
-        outcome=app.outcome,
-        outcome_label=OUTCOME_LABELS[Outcome(app.outcome)] if app.outcome else None,
-        reason_label=reason_label(app.outcome, app.outcome_reason),
-        reply_letter=app.reply_letter,
-        steps=[
-            ApplicantStep(
-                step=e.step, label=STEP_LABELS.get(e.step, e.step), day=e.at.date().isoformat()
-            )
-            for e in events
-        ],
-    )
-
-
-def row_of(app: Application, calendar: Any, today: date) -> ApplicationRow:
-    """A list row; working days left from the stored due day (no calendar walk per row)."""
-    running = app.status in (Status.registered, Status.handling) and app.due_on is not None
-    return ApplicationRow(
-        number=app.number,
-        status=app.status,
-        status_label=STATUS_LABELS[Status(app.status)],
-        applicant_type=app.applicant_type,
-        applicant=app.name_masked,
-        contact=app.contact_masked,
-        description=app.description[:200],
-        channel=app.channel,
-        handler=app.handler,
-        received_on=_iso(app.received_on),
-        due_on=_iso(app.due_on),
-        workdays_left=calendar.workdays_between(today, app.due_on) if running else None,
-    )
-
-
-def record_of(
-    app: Application,
-    events: list[ApplicationEvent],
-    *,
-    sealer: Sealer,
-    calendar: Any,
-    today: date,
-    visible: bool,
-) -> ApplicationRecord:
-    row = row_of(app, calendar, today)
-    c = flow.clock_of(app, calendar, today)
-    detail: dict[str, str] = {}
-    if visible:
-        detail = {k: str(v) for k, v in flow.applicant_of(sealer, app).items()}
-        row.applicant = detail.get("name", "")
-        row.contact = " ".join(v for k, v in detail.items() if k != "name")
-    return ApplicationRecord(
-        **row.model_dump(),
-        applicant_visible=visible,
-        applicant_detail=detail,
-        purpose=app.purpose,
-        reply_channel=app.reply_channel,
-        language=app.language,
-        handed_in_on=app.handed_in_on.isoformat(),
-        correction_requested_on=_iso(app.correction_requested_on),
-        correction_note=app.correction_note,
-        correction_until=_iso(c.correction_until),
-        corrected_on=_iso(app.corrected_on),
-        extension_approver=app.extension_approver,
-        extension_workdays=app.extension_workdays,
-        outcome=app.outcome,
-        outcome_reason=app.outcome_reason,
-        reply_text=app.reply_text,
-        reply_letter=app.reply_letter,
-        attachments=app.attachments,
-        closed_on=_iso(app.closed_on),
-        warnings=c.warnings,
-        events=[
-            ApplicationEventPublic(
-                at=e.at.isoformat(),
-                actor=e.actor,
-                step=e.step,
-                label=STEP_LABELS.get(e.step, e.step),
-                detail=e.detail,
-            )
-            for e in events
-        ],
-    )
 
 
 def _number(request: web.Request) -> str:
@@ -337,7 +177,7 @@ async def follow(request: web.Request) -> web.Response:
     async with request.app[MAKER]() as session:
         events = await flow.events_of(session, app)
     today = flow.now_in(settings.tz).day
-    return answer(applicant_view(app, events, today, request.app[CALENDAR]))
+    return answer(applicant_view(app, events, today, request.app[CALENDAR], settings.tz))
 
 
 @routes.get("/api/v1/applications")

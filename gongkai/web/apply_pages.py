@@ -21,8 +21,8 @@ from gongkai.channels.rendering import PACKAGE_TEMPLATES, render
 from gongkai.domain.application_form import ApplicationIn
 from gongkai.domain.applications import ApplicantType, Channel, Number, ReplyChannel
 from gongkai.storage import application_flow as flow
+from gongkai.web.application_present import applicant_view
 from gongkai.web.applications import (
-    applicant_view,
     apply_allowed,
     field_errors,
     find_for_applicant,
@@ -134,7 +134,7 @@ async def _status(request: web.Request, lang: str, number: str, code: str) -> we
     async with request.app[MAKER]() as session:
         events = await flow.events_of(session, app)
     today = flow.now_in(request.app[SETTINGS].tz).day
-    view = applicant_view(app, events, today, request.app[CALENDAR])
+    view = applicant_view(app, events, today, request.app[CALENDAR], request.app[SETTINGS].tz)
     return _html(request, lang, "status.html", v=view)
 
 
