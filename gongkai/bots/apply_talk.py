@@ -19,7 +19,14 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 
 from gongkai.domain.application_form import ApplicationIn
-from gongkai.domain.applications import STATUS_LABELS, Channel, ReplyChannel, Status
+from gongkai.domain.applications import (
+    OUTCOME_LABELS,
+    STATUS_LABELS,
+    Channel,
+    Outcome,
+    ReplyChannel,
+    Status,
+)
 from gongkai.domain.pii import normalize_mobile
 from gongkai.domain.workdays import WorkCalendar
 from gongkai.storage import application_flow as flow
@@ -81,6 +88,9 @@ async def turn(ctx: Context, follower: Follower, text: str) -> str | None:
         return ASK["what"]
     if _is(text, LIST_WORDS) and follower.id is not None:
         return await _mine(ctx, follower)
+    number = text.strip().removeprefix("查看答复").strip().upper()
+    if text.strip().startswith("查看答复") and follower.id is not None:
+        return await _letter(ctx, follower, number)
     return None
 
 
@@ -185,5 +195,21 @@ async def _mine(ctx: Context, follower: Follower) -> str:
         line = f"{a.number} {STATUS_LABELS[Status(a.status)]}"
         if a.due_on and a.status in (Status.registered, Status.handling):
             line += f"，答复期限 {a.due_on.isoformat()}"
+        if a.outcome:
+            line += f"，{OUTCOME_LABELS[Outcome(a.outcome)]}（回复“查看答复 {a.number}”）"
         lines.append(line)
     return "\n".join(lines)
+
+
+async def _letter(ctx: Context, follower: Follower, number: str) -> str:
+    """The reply letter, in the chat the application came from (no code needed there)."""
+    app = (
+        await ctx.session.exec(
+            select(Application).where(
+                Application.number == number, Application.follower_id == follower.id
+            )
+        )
+    ).first()
+    if app is None or not app.reply_letter:
+        return "没有找到这个申请的答复。回复“我的申请”查看您的申请。"
+    return app.reply_letter
