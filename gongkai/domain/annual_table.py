@@ -48,6 +48,7 @@ class Counted:
     closed_on: date | None
     outcome: str | None
     reason: str | None
+    n: int = 1  # how many applications alike (the storage query counts them in groups)
 
 
 @dataclass
@@ -95,15 +96,15 @@ def annual_table(year: int, applications: Iterable[Counted]) -> AnnualTable:
             continue
         column = a.applicant_type if a.applicant_type in new else ApplicantType.other_org.value
         if a.received_on >= start:
-            new[column] += 1
+            new[column] += a.n
         elif a.closed_on is None or a.closed_on >= start:
-            carried_in[column] += 1
+            carried_in[column] += a.n
         if a.closed_on is None or a.closed_on > end:
-            carried_out[column] += 1
+            carried_out[column] += a.n
         elif a.closed_on >= start and a.outcome:
             key = a.outcome if not REASONS[Outcome(a.outcome)] else f"{a.outcome}.{a.reason}"
-            results.setdefault(key, _empty())[column] += 1
-            total[column] += 1
+            results.setdefault(key, _empty())[column] += a.n
+            total[column] += a.n
     rows = [
         Row("new", "一、本年新收政府信息公开申请数量", 0, new),
         Row("carried_in", "二、上年结转政府信息公开申请数量", 0, carried_in),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
-from sqlalchemy import func, or_
+from sqlalchemy import case, func, literal, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,25 +42,56 @@ async def applications(
 
 
 async def annual(session: AsyncSession, year: int) -> AnnualTable:
-    """Section 三 of the yearly report for ``year`` (see ``domain.annual_table``): only the
-    applications that can fall in one of its rows are read."""
+    """Section 三 of the yearly report for ``year`` (see ``domain.annual_table``), counted in
+    the database: applications are grouped by type, outcome, reason and where their day of
+    receipt and day closed fall (before, in or after the year), and each group stands in the
+    table's rules for as many applications as it holds."""
     start, end = date(year, 1, 1), date(year, 12, 31)
-    rows = (
+    before, after = start - timedelta(days=1), end + timedelta(days=1)
+    received = case(
+        (col(Application.received_on) < start, literal(-1)),
+        (col(Application.received_on) <= end, literal(0)),
+        else_=literal(1),
+    )
+    closed = case(
+        (col(Application.closed_on).is_(None), literal(2)),
+        (col(Application.closed_on) < start, literal(-1)),
+        (col(Application.closed_on) <= end, literal(0)),
+        else_=literal(1),
+    )
+    n = func.count()
+    groups = (
         await session.exec(
             select(
                 Application.applicant_type,
-                Application.received_on,
-                Application.closed_on,
+                received,
+                closed,
                 Application.outcome,
                 Application.outcome_reason,
-            ).where(
+                n,
+            )
+            .where(
                 col(Application.received_on).is_not(None),
                 col(Application.received_on) <= end,
                 or_(col(Application.closed_on).is_(None), col(Application.closed_on) >= start),
             )
+            .group_by(
+                col(Application.applicant_type),
+                received,
+                closed,
+                col(Application.outcome),
+                col(Application.outcome_reason),
+            )
         )
     ).all()
-    return annual_table(year, (Counted(*row) for row in rows))
+    day = {-1: before, 0: start, 1: after}
+    return annual_table(
+        year,
+        (
+            Counted(kind, day[r], None if c == 2 else day[c], outcome, reason, count)
+            for kind, r, c, outcome, reason, count in groups
+        ),
+    )
 
 
 @dataclass
@@ -92,24 +123,31 @@ async def repeated_subjects(
             .limit(50)
         )
     ).all()
+    if not groups:
+        return []
+    keys = [key for key, _ in groups]
+    apps = (
+        await session.exec(
+            select(Application)
+            .where(col(Application.subject_key).in_(keys), col(Application.received_on) >= since)
+            .order_by(col(Application.id).desc())
+        )
+    ).all()
+    by_key: dict[str, list[Application]] = {}
+    for a in apps:
+        by_key.setdefault(a.subject_key, []).append(a)
     out = []
     for key, n in groups:
-        apps = (
-            await session.exec(
-                select(Application)
-                .where(Application.subject_key == key, col(Application.received_on) >= since)
-                .order_by(col(Application.id).desc())
-            )
-        ).all()
+        mine = by_key.get(key, [])
         answered = [
-            a for a in apps if a.outcome in (Outcome.granted, Outcome.partial) and a.reply_text
+            a for a in mine if a.outcome in (Outcome.granted, Outcome.partial) and a.reply_text
         ]
         out.append(
             Repeated(
                 subject_key=key,
                 count=n,
-                numbers=[a.number for a in apps],
-                description=apps[0].description.split("\n【补正", 1)[0],
+                numbers=[a.number for a in mine],
+                description=mine[0].description.split("\n【补正", 1)[0] if mine else key,
                 publishable=answered[0].number if answered else None,
             )
         )

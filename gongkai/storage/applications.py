@@ -39,6 +39,8 @@ class Application(SQLModel, table=True):
         UniqueConstraint("year", "sequence"),
         # the lists and the board: open applications by due day
         Index("ix_application_status_due", "status", "due_on"),
+        # the yearly table and "many applicants, one document": received in a span, by subject
+        Index("ix_application_received_subject", "received_on", "subject_key"),
     )
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(unique=True, max_length=20)  # YSQ-2026-000123
@@ -56,13 +58,13 @@ class Application(SQLModel, table=True):
     channel: str = Field(max_length=16)  # where it came from: domain.applications.Channel
     reply_channel: str = Field(max_length=16)
     follower_id: int | None = Field(default=None, foreign_key="follower.id")
-    subject_key: str = Field(default="", index=True, max_length=64)  # "many applicants" groups
+    subject_key: str = Field(default="", max_length=64)  # "many applicants" groups
     status: str = Field(max_length=16)
     handler: str | None = Field(default=None, max_length=64)
     handed_in_at: datetime = _when(nullable=False)
     handed_in_on: date  # the county's calendar day of handed_in_at (or the letter's signature)
     confirmed_on: date | None = None
-    received_on: date | None = Field(default=None, index=True)
+    received_on: date | None = None
     correction_requested_on: date | None = None
     correction_period: int | None = None
     correction_note: str | None = None

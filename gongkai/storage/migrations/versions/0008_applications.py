@@ -70,9 +70,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('application', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_application_closed_on'), ['closed_on'], unique=False)
-        batch_op.create_index(batch_op.f('ix_application_received_on'), ['received_on'], unique=False)
+        batch_op.create_index('ix_application_received_subject', ['received_on', 'subject_key'], unique=False)
         batch_op.create_index('ix_application_status_due', ['status', 'due_on'], unique=False)
-        batch_op.create_index(batch_op.f('ix_application_subject_key'), ['subject_key'], unique=False)
 
     op.create_table('applicationevent',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -97,9 +96,8 @@ def downgrade() -> None:
 
     op.drop_table('applicationevent')
     with op.batch_alter_table('application', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_application_subject_key'))
         batch_op.drop_index('ix_application_status_due')
-        batch_op.drop_index(batch_op.f('ix_application_received_on'))
+        batch_op.drop_index('ix_application_received_subject')
         batch_op.drop_index(batch_op.f('ix_application_closed_on'))
 
     op.drop_table('application')
