@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from gongkai.domain.application_form import ApplicationIn
@@ -78,11 +79,29 @@ async def seeded(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     return url
 
 
-async def test_the_counts_of_a_seeded_year(seeded) -> None:
-    engine = make_engine(seeded)
-    async with make_sessionmaker(engine)() as s:
-        table = await annual(s, 2026)
+@pytest.fixture
+async def seeded_postgres(postgres_url):  # type: ignore[no-untyped-def]
+    await upgrade(postgres_url)
+    engine = make_engine(postgres_url)
+    async with engine.begin() as conn:  # this test's own rows only
+        await conn.execute(text("DELETE FROM applicationevent"))
+        await conn.execute(text("DELETE FROM application"))
     await engine.dispose()
+    await seed(postgres_url)
+    return postgres_url
+
+
+async def test_the_counts_of_a_seeded_year(seeded) -> None:
+    await check_counts(seeded)
+
+
+@pytest.mark.postgres
+async def test_the_counts_of_a_seeded_year_on_postgresql(seeded_postgres) -> None:
+    await check_counts(seeded_postgres)
+
+
+async def check_counts(url: str) -> None:
+    table = await _annual(url, 2026)
     counts = {r.key: ({k: v for k, v in r.counts.items() if v} if r.counts is not None else None)
               for r in table.rows}  # fmt: skip
     assert counts["new"] == {
@@ -103,7 +122,7 @@ async def test_the_counts_of_a_seeded_year(seeded) -> None:
     )
     # the table's shape is the national format's: 8 + 3 + 5 + 3 reasons
     assert sum(1 for r in table.rows if r.level == 2) == 19
-    next_year = await _annual(seeded, 2027)
+    next_year = await _annual(url, 2027)
     assert next_year.row("carried_in").counts["research"] == 1
     assert next_year.row("partial").counts["social_welfare"] == 1
 
