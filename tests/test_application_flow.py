@@ -183,3 +183,31 @@ def test_the_form_refuses_what_cannot_be_answered() -> None:
         form(description="x" * 5001)
     with pytest.raises(ValidationError):
         form(unexpected="field")
+
+
+async def test_a_step_on_a_file_changed_meanwhile_is_refused(tmp_path) -> None:
+    """Two clerks open the same file; the second one's step does not overwrite the first's."""
+    s = settings_for(tmp_path)
+    await upgrade(s.resolved_database_url)
+    engine = make_engine(s.resolved_database_url)
+    maker = make_sessionmaker(engine)
+    async with maker() as one:
+        app, _ = await flow.submit(
+            one, SEALER, CAL, form(), channel=Channel.in_person, when=at(date(2026, 9, 25))
+        )
+    async with maker() as first, maker() as second:
+        mine = await first.get(Application, app.id)
+        theirs = await second.get(Application, app.id)
+        await flow.accept(first, CAL, mine, actor="甲", handler="甲", when=at(date(2026, 9, 28)))
+        with pytest.raises(flow.StepRefused, match="changed meanwhile"):
+            await flow.request_correction(
+                second, CAL, theirs, actor="乙", note="?", period_workdays=5,
+                when=at(date(2026, 9, 28)),
+            )  # fmt: skip
+    async with maker() as check:
+        stored = await check.get(Application, app.id)
+        assert (stored.status, stored.handler, stored.correction_note) == ("handling", "甲", None)
+        assert [e.step for e in await flow.events_of(check, stored)] == [
+            "submit", "register", "review",
+        ]  # fmt: skip
+    await engine.dispose()

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -104,6 +105,17 @@ def clock_of(app: Application, calendar: WorkCalendar, today: date | None = None
     return clock(
         calendar, received=app.received_on, correction=correction, extension=extension, today=today
     )
+
+
+async def _commit(session: AsyncSession) -> None:
+    """Commit a step; a file another step changed meanwhile is refused, not overwritten."""
+    try:
+        await session.commit()
+    except StaleDataError:
+        await session.rollback()
+        raise StepRefused(
+            "此申请刚被他人办理过，请刷新后再办理 / changed meanwhile: reload and try again"
+        ) from None
 
 
 async def _event(
@@ -213,7 +225,7 @@ async def register(
     app.status = Status.registered
     _refresh_due(app, calendar, when)
     await _event(session, app, actor, "register", when, received_on=str(app.received_on))
-    await session.commit()
+    await _commit(session)
     return app
 
 
@@ -232,7 +244,7 @@ async def accept(
     app.handler = handler
     _refresh_due(app, calendar, when)
     await _event(session, app, actor, "review", when, decision="accept", handler=handler)
-    await session.commit()
+    await _commit(session)
     return app
 
 
@@ -265,7 +277,7 @@ async def request_correction(
         until=str(c.correction_until),
         warnings=c.warnings,
     )
-    await session.commit()
+    await _commit(session)
     return app
 
 
@@ -289,7 +301,7 @@ async def record_correction(
     app.status = Status.registered
     _refresh_due(app, calendar, when)
     await _event(session, app, actor, "corrected", when, text=text, due=str(app.due_on))
-    await session.commit()
+    await _commit(session)
     return app
 
 
@@ -331,7 +343,7 @@ async def extend(
         due=str(app.due_on),
         warnings=c.warnings,
     )
-    await session.commit()
+    await _commit(session)
     return app
 
 
@@ -367,7 +379,7 @@ async def answer(
     await _event(
         session, app, actor, "answer", when, outcome=outcome, reason=reason, late_workdays=late
     )
-    await session.commit()
+    await _commit(session)
     return app
 
 
@@ -379,7 +391,7 @@ async def archive(
     app.status = Status.archived
     app.updated_at = when.at
     await _event(session, app, actor, "archive", when)
-    await session.commit()
+    await _commit(session)
     return app
 
 

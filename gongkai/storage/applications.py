@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from gongkai.storage.types import JSONType, UTCDateTime, utcnow
@@ -34,7 +34,13 @@ def _text() -> Any:
     return Field(default="", sa_column=Column(Text, nullable=False))
 
 
+# Two clerks taking a step on the same file at once: the second one's write finds the version
+# moved on and is refused (StaleDataError → ``StepRefused``), instead of overwriting the first.
+_VERSION = Column("version", Integer, nullable=False, default=1)
+
+
 class Application(SQLModel, table=True):
+    __mapper_args__ = {"version_id_col": _VERSION}
     __table_args__ = (
         UniqueConstraint("year", "sequence"),
         # the lists and the board: open applications by due day
@@ -84,6 +90,7 @@ class Application(SQLModel, table=True):
     closed_on: date | None = Field(default=None, index=True)  # answered or abandoned
     created_at: datetime = _when(nullable=False)
     updated_at: datetime = _when(nullable=False)
+    version: int = Field(default=1, sa_column=_VERSION)
 
 
 class ApplicationEvent(SQLModel, table=True):

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import Field, ValidationError
+from sqlalchemy.orm.exc import StaleDataError
 
 from gongkai.dispatch.ratelimit import Allowance
 from gongkai.domain.application_form import ApplicationIn
@@ -231,7 +232,12 @@ async def _apply_step(
     cal = request.app[CALENDAR]
     when = flow.now_in(settings.tz)
     async with request.app[MAKER]() as session:
-        app = await session.merge(app)
+        try:
+            app = await session.merge(app)
+        except StaleDataError:
+            raise flow.StepRefused(
+                "此申请刚被他人办理过，请刷新后再办理 / changed meanwhile: reload and try again"
+            ) from None
         match step:
             case RegisterStep():
                 return await flow.register(session, cal, app, actor=actor, when=when)

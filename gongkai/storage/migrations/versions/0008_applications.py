@@ -63,6 +63,7 @@ def upgrade() -> None:
     sa.Column('closed_on', sa.Date(), nullable=True),
     sa.Column('created_at', gongkai.storage.types.UTCDateTime(), nullable=False),
     sa.Column('updated_at', gongkai.storage.types.UTCDateTime(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['follower_id'], ['follower.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('number'),
