@@ -46,6 +46,8 @@ def annual(
 ) -> None:
     """Section 三 of the yearly report: applications carried over, received, answered by
     outcome and reason, by applicant type, and carried over to next year."""
+    from gongkai.domain.workdays import WorkCalendar
+    from gongkai.storage.application_flow import abandon_overdue, now_in
     from gongkai.storage.application_queries import annual as annual_counts
 
     if not EARLIEST_DAY.year <= year <= LATEST_DAY.year:
@@ -56,6 +58,10 @@ def annual(
 
     async def go() -> AnnualTable:
         async with database(s) as maker, maker() as session:
+            # an application whose correction period ran out counts as 其他处理 (视为放弃)
+            await abandon_overdue(
+                session, WorkCalendar.from_file(s.holidays_file), when=now_in(s.tz)
+            )
             return await annual_counts(session, year)
 
     table = run(go)

@@ -19,6 +19,7 @@ SOON_WORKDAYS = 5  # shown as "due soon" from this many working days before the 
 async def application_deadlines(
     session: AsyncSession, calendar: WorkCalendar, today: date
 ) -> list[ApplicationRow]:
+    """Running applications, the most urgent first."""
     running = [
         *await applications(session, status=Status.registered, limit=1000),
         *await applications(session, status=Status.handling, limit=1000),

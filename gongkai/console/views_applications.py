@@ -91,6 +91,9 @@ async def listing(request: web.Request) -> web.Response:
     open_only = request.query.get("open", "1" if not status else "") == "1"
     today = _today(request)
     async with request.app[MAKER]() as session:
+        await flow.abandon_overdue(
+            session, request.app[CALENDAR], when=flow.now_in(request.app[SETTINGS].tz)
+        )
         apps = await application_queries.applications(
             session, status=status or None, open_only=open_only, limit=500
         )
@@ -208,6 +211,9 @@ async def annual_page(request: web.Request) -> web.StreamResponse:
             request, 400, "年份超出范围", f"年份应在 {EARLIEST_DAY.year}–{LATEST_DAY.year} 之间。"
         )
     async with request.app[MAKER]() as session:
+        await flow.abandon_overdue(
+            session, request.app[CALENDAR], when=flow.now_in(request.app[SETTINGS].tz)
+        )
         table = await application_queries.annual(session, year)
     if request.query.get("format") == "csv":
         return web.Response(

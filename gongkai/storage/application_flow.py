@@ -399,7 +399,11 @@ async def abandon_overdue(
     session: AsyncSession, calendar: WorkCalendar, *, when: Moment, actor: str = "system"
 ) -> list[Application]:
     """Applications whose correction period passed without a correction (视为放弃): closed as
-    其他处理 — 逾期不补正, the row of the yearly table they are counted in."""
+    其他处理 — 逾期不补正, the row of the yearly table they are counted in.
+
+    Run wherever applications are listed or counted (the API's and the console's lists, the
+    yearly table, ``gongkai report annual``) rather than by a timer: whoever looks sees them
+    closed, and closing twice changes nothing."""
     waiting = (
         await session.exec(select(Application).where(Application.status == Status.correcting))
     ).all()

@@ -187,6 +187,9 @@ async def listing(request: web.Request) -> web.Response:
     """The office's list (names and contacts masked), the soonest due first."""
     query = ApplicationListQuery.read(request.query)
     async with request.app[MAKER]() as session:
+        await flow.abandon_overdue(
+            session, request.app[CALENDAR], when=flow.now_in(request.app[SETTINGS].tz)
+        )
         rows = await application_queries.applications(
             session, status=query.status, open_only=query.open == "true", limit=query.limit
         )
