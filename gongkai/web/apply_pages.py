@@ -126,7 +126,12 @@ async def submit(request: web.Request) -> web.Response:
 
 async def _status(request: web.Request, lang: str, number: str, code: str) -> web.Response:
     checked = number if Number.parse(number) else "YSQ-0000-000000"
-    app = await find_for_applicant(request, checked, code)
+    try:
+        app = await find_for_applicant(request, checked, code)
+    except web.HTTPTooManyRequests:
+        return _html(
+            request, lang, "lookup.html", 429, wrong=words(lang)["too_many"], number=number[:20]
+        )
     if app is None:
         return _html(
             request, lang, "lookup.html", 404, wrong=words(lang)["wrong_code"], number=number[:20]

@@ -63,3 +63,16 @@ async def test_refusals_keep_what_was_typed_and_name_the_fields(gk) -> None:
     assert r.status == 413
     r = await gk.post("/apply", data=b"name=%ff%fe")
     assert r.status == 400
+
+
+async def test_guessing_codes_on_the_page_is_limited_with_a_page(gk) -> None:
+    for _ in range(30):
+        r = await gk.get(
+            "/apply/YSQ-2026-000001?code=GUESS123", headers={"X-Forwarded-For": "192.0.2.9"}
+        )
+        assert r.status == 404
+    r = await gk.get(
+        "/apply/YSQ-2026-000001?code=GUESS123", headers={"X-Forwarded-For": "192.0.2.9"}
+    )
+    assert r.status == 429 and "text/html" in r.headers["Content-Type"]
+    assert "提交过于频繁" in await r.text()
