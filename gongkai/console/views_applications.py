@@ -255,6 +255,9 @@ async def detail(request: web.Request) -> web.Response:
         "application.html.j2",
         active="applications",
         a=record,
+        times=[
+            e.at.astimezone(request.app[SETTINGS].tz).strftime("%Y-%m-%d %H:%M") for e in events
+        ],
         next_steps=NEXT_STEPS.get(app.status, ()) if me.can(Role.publisher) else (),
         labels=LABELS,
         today=today,
