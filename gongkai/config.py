@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     # reaches a real provider; "demo" (gongkai run --demo) is "on" with the sandbox page open
     # to anyone who can reach the server. Off by default.
     sandbox: Literal["off", "on", "demo"] = "off"
+    # applications for disclosure: the office that signs reply letters; how many applications
+    # for the same information within a year suggest publishing it proactively
+    applications_agency: str = "本机关"
+    applications_repeat_threshold: int = Field(default=3, ge=2, le=1000)
+    applications_sms_template: str = ""  # the provider-approved template for applicants' notices
 
     def image_host_allowed(self, host: str) -> bool:
         allowed = {h.strip().lower() for h in self.image_hosts.split(",") if h.strip()}

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from gongkai.bots import apply_talk
 from gongkai.bots.phrases import available_languages, say
 from gongkai.bots.subscriptions import (
     ALL,
@@ -104,6 +105,8 @@ class Context:
     # Where plain question rows go; None: into this session. The bots pass a batching writer,
     # so a question costs no transaction of its own.
     record: Callable[[dict[str, Any]], None] | None = None
+    settings: Any = None  # config.Settings and storage.crypto.Sealer, for applying (apply_talk)
+    sealer: Any = None
 
 
 @dataclass
@@ -175,7 +178,8 @@ async def respond(ctx: Context, follower: Follower, text: str) -> Reply:
     elif not normalize_question(text):
         reply = Reply(say(lang, "help"))
     else:
-        reply = await _resolve(ctx, follower, text)
+        talk = await apply_talk.turn(ctx, follower, text)  # 申请公开, a guided application
+        reply = Reply(talk) if talk is not None else await _resolve(ctx, follower, text)
         if reply is None:
             parsed = parse_command(text)
             if parsed is not None:

@@ -258,6 +258,8 @@ class Inbound:
                 languages=tuple(config.get("languages") or ("zh",)),
                 title=str(config.get("title") or ""),
                 record=self.record,
+                settings=self.settings,
+                sealer=self.sealer,
             )
             yield ctx, follower
             if session.dirty or session.new or session.deleted:

@@ -351,6 +351,7 @@ def main() -> None:
         "gongkai.cli.users",
         "gongkai.cli.bots",
         "gongkai.cli.schemas",
+        "gongkai.cli.report",
     ):
         importlib.import_module(extra)  # registers its commands on ``app``; missing: fail loudly
     try:

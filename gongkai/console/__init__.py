@@ -11,6 +11,8 @@ from aiohttp import web
 from gongkai.console import (
     actions,
     events,
+    views_application_publish,
+    views_applications,
     views_auth,
     views_dashboard,
     views_deadlines,
@@ -35,6 +37,8 @@ MODULES = (
     views_deadlines,
     views_questions,
     views_report,
+    views_applications,
+    views_application_publish,
 )
 
 

@@ -51,6 +51,7 @@ NAV = (
     ("deliveries", "/admin/deliveries", "投递日志"),
     ("deadlines", "/admin/deadlines", "时限督办"),
     ("questions", "/admin/questions", "群众提问"),
+    ("applications", "/admin/applications", "依申请公开"),
     ("report", "/admin/report", "季度报表"),
 )
 

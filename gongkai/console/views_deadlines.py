@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from gongkai.console.application_deadlines import SOON_WORKDAYS, application_deadlines
 from gongkai.console.console_queries import now_local, shown_statuses
 from gongkai.console.render import page
 from gongkai.domain.workdays import WorkCalendar
@@ -99,6 +100,7 @@ async def deadlines(request: web.Request) -> web.Response:
         late = await late_items(session, calendar, today, tz)
         uninterpreted = await policies_without_interpretation(session, calendar, today)
         shown = await shown_statuses(session, [o.item for o in late])
+        applications = await application_deadlines(session, calendar, today)
     return await page(
         request,
         "deadlines.html.j2",
@@ -107,4 +109,6 @@ async def deadlines(request: web.Request) -> web.Response:
         late=late,
         uninterpreted=uninterpreted,
         shown=shown,
+        applications=applications,
+        soon=SOON_WORKDAYS,
     )

@@ -361,3 +361,7 @@ class ShortLink(SQLModel, table=True):
     lang: str = Field(max_length=16)
     opens: int = 0
     created_at: datetime = _ts(nullable=False)
+
+
+# The application tables live in their own module; imported here so the schema sees them.
+from gongkai.storage.applications import Application, ApplicationEvent  # noqa: E402,F401

@@ -30,6 +30,8 @@ FEATURES = (
     "gongkai.web.questions",
     "gongkai.web.sandbox_routes",  # only with GONGKAI_SANDBOX on: the simulators and the banner
     "gongkai.web.short_links",
+    "gongkai.web.applications",
+    "gongkai.web.apply_pages",
     "gongkai.console",
 )
 

@@ -18,6 +18,7 @@ from pydantic.json_schema import models_json_schema
 from gongkai import __version__
 from gongkai.domain.bounds import MAX_ROW_ID
 from gongkai.domain.items import ItemIn
+from gongkai.web import application_doc
 from gongkai.web.answers import (
     ANSWERS,
     Answer,
@@ -43,7 +44,11 @@ def component_schemas() -> dict[str, Any]:
     validation mode) and each answer (serialization mode: what the handlers send)."""
     item = ItemIn.model_json_schema(ref_template=REF)
     schemas: dict[str, Any] = {"Item": item, **item.pop("$defs", {})}
-    _, answers = models_json_schema([(m, "serialization") for m in ANSWERS], ref_template=REF)
+    for name, model in application_doc.REQUESTS.items():
+        schemas[name] = model.model_json_schema(ref_template=REF)
+        schemas.update(schemas[name].pop("$defs", {}))
+    answer_models = [*ANSWERS, *application_doc.ANSWERS]
+    _, answers = models_json_schema([(m, "serialization") for m in answer_models], ref_template=REF)
     for name, schema in answers.get("$defs", {}).items():
         if name in schemas and schemas[name] != schema:
             raise ValueError(f"two different schemas are named {name}")
@@ -93,6 +98,7 @@ _OPERATION_IDS = {
     ("get", "/feed.xml"): "getFeed",
     ("get", "/healthz"): "getHealth",
     ("get", "/metrics"): "getMetrics",
+    **application_doc.OPERATION_IDS,
 }
 
 
@@ -367,6 +373,7 @@ def openapi_document(server: str) -> dict[str, Any]:
             },
         },
     }
+    document["paths"].update(application_doc.paths(_op, _json, _ref))
     _name_and_link(document["paths"])
     _refusals_everywhere(document["paths"], bad_query)
     return document

@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
 from gongkai.domain.items import ItemIn
+from gongkai.web import application_doc
 from gongkai.web.answers import ANSWERS, Answer
 from gongkai.web.app import create_app
 from gongkai.web.inputs import QueryRefused
@@ -96,21 +97,28 @@ def _json_schemas(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any
                     yield f"{method.upper()} {path} {where}", content["schema"]
 
 
+ALL_ANSWERS = (*ANSWERS, *application_doc.ANSWERS)
+REQUESTS = {"Item": ItemIn, **application_doc.REQUESTS}
+
+
 def _generated() -> dict[str, Any]:
-    item = ItemIn.model_json_schema(ref_template=REF)
-    _, answers = models_json_schema([(m, "serialization") for m in ANSWERS], ref_template=REF)
-    return {"Item": item, **item.pop("$defs", {}), **answers["$defs"]}
+    schemas: dict[str, Any] = {}
+    for name, model in REQUESTS.items():
+        schemas[name] = model.model_json_schema(ref_template=REF)
+        schemas.update(schemas[name].pop("$defs", {}))
+    _, answers = models_json_schema([(m, "serialization") for m in ALL_ANSWERS], ref_template=REF)
+    return {**schemas, **answers["$defs"]}
 
 
 def test_every_json_body_is_a_schema_generated_from_a_model() -> None:
     document = _document()
     schemas = document["components"]["schemas"]
     assert schemas == _generated(), "a schema in the document that no model generates"
-    models = {m.__name__ for m in ANSWERS}
+    models = {m.__name__ for m in ALL_ANSWERS}
     for where, schema in _json_schemas(document):
         assert set(schema) == {"$ref"}, f"{where}: an inline schema {schema}"
         name = schema["$ref"].removeprefix("#/components/schemas/")
-        expected = {"Item"} if where.endswith("request") else models
+        expected = set(REQUESTS) if where.endswith("request") else models
         assert name in expected, f"{where}: {name} is not a model the handlers use"
 
 
@@ -119,10 +127,10 @@ def test_every_answer_model_is_used_and_closed() -> None:
     refuses keys it does not declare (so a handler cannot add one past the document)."""
     document = _document()
     used = {schema["$ref"].rsplit("/", 1)[1] for _, schema in _json_schemas(document)}
-    bodies = {m.__name__ for m in ANSWERS}
+    bodies = {m.__name__ for m in ALL_ANSWERS}
     nested = {"DeliveryPublic", "DeliveryRecord"}  # reached through DeliveryPage, ItemDeliveries
     assert bodies - nested <= used
-    for model in ANSWERS:
+    for model in ALL_ANSWERS:
         assert issubclass(model, Answer)
         assert model.model_config.get("extra") == "forbid", model.__name__
 
@@ -130,6 +138,7 @@ def test_every_answer_model_is_used_and_closed() -> None:
 QUERIES: list[tuple[str, str, type[Query]]] = [
     ("get", "/api/v1/deliveries", DeliveryQuery),
     ("get", "/api/v1/questions/unanswered", UnansweredQuery),
+    ("get", "/api/v1/applications", application_doc.ApplicationListQuery),
 ]
 
 

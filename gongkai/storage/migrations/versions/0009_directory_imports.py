@@ -4,8 +4,8 @@ Importing the file a county imported last, unchanged, is the common case (a nigh
 second run to be sure); with the digest of the last import's file the command can tell it
 changes nothing without parsing ten thousand entries again.
 
-Revision ID: 0011
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-05
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 from gongkai.storage.types import UTCDateTime
 
-revision = "0011"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
