@@ -17,7 +17,7 @@ import typer
 
 from gongkai.cli.main import app, database, fail, out, read_file, run, settings
 
-if TYPE_CHECKING:  # the engine loads jieba's tables: only the commands that answer need it
+if TYPE_CHECKING:  # the engine and its word tables: loaded by the commands that answer
     from gongkai.faq.engine import FaqAnswer, FaqIndex
 
 faq_app = typer.Typer(help="The FAQ the bots answer from.", no_args_is_help=True)

@@ -3,7 +3,7 @@
 Start-up is part of every command's time (a re-import that changes nothing should take well
 under a second), so this module and the command modules it registers import only typer and
 rich when loaded: each command imports the database, the web and the providers' libraries it
-needs inside its function. ``tests/test_cli_startup.py`` holds the line.
+needs inside its function. ``tests/test_cli.py`` holds the line.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ err = Console(stderr=True)
 
 class RoleChoice(StrEnum):
     """``--role``'s choices: storage.models.Role's, in its order (importing that would load
-    SQLModel for every command, even ``--help``); tests/test_cli_startup.py holds them equal."""
+    SQLModel for every command, even ``--help``); tests/test_cli.py holds them equal."""
 
     viewer = "viewer"
     publisher = "publisher"
