@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -246,10 +246,9 @@ def _load_item(file: Path) -> ItemIn:
         return load_item_file(read_file(file))
     except ItemRefused as exc:
         _print_refusal(file, exc)
-    raise AssertionError
 
 
-def _print_refusal(file: Path, exc: ItemRefused) -> None:
+def _print_refusal(file: Path, exc: ItemRefused) -> NoReturn:
     err.print(f"[bold red]{file}: 不能发布 / refused[/]")
     for e in exc.errors:
         err.print(f"  • [bold]{e.field}[/]: {e.message}", highlight=False)
@@ -289,6 +288,8 @@ def render(
     as_json: bool = typer.Option(False, "--json", help="parts with byte/character counts as JSON"),
 ) -> None:
     """Print what a channel would send, without sending."""
+    import json
+
     from gongkai.cli.publishing import render_preview
 
     s = settings()
@@ -297,8 +298,6 @@ def render(
         result = run(lambda: render_preview(s, item_in, channel, lang, region))
     except ValueError as exc:
         fail(str(exc))
-    import json
-
     if as_json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return
