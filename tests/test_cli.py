@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -142,3 +144,35 @@ def test_cli_publish_and_directory_import_refuse_a_bomb(cli) -> None:
         assert result.exit_code == 1, result.output
         assert "aliases are expanded" in result.output and "Traceback" not in result.output
         assert len(result.output) < 2000
+
+
+# Libraries no command needs to start: each command imports its own when it runs.
+HEAVY = {"sqlalchemy", "sqlmodel", "alembic", "pydantic_settings", "aiohttp", "aiogram", "jieba"}
+HEAVY |= {"jinja2", "arq", "redis", "cryptography", "wechatpy", "yaml", "argon2"}
+
+
+def test_the_command_line_starts_without_the_heavy_libraries() -> None:
+    """``gongkai --help``, every command registered as ``gongkai`` registers them, loads none of
+    the database, web, queue or provider libraries: start-up was half of a re-import that
+    changes nothing, and a command that needs one imports it inside its function."""
+    program = (
+        "import atexit, sys\n"
+        f"heavy = {sorted(HEAVY)!r}\n"
+        "atexit.register(lambda: print(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in heavy or m.startswith('gongkai.storage'))))\n"
+        "sys.argv = ['gongkai', '--help']\n"
+        "from gongkai.cli.main import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "directory" in done.stdout  # the help, with every command group
+    assert "faq" in done.stdout and "telegram" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_role_choices_are_the_roles() -> None:
+    from gongkai.cli.main import RoleChoice
+    from gongkai.storage.models import Role
+
+    assert [r.value for r in RoleChoice] == [r.value for r in Role]

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from gongkai.cli.main import app, database, fail, out, read_file, run, settings
-from gongkai.faq.engine import FaqAnswer, FaqFormatError, FaqIndex
+
+if TYPE_CHECKING:  # the engine and its word tables: loaded by the commands that answer
+    from gongkai.faq.engine import FaqAnswer, FaqIndex
 
 faq_app = typer.Typer(help="The FAQ the bots answer from.", no_args_is_help=True)
 app.add_typer(faq_app, name="faq")
@@ -30,7 +32,7 @@ def faq_import(
     ),
 ) -> None:
     """Load a FAQ file (YAML); entries are matched by id, so importing twice changes nothing."""
-    from gongkai.faq.engine import parse_faq_yaml
+    from gongkai.faq.engine import FaqFormatError, parse_faq_yaml
     from gongkai.faq.store import import_entries
 
     s = settings()

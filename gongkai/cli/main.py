@@ -1,23 +1,26 @@
-"""The ``gongkai`` command line (typer + rich). Bad input: a clear message and exit 1."""
+"""The ``gongkai`` command line (typer + rich). Bad input: a clear message and exit 1.
+
+Start-up is part of every command's time (a re-import that changes nothing should take well
+under a second), so this module and the command modules it registers import only typer and
+rich when loaded: each command imports the database, the web and the providers' libraries it
+needs inside its function. ``tests/test_cli.py`` holds the line.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from gongkai.config import Settings
-from gongkai.domain.items import ItemRefused, load_item_file
-from gongkai.storage.models import Role
+if TYPE_CHECKING:
+    from gongkai.config import Settings
+    from gongkai.domain.items import ItemIn, ItemRefused
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -38,12 +41,23 @@ out = Console()
 err = Console(stderr=True)
 
 
+class RoleChoice(StrEnum):
+    """``--role``'s choices: storage.models.Role's, in its order (importing that would load
+    SQLModel for every command, even ``--help``); tests/test_cli.py holds them equal."""
+
+    viewer = "viewer"
+    publisher = "publisher"
+    admin = "admin"
+
+
 def fail(message: str, code: int = 1) -> None:
     err.print(f"[bold red]错误 / error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
 
 def settings() -> Settings:
+    from gongkai.config import Settings
+
     try:
         s = Settings()
     except Exception as exc:  # pydantic's ValidationError names the setting
@@ -57,10 +71,14 @@ def settings() -> Settings:
 
 
 def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    import asyncio
+
     return asyncio.run(coro_fn())  # type: ignore[arg-type]
 
 
 def _logging(level: str) -> None:
+    import logging
+
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -202,17 +220,18 @@ def directory_import(file: Path) -> None:
 
 @token_app.command("create")
 def token_create(
-    role: Role = typer.Option(..., "--role", help="publisher | admin | viewer"),
+    role: RoleChoice = typer.Option(..., "--role", help="publisher | admin | viewer"),
     name: str = typer.Option(..., "--name", help="who or what uses the token"),
 ) -> None:
     """Print a new API token (stored hashed: it cannot be shown again)."""
+    from gongkai.storage.models import Role
     from gongkai.web.auth import create_token
 
     s = settings()
 
     async def go() -> str:
         async with database(s) as maker, maker() as session:
-            return await create_token(session, role, name)
+            return await create_token(session, Role(role), name)
 
     print(run(go))
 
@@ -220,14 +239,16 @@ def token_create(
 # --- items ----------------------------------------------------------------------------------
 
 
-def _load_item(file: Path):  # type: ignore[no-untyped-def]
+def _load_item(file: Path) -> ItemIn:
+    from gongkai.domain.items import ItemRefused, load_item_file
+
     try:
         return load_item_file(read_file(file))
     except ItemRefused as exc:
         _print_refusal(file, exc)
 
 
-def _print_refusal(file: Path, exc: ItemRefused) -> None:
+def _print_refusal(file: Path, exc: ItemRefused) -> NoReturn:
     err.print(f"[bold red]{file}: 不能发布 / refused[/]")
     for e in exc.errors:
         err.print(f"  • [bold]{e.field}[/]: {e.message}", highlight=False)
@@ -242,6 +263,7 @@ def publish(
 ) -> None:
     """Ingest one approved item (YAML or JSON) and fan it out."""
     from gongkai.cli.publishing import publish_from_cli
+    from gongkai.domain.items import ItemRefused
 
     s = settings()
     item_in = _load_item(file)
@@ -266,6 +288,8 @@ def render(
     as_json: bool = typer.Option(False, "--json", help="parts with byte/character counts as JSON"),
 ) -> None:
     """Print what a channel would send, without sending."""
+    import json
+
     from gongkai.cli.publishing import render_preview
 
     s = settings()
@@ -298,6 +322,8 @@ def deliveries(
     as_csv: bool = typer.Option(False, "--csv", help="CSV on standard output"),
 ) -> None:
     """The delivery log, newest first; phone numbers masked."""
+    from rich.table import Table
+
     from gongkai.storage.models import DeliveryStatus
     from gongkai.storage.queries import (
         DeliveryFilter,

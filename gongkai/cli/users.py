@@ -6,8 +6,7 @@ import sys
 
 import typer
 
-from gongkai.cli.main import database, fail, out, run, settings, user_app
-from gongkai.storage.models import Role
+from gongkai.cli.main import RoleChoice, database, fail, out, run, settings, user_app
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -18,7 +17,7 @@ def _read_password(from_stdin: bool) -> str:
 
 @user_app.command("create")
 def user_create(
-    role: Role = typer.Option(..., "--role", help="admin | publisher | viewer"),
+    role: RoleChoice = typer.Option(..., "--role", help="admin | publisher | viewer"),
     name: str = typer.Option(..., "--name", help="the login name"),
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="read the password from the first line of standard input"
@@ -26,6 +25,7 @@ def user_create(
 ) -> None:
     """Create a console user (the password is stored as an argon2 hash)."""
     from gongkai.console.users import MIN_PASSWORD_LENGTH, UserError, create_user
+    from gongkai.storage.models import Role
 
     s = settings()
     password = _read_password(password_stdin)
@@ -34,7 +34,7 @@ def user_create(
 
     async def go() -> None:
         async with database(s) as maker, maker() as session:
-            await create_user(session, name, role, password)
+            await create_user(session, name, Role(role), password)
 
     try:
         run(go)
