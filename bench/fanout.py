@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -172,7 +173,12 @@ def machine_jiffies() -> tuple[int, int]:
 
 
 def run_workers(
-    env: dict[str, str], n: int, counter: Counter, item_id: str, total: int
+    env: dict[str, str],
+    n: int,
+    counter: Counter,
+    item_id: str,
+    total: int,
+    profile: Path | None = None,
 ) -> tuple[float, float, list[float], float, float]:
     """Start ``n`` workers on a queue already full; return (rate once started, rate incl.
     start-up, peak memory of each worker, their CPU seconds after start-up, the share of the
@@ -192,6 +198,24 @@ def run_workers(
         for _ in range(n)
     ]
     start = time.perf_counter()
+    spy = (
+        subprocess.Popen(
+            [
+                *(
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(procs[0].pid),
+                ),
+                *("--format", "raw", "--rate", "1000", "--nonblocking", "--threads"),
+                *("-o", str(profile)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if profile
+        else None
+    )
     first: float | None = None
     cpu_at_first = 0.0
     jiffies = (0, 0)
@@ -216,6 +240,9 @@ def run_workers(
         if counter.delivered(item_id) != total:
             raise RuntimeError("the item was published with deliveries missing")
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         for p in procs:
             p.terminate()
         for p in procs:
@@ -256,6 +283,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--deliveries", type=int, default=10_000)
     ap.add_argument("--database-url", default=None)
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record the single worker with py-spy (installed in this venv) into this file, "
+        "as collapsed stacks",
+    )
     ap.add_argument("--serve-fake", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_fake:
@@ -319,7 +353,9 @@ def main() -> None:
             plan_s = time.perf_counter() - t0
             counter = counter or Counter(db_url)
             fake_cpu = cpu_seconds(fake.pid)
-            steady, overall, peaks, cpu, busy = run_workers(env, workers, counter, item_id, n)
+            steady, overall, peaks, cpu, busy = run_workers(
+                env, workers, counter, item_id, n, args.profile if workers == 1 else None
+            )
             fake_cpu = cpu_seconds(fake.pid) - fake_cpu
             results[workers] = (steady, peaks, plan_s)
             print(

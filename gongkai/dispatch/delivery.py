@@ -297,9 +297,7 @@ async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) ->
             except BaseException:
                 deps.unrecorded.release()
                 raise
-            future = recorder.submit(d, outcome)
-            future.add_done_callback(lambda _: deps.unrecorded.release())
-            recording.append((i, future))
+            recording.append((i, recorder.submit(d, outcome)))  # it gives the token back
 
     lanes = min(len(jobs), deps.settings.worker_concurrency)
     await asyncio.gather(*(lane() for _ in range(lanes)))

@@ -28,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gongkai.config import Settings
+from gongkai.dispatch.budget import Budget
 from gongkai.dispatch.delivery import Deps, deliver_batch, poll_pending
 from gongkai.dispatch.queue import DELIVER_JOB, POLL_JOB, QUEUE_NAME, arq_settings
 from gongkai.dispatch.ratelimit import RateLimiter
@@ -80,8 +81,8 @@ def open_deps(settings: Settings, redis_url: str) -> tuple[Deps, AsyncEngine]:
         ),
         pool=open_pool(redis_url),
         limiter=RateLimiter(redis_url, enabled=settings.rate_limits_enabled),
-        slots=asyncio.Semaphore(settings.worker_concurrency),
-        unrecorded=asyncio.Semaphore(2 * settings.worker_concurrency),
+        slots=Budget(settings.worker_concurrency),
+        unrecorded=Budget(2 * settings.worker_concurrency),
     )
     return deps, engine
 
