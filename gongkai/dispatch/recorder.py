@@ -5,10 +5,11 @@ outcome here; the token comes back when the outcome is committed. So a worker ne
 deliveries sent-but-unrecorded than it has tokens (twice ``worker_concurrency``): that, not a
 whole job's worth, is what a crash can make a takeover send twice. Outcomes that arrive while
 a transaction is being written wait for the next one, and a transaction waits up to ``GATHER``
-seconds for ``worker_concurrency`` outcomes before it starts: each transaction costs a dozen
-hand-offs to the database driver whatever its size, and without the wait a busy worker wrote
-eight rows per transaction (bench/fanout.py). The wait never holds a lane up: half the
-``unrecorded`` budget is still free when the transaction starts.
+seconds for half ``worker_concurrency`` outcomes before it starts: each transaction costs a
+dozen hand-offs to the database driver whatever its size, and without the wait a busy worker
+wrote eight rows per transaction (bench/fanout.py). The wait does not hold the lanes up: when
+the transaction starts, three quarters of the ``unrecorded`` budget are still free at most
+busy, so the lanes go on sending while it is written.
 
 If the database is unreachable the recorder keeps the outcomes and tries again with backoff
 until it is back; the lanes wait (nothing new is sent) and nothing is lost. The jobs that follow
@@ -47,9 +48,9 @@ D = DELIVERY.c
 A = Attempt.__table__  # type: ignore[attr-defined]
 IDS = bindparam("ids", expanding=True)
 MOST_PER_TRANSACTION = 1000
-# How long a transaction waits for more outcomes before it starts (see above): a few
-# milliseconds, next to a provider's tens, so a commit comes a little later, not more rarely.
-GATHER = 0.005
+# How long a transaction waits for more outcomes before it starts (see above): next to a
+# provider's answer (tens of milliseconds), a commit comes a little later, not more rarely.
+GATHER = 0.02
 
 
 def recorder_for(deps: Deps) -> Recorder:
@@ -64,8 +65,8 @@ class Recorder:
         self.deps = deps
         self._waiting: list[tuple[Claimed, Outcome, asyncio.Future[str]]] = []
         self._task: asyncio.Task[None] | None = None
-        # enough outcomes to write at once: as many as the worker sends at a time
-        self._enough = deps.settings.worker_concurrency
+        # enough outcomes to write at once: half as many as the worker sends at a time
+        self._enough = max(1, deps.settings.worker_concurrency // 2)
         self._full: asyncio.Future[None] | None = None
 
     def submit(self, d: Claimed, o: Outcome) -> asyncio.Future[str]:
