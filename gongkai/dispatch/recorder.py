@@ -7,9 +7,10 @@ whole job's worth, is what a crash can make a takeover send twice. Outcomes that
 a transaction is being written wait for the next one, and a transaction waits up to ``GATHER``
 seconds for half ``worker_concurrency`` outcomes before it starts: each transaction costs a
 dozen hand-offs to the database driver whatever its size, and without the wait a busy worker
-wrote eight rows per transaction (bench/fanout.py). The wait does not hold the lanes up: when
-the transaction starts, three quarters of the ``unrecorded`` budget are still free at most
-busy, so the lanes go on sending while it is written.
+wrote eight rows per transaction (bench/fanout.py). The wait does not stop the lanes: a
+transaction starts once half as many outcomes as the worker sends at a time are waiting, when a
+quarter of the ``unrecorded`` budget is still free, and the lanes go on sending while it is
+written.
 
 If the database is unreachable the recorder keeps the outcomes and tries again with backoff
 until it is back; the lanes wait (nothing new is sent) and nothing is lost. The jobs that follow
