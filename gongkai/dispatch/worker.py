@@ -61,6 +61,13 @@ async def poll_job(ctx: dict[str, Any], delivery_id: int) -> str:
     return await poll_pending(ctx["deps"], delivery_id)
 
 
+# Every arq function a worker runs, under the name jobs are enqueued with. Add a job kind here.
+JOB_FUNCTIONS = [
+    func(deliver_job, name=DELIVER_JOB),
+    func(poll_job, name=POLL_JOB),
+]
+
+
 def open_pool(redis_url: str) -> ArqRedis:
     """A Redis client that connects on first use and reconnects after an outage by itself."""
     if redis_url.startswith("unix://"):
@@ -139,7 +146,7 @@ def build_worker(
         await close_deps(ctx["deps"], ctx["engine"])
 
     return Worker(
-        functions=[func(deliver_job, name=DELIVER_JOB), func(poll_job, name=POLL_JOB)],
+        functions=list(JOB_FUNCTIONS),
         queue_name=QUEUE_NAME,
         redis_settings=arq_settings(redis_url),
         on_startup=startup,
