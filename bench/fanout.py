@@ -196,7 +196,7 @@ def run_workers(
     """
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "gongkai.cli", "worker"],
+            worker_command(),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -356,13 +356,27 @@ class Result:
     note: str = ""
 
 
+FORCE_ASYNCIO = False  # --worker-loop asyncio: the workers ignore an installed uvloop
+
+
 def worker_loop() -> str:
-    """The event loop a ``gongkai worker`` runs on in this environment."""
+    """The event loop a ``gongkai worker`` runs on here (``gongkai[fast]`` installs uvloop)."""
+    if FORCE_ASYNCIO:
+        return "asyncio"
     try:
         import uvloop  # noqa: F401
     except ImportError:
         return "asyncio"
     return "uvloop"
+
+
+def worker_command() -> list[str]:
+    if not FORCE_ASYNCIO:
+        return [sys.executable, "-m", "gongkai.cli", "worker"]
+    hide_uvloop = (
+        "import sys; sys.modules['uvloop'] = None; from gongkai.cli.main import main; main()"
+    )
+    return [sys.executable, "-c", hide_uvloop, "worker"]
 
 
 def median(values: list[float]) -> float:
@@ -405,6 +419,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1, help="repeat everything; medians printed")
     ap.add_argument("--no-apprise", action="store_true", help="leave Apprise out")
     ap.add_argument(
+        "--worker-loop",
+        choices=("installed", "asyncio"),
+        default="installed",
+        help="asyncio: workers ignore an installed uvloop (to measure what it brings)",
+    )
+    ap.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -416,6 +436,8 @@ def main() -> None:
     if args.serve_fake:
         serve_fake(args.serve_fake)
         return
+    global FORCE_ASYNCIO
+    FORCE_ASYNCIO = args.worker_loop == "asyncio"
     n = args.deliveries
     tmp = tempfile.mkdtemp(prefix="gongkai-bench-")
     fake_port = free_port()
