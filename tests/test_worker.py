@@ -338,7 +338,7 @@ async def test_an_item_published_while_redis_is_down_is_stored_and_delivered_onc
 
 
 async def test_a_worker_whose_records_cannot_be_written_stops_at_its_unrecorded_budget(
-    tmp_path, redis_url, robot
+    tmp_path, redis_url
 ):
     """What a crash could make another worker send twice is bounded: with the database locked,
     a worker sends at most twice ``worker_concurrency`` messages it has not recorded, then
@@ -346,31 +346,47 @@ async def test_a_worker_whose_records_cannot_be_written_stops_at_its_unrecorded_
     import asyncio
     import sqlite3
 
+    from aiohttp import web
+
     from gongkai.dispatch.delivery import deliver_batch
     from gongkai.dispatch.worker import close_deps, open_deps
     from tests.bot_support import until
 
-    url, state = robot
-    s = settings_for(tmp_path, wecom_api_base=url, rate_limits_enabled=False, worker_concurrency=2)
-    await prepare_db(s)
-    for n in range(16):  # under the robot's 20 a minute
-        await ingest(s, redis_url, village_item(n))
-    rows, _ = await fetch_deliveries(s)
     lock = sqlite3.connect(tmp_path / "gongkai.sqlite3", timeout=30, check_same_thread=False)
-    deps, engine = open_deps(s, redis_url)
-    try:
-        sending = asyncio.create_task(deliver_batch(deps, [d.id for d in rows]))
-        await until(lambda: state.messages)
-        await asyncio.to_thread(lock.execute, "BEGIN EXCLUSIVE")  # no record can be written now
-        await until(lambda: deps.unrecorded.free == 0)
-        recorded = lock.execute("SELECT count(*) FROM delivery WHERE status = 'delivered'")
-        assert len(state.messages) - recorded.fetchone()[0] <= 2 * 2
-        assert len(state.messages) < len(rows)  # the lanes wait for the database
-        lock.rollback()
-        assert set(await asyncio.wait_for(sending, 60)) == {"delivered"}
-    finally:
-        lock.close()
-        await close_deps(deps, engine)
+
+    locking: list[asyncio.Future[object]] = []
+
+    @web.middleware
+    async def lock_at_first_message(request, handler):  # type: ignore[no-untyped-def]
+        if not locking:  # no message is answered, so no outcome recorded, before the lock
+            locking.append(
+                asyncio.ensure_future(asyncio.to_thread(lock.execute, "BEGIN EXCLUSIVE"))
+            )
+        await locking[0]
+        return await handler(request)
+
+    app, state = wecom_robot.make_app(valid_keys={"robot-1"})
+    app.middlewares.append(lock_at_first_message)
+    async with serve(app) as url:
+        s = settings_for(
+            tmp_path, wecom_api_base=url, rate_limits_enabled=False, worker_concurrency=2
+        )
+        await prepare_db(s)
+        for n in range(16):  # under the robot's 20 a minute
+            await ingest(s, redis_url, village_item(n))
+        rows, _ = await fetch_deliveries(s)
+        deps, engine = open_deps(s, redis_url)
+        try:
+            sending = asyncio.create_task(deliver_batch(deps, [d.id for d in rows]))
+            await until(lambda: deps.unrecorded.free == 0)
+            recorded = lock.execute("SELECT count(*) FROM delivery WHERE status = 'delivered'")
+            assert len(state.messages) - recorded.fetchone()[0] <= 2 * 2
+            assert len(state.messages) < len(rows)  # the lanes wait for the database
+            lock.rollback()
+            assert set(await asyncio.wait_for(sending, 60)) == {"delivered"}
+        finally:
+            lock.close()
+            await close_deps(deps, engine)
     rows, _ = await fetch_deliveries(s)
     assert {d.status for d in rows} == {"delivered"}
     assert len(state.messages) == len(rows) == 16

@@ -4,13 +4,9 @@ A lane takes one of the worker's ``unrecorded`` tokens before it sends a deliver
 outcome here; the token comes back when the outcome is committed. So a worker never has more
 deliveries sent-but-unrecorded than it has tokens (twice ``worker_concurrency``): that, not a
 whole job's worth, is what a crash can make a takeover send twice. Outcomes that arrive while
-a transaction is being written wait for the next one, and a transaction waits up to ``GATHER``
-seconds for half ``worker_concurrency`` outcomes before it starts: each transaction costs a
-dozen hand-offs to the database driver whatever its size, and without the wait a busy worker
-wrote eight rows per transaction (bench/fanout.py). The wait does not stop the lanes: a
-transaction starts once half as many outcomes as the worker sends at a time are waiting, when a
-quarter of the ``unrecorded`` budget is still free, and the lanes go on sending while it is
-written.
+a transaction is being written wait for the next one, which is how a busy worker still writes
+a hundred rows per transaction (bench/fanout.py). The tokens of a transaction's outcomes come
+back together once it is committed.
 
 If the database is unreachable the recorder keeps the outcomes and tries again with backoff
 until it is back; the lanes wait (nothing new is sent) and nothing is lost. The jobs that follow
@@ -49,9 +45,6 @@ D = DELIVERY.c
 A = Attempt.__table__  # type: ignore[attr-defined]
 IDS = bindparam("ids", expanding=True)
 MOST_PER_TRANSACTION = 1000
-# How long a transaction waits for more outcomes before it starts (see above): next to a
-# provider's answer (tens of milliseconds), a commit comes a little later, not more rarely.
-GATHER = 0.02
 
 
 def recorder_for(deps: Deps) -> Recorder:
@@ -66,9 +59,6 @@ class Recorder:
         self.deps = deps
         self._waiting: list[tuple[Claimed, Outcome, asyncio.Future[str]]] = []
         self._task: asyncio.Task[None] | None = None
-        # enough outcomes to write at once: half as many as the worker sends at a time
-        self._enough = max(1, deps.settings.worker_concurrency // 2)
-        self._full: asyncio.Future[None] | None = None
 
     def submit(self, d: Claimed, o: Outcome) -> asyncio.Future[str]:
         """The outcome's word for the log, once it is committed. The ``unrecorded`` token the
@@ -77,26 +67,11 @@ class Recorder:
         self._waiting.append((d, o, future))
         if self._task is None:
             self._task = asyncio.create_task(self._run())
-        elif (
-            self._full is not None and len(self._waiting) >= self._enough and not self._full.done()
-        ):
-            self._full.set_result(None)
         return future
-
-    async def _gather(self) -> None:
-        """Give the lanes ``GATHER`` seconds to bring more outcomes, unless enough are here."""
-        if len(self._waiting) >= self._enough or self.deps.stopping:
-            return
-        self._full = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait((self._full,), timeout=GATHER)
-        finally:
-            self._full = None
 
     async def _run(self) -> None:
         try:
             while self._waiting:
-                await self._gather()
                 chunk = self._waiting[:MOST_PER_TRANSACTION]
                 del self._waiting[:MOST_PER_TRANSACTION]
                 try:
