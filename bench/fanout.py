@@ -1,11 +1,15 @@
 """Fan-out benchmark: 10,000 village-group deliveries to the local fake WeCom robot.
 
-Run by hand:  python bench/fanout.py [--deliveries 10000] [--database-url postgresql+asyncpg://…]
+Run by hand:  python bench/fanout.py [--deliveries 10000] [--runs 3] [--no-apprise]
+              [--database-url postgresql+asyncpg://…] [--profile worker.txt]
 
 Measures deliveries per second with 1 and 2 `gongkai worker` processes (provider limits off),
-side by side with a bare aiohttp loop posting the same payloads to the same fake (the machine's
-limit), the ratio of the two, and each worker's peak memory (VmHWM). The fake runs in its own
-process so it does not share a core with the loop it measures.
+side by side, in the same run, with a bare aiohttp loop posting the same payloads to the same
+fake (the machine's limit; also on uvloop when the workers use it, for comparison) and with
+Apprise (from PyPI, in a throwaway virtualenv this script makes under the temp dir and reuses)
+sending as many WeCom robot messages through its wecombot:// plugin, pointed at the same fake.
+It prints the ratios and each worker's peak memory (VmHWM); with ``--runs`` the medians. The
+fake runs in its own process so it does not share a core with the loop it measures.
 
 The workers' rate runs from the first claimed row to the item turning published, so the
 interpreter's start-up is left out (the rate with it is printed too). CPU per delivery is
@@ -20,12 +24,15 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,7 +179,12 @@ def machine_jiffies() -> tuple[int, int]:
 
 
 def run_workers(
-    env: dict[str, str], n: int, counter: Counter, item_id: str, total: int
+    env: dict[str, str],
+    n: int,
+    counter: Counter,
+    item_id: str,
+    total: int,
+    profile: Path | None = None,
 ) -> tuple[float, float, list[float], float, float]:
     """Start ``n`` workers on a queue already full; return (rate once started, rate incl.
     start-up, peak memory of each worker, their CPU seconds after start-up, the share of the
@@ -184,7 +196,7 @@ def run_workers(
     """
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "gongkai.cli", "worker"],
+            worker_command(),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -192,6 +204,24 @@ def run_workers(
         for _ in range(n)
     ]
     start = time.perf_counter()
+    spy = (
+        subprocess.Popen(
+            [
+                *(
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(procs[0].pid),
+                ),
+                *("--format", "raw", "--rate", "1000", "--nonblocking", "--threads"),
+                *("-o", str(profile)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if profile
+        else None
+    )
     first: float | None = None
     cpu_at_first = 0.0
     jiffies = (0, 0)
@@ -216,6 +246,9 @@ def run_workers(
         if counter.delivered(item_id) != total:
             raise RuntimeError("the item was published with deliveries missing")
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         for p in procs:
             p.terminate()
         for p in procs:
@@ -252,20 +285,165 @@ async def bare_loop(
         )
 
 
+APPRISE_VENV = Path(tempfile.gettempdir()) / "gongkai-bench-apprise"
+# Run inside Apprise's own virtualenv. Its wecombot:// plugin always posts to Tencent's host
+# (``notify_url``); the runner points that one attribute at the fake, so Apprise does all of
+# its usual work per message and the request reaches the same fake as Gongkai's.
+APPRISE_RUNNER = """\
+import json, sys, time
+import apprise
+from apprise.plugins.wecombot import NotifyWeComBot
+
+base, n, content = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+NotifyWeComBot.notify_url = base + "/cgi-bin/webhook/send?key={key}"
+notifier = apprise.Apprise()
+for i in range(n):
+    notifier.add(f"wecombot://bench-robot-{i}")
+start, cpu = time.perf_counter(), time.process_time()
+ok = notifier.notify(body=content)
+print(json.dumps({"ok": bool(ok), "seconds": time.perf_counter() - start,
+                  "cpu": time.process_time() - cpu, "version": apprise.__version__}))
+"""
+
+
+def apprise_python() -> Path:
+    """Apprise from PyPI in a throwaway virtualenv beside the temp files, made on first use
+    and reused after; Gongkai's own environment never sees it."""
+    python = APPRISE_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(APPRISE_VENV)], check=True)
+        pip = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "apprise"], capture_output=True, text=True
+        )
+        if pip.returncode:
+            shutil.rmtree(APPRISE_VENV, ignore_errors=True)
+            raise RuntimeError(f"could not install Apprise:\n{pip.stderr}")
+    (APPRISE_VENV / "run_wecombot.py").write_text(APPRISE_RUNNER, encoding="utf-8")
+    return python
+
+
+def run_apprise(base: str, n: int, content: str, fake_pid: int) -> Result:
+    """Apprise sending ``n`` WeCom robot messages (one wecombot:// URL per village) through
+    its default thread pool, timed around ``notify()`` alone."""
+    python = apprise_python()
+    fake_cpu = cpu_seconds(fake_pid)
+    done = subprocess.run(
+        [str(python), str(APPRISE_VENV / "run_wecombot.py"), base, str(n), content],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    fake_cpu = cpu_seconds(fake_pid) - fake_cpu
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    if not report["ok"]:
+        raise RuntimeError("Apprise reported a failed notification")
+    return Result(
+        f"Apprise {report['version']} (wecombot:// → fake)",
+        n / report["seconds"],
+        report["cpu"] / n * 1e6,
+        fake_cpu / n * 1e6,
+    )
+
+
+@dataclass
+class Result:
+    """One sender's figures in one run."""
+
+    name: str
+    rate: float  # messages per second
+    cpu_us: float  # the sender's CPU per message
+    fake_us: float  # the fake's CPU per message
+    note: str = ""
+
+
+FORCE_ASYNCIO = False  # --worker-loop asyncio: the workers ignore an installed uvloop
+
+
+def worker_loop() -> str:
+    """The event loop a ``gongkai worker`` runs on here (``gongkai[fast]`` installs uvloop)."""
+    if FORCE_ASYNCIO:
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def worker_command() -> list[str]:
+    if not FORCE_ASYNCIO:
+        return [sys.executable, "-m", "gongkai.cli", "worker"]
+    hide_uvloop = (
+        "import sys; sys.modules['uvloop'] = None; from gongkai.cli.main import main; main()"
+    )
+    return [sys.executable, "-c", hide_uvloop, "worker"]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def print_table(runs: list[dict[str, Result]], n: int) -> None:
+    names = list(runs[0])
+    label = f"median of {len(runs)} runs" if len(runs) > 1 else "one run"
+    print(f"\n{n:,} village-group messages to the local WeCom robot fake ({label}):")
+    print(f"{'sender':44} {'msgs/s':>8} {'CPU/msg':>9} {'fake/msg':>9}  notes")
+    for name in names:
+        rows = [r[name] for r in runs]
+        rate, cpu = median([r.rate for r in rows]), median([r.cpu_us for r in rows])
+        fake = median([r.fake_us for r in rows])
+        print(f"{rows[0].name:44} {rate:>8,.0f} {cpu:>7.0f}µs {fake:>7.0f}µs  {rows[0].note}")
+
+    def ratio(a: str, b: str) -> float:
+        return median([r[a].rate / r[b].rate for r in runs])
+
+    print()
+    for workers in ("w1", "w2"):
+        if workers in runs[0]:
+            print(
+                f"ratio {runs[0][workers].name} / bare loop: {ratio(workers, 'bare'):.2f}"
+                + ("  (goal ≥ 0.7)" if workers == "w1" else "")
+            )
+    if "bare_uv" in runs[0] and "w1" in runs[0]:
+        print(f"ratio 1 worker / bare loop on uvloop: {ratio('w1', 'bare_uv'):.2f}")
+    if "apprise" in runs[0] and "w1" in runs[0]:
+        print(f"ratio 1 worker / Apprise: {ratio('w1', 'apprise'):.1f}×  (goal ≥ 10×)")
+        if "w2" in runs[0]:
+            print(f"ratio 2 workers / Apprise: {ratio('w2', 'apprise'):.1f}×")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--deliveries", type=int, default=10_000)
     ap.add_argument("--database-url", default=None)
+    ap.add_argument("--runs", type=int, default=1, help="repeat everything; medians printed")
+    ap.add_argument("--no-apprise", action="store_true", help="leave Apprise out")
+    ap.add_argument(
+        "--worker-loop",
+        choices=("installed", "asyncio"),
+        default="installed",
+        help="asyncio: workers ignore an installed uvloop (to measure what it brings)",
+    )
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record the single worker with py-spy (installed in this venv) into this file, "
+        "as collapsed stacks",
+    )
     ap.add_argument("--serve-fake", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_fake:
         serve_fake(args.serve_fake)
         return
+    global FORCE_ASYNCIO
+    FORCE_ASYNCIO = args.worker_loop == "asyncio"
     n = args.deliveries
     tmp = tempfile.mkdtemp(prefix="gongkai-bench-")
     fake_port = free_port()
     fake = subprocess.Popen([sys.executable, __file__, "--serve-fake", str(fake_port)])
     redis_url, redis_handle = start_redis(tmp)
+    counter: Counter | None = None
     try:
         wait_port(fake_port)
         base = f"http://127.0.0.1:{fake_port}"
@@ -286,7 +464,6 @@ def main() -> None:
 
         s = Settings()
         db_url = s.resolved_database_url
-        counter: Counter | None = None
         (Path(tmp) / "dir.yaml").write_text(directory_yaml(n), encoding="utf-8")
         t0 = time.perf_counter()
         subprocess.run(
@@ -303,48 +480,63 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
         print(f"directory of {n} targets imported in {time.perf_counter() - t0:.1f} s")
-        results = {}
+        print(f"workers run on {worker_loop()}; the bare loop on asyncio's own loop")
+        runs: list[dict[str, Result]] = []
         payloads: list[dict] = []
-        for workers in (1, 2):
-            item_id = f"bench-{workers}-{uuid.uuid4().hex[:8]}"  # fresh on a reused database
-            path = Path(tmp) / f"{item_id}.json"
-            path.write_text(json.dumps({**ITEM, "id": item_id}, ensure_ascii=False), "utf-8")
-            t0 = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "gongkai.cli", "publish", str(path)],
-                env=env,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            # planning is a worker's job since 2026-12-05: done here first, so the workers
-            # below time sending alone
-            from bench.planning import plan_queued
+        for run in range(1, args.runs + 1):
+            results: dict[str, Result] = {}
+            for workers in (1, 2):
+                item_id = f"bench-{workers}-{uuid.uuid4().hex[:8]}"  # fresh on a reused database
+                path = Path(tmp) / f"{item_id}.json"
+                path.write_text(json.dumps({**ITEM, "id": item_id}, ensure_ascii=False), "utf-8")
+                t0 = time.perf_counter()
+                subprocess.run(
+                    [sys.executable, "-m", "gongkai.cli", "publish", str(path)],
+                    env=env,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+                # planning is a worker's job since 2026-12-05: done here first, so the workers
+                # below time sending alone
+                from bench.planning import plan_queued
 
-            asyncio.run(plan_queued(s, redis_url))
-            plan_s = time.perf_counter() - t0
-            counter = counter or Counter(db_url)
-            fake_cpu = cpu_seconds(fake.pid)
-            steady, overall, peaks, cpu, busy = run_workers(env, workers, counter, item_id, n)
-            fake_cpu = cpu_seconds(fake.pid) - fake_cpu
-            results[workers] = (steady, peaks, plan_s)
-            print(
-                f"{workers} worker(s): {steady:,.0f} deliveries/s "
-                f"({overall:,.0f}/s counting process start-up; "
-                f"planning {n / plan_s:,.0f}/s incl. process start), "
-                f"peak memory {', '.join(f'{p:.0f} MB' for p in peaks)}; "
-                f"CPU per delivery: workers {cpu / n * 1e6:.0f} µs, "
-                f"fake {fake_cpu / n * 1e6:.0f} µs; machine {busy:.0%} busy"
-            )
-            if not payloads:
-                payloads = asyncio.run(_payloads(db_url, item_id))
-        bare, own_cpu, fake_cpu = asyncio.run(bare_loop(base, payloads, fake.pid))
-        bare_rate = len(payloads) / bare
-        print(
-            f"bare aiohttp loop: {bare_rate:,.0f} posts/s; CPU per post: loop "
-            f"{own_cpu / len(payloads) * 1e6:.0f} µs, fake {fake_cpu / len(payloads) * 1e6:.0f} µs"
-        )
-        for workers, (rate, _, _) in results.items():
-            print(f"ratio {workers} worker(s) / bare loop: {rate / bare_rate:.2f}")
+                asyncio.run(plan_queued(s, redis_url))
+                plan_s = time.perf_counter() - t0
+                counter = counter or Counter(db_url)
+                fake_cpu = cpu_seconds(fake.pid)
+                profile = args.profile if workers == 1 and run == 1 else None
+                steady, overall, peaks, cpu, busy = run_workers(
+                    env, workers, counter, item_id, n, profile
+                )
+                fake_cpu = cpu_seconds(fake.pid) - fake_cpu
+                print(
+                    f"run {run}, {workers} worker(s): {steady:,.0f} deliveries/s "
+                    f"({overall:,.0f}/s counting process start-up; "
+                    f"planning {n / plan_s:,.0f}/s incl. process start), "
+                    f"peak memory {', '.join(f'{p:.0f} MB' for p in peaks)}; "
+                    f"CPU per delivery: workers {cpu / n * 1e6:.0f} µs, "
+                    f"fake {fake_cpu / n * 1e6:.0f} µs; machine {busy:.0%} busy"
+                )
+                results[f"w{workers}"] = Result(
+                    f"Gongkai, {workers} worker{'s' if workers > 1 else ''}",
+                    steady,
+                    cpu / n * 1e6,
+                    fake_cpu / n * 1e6,
+                    f"peak {max(peaks):.0f} MB; machine {busy:.0%} busy",
+                )
+                if not payloads:
+                    payloads = asyncio.run(_payloads(db_url, item_id))
+            results["bare"] = bare_result(base, payloads, fake.pid, uv=False)
+            if worker_loop() == "uvloop":
+                results["bare_uv"] = bare_result(base, payloads, fake.pid, uv=True)
+            if not args.no_apprise:
+                content = payloads[0]["markdown"]["content"]
+                results["apprise"] = run_apprise(base, len(payloads), content, fake.pid)
+            for r in results.values():
+                if r.name.startswith(("bare", "Apprise")):
+                    print(f"run {run}, {r.name}: {r.rate:,.0f} msgs/s, CPU {r.cpu_us:.0f} µs/msg")
+            runs.append(results)
+        print_table(runs, n)
     finally:
         if counter is not None:
             counter.close()
@@ -352,6 +544,24 @@ def main() -> None:
         if isinstance(redis_handle, subprocess.Popen):
             redis_handle.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bare_result(base: str, payloads: list[dict], fake_pid: int, *, uv: bool) -> Result:
+    if uv:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            seconds, own, fake_cpu = runner.run(bare_loop(base, payloads, fake_pid))
+    else:
+        seconds, own, fake_cpu = asyncio.run(bare_loop(base, payloads, fake_pid))
+    n = len(payloads)
+    return Result(
+        "bare aiohttp loop" + (" on uvloop" if uv else ""),
+        n / seconds,
+        own / n * 1e6,
+        fake_cpu / n * 1e6,
+        "for comparison only" if uv else "the reference: 50 in flight",
+    )
 
 
 async def _payloads(url: str, item_id: str) -> list[dict]:

@@ -380,3 +380,58 @@ async def test_rows_of_a_job_a_worker_started_and_died_with_are_queued_again(
     await run_workers(s, redis_url)
     (d,), _ = await fetch_deliveries(s)
     assert d.status == "delivered" and len(state.messages) == 1
+
+
+async def test_a_worker_whose_records_cannot_be_written_stops_at_its_unrecorded_budget(
+    tmp_path, redis_url
+):
+    """What a crash could make another worker send twice is bounded: with the database locked,
+    a worker sends at most twice ``worker_concurrency`` messages it has not recorded, then
+    waits; once the database is back every delivery is recorded, each sent once."""
+    import asyncio
+    import sqlite3
+
+    from aiohttp import web
+
+    from gongkai.dispatch.delivery import deliver_batch
+    from gongkai.dispatch.worker import close_deps, open_deps
+    from tests.bot_support import until
+
+    lock = sqlite3.connect(tmp_path / "gongkai.sqlite3", timeout=30, check_same_thread=False)
+
+    locking: list[asyncio.Future[object]] = []
+
+    @web.middleware
+    async def lock_at_first_message(request, handler):  # type: ignore[no-untyped-def]
+        if not locking:  # no message is answered, so no outcome recorded, before the lock
+            locking.append(
+                asyncio.ensure_future(asyncio.to_thread(lock.execute, "BEGIN EXCLUSIVE"))
+            )
+        await locking[0]
+        return await handler(request)
+
+    app, state = wecom_robot.make_app(valid_keys={"robot-1"})
+    app.middlewares.append(lock_at_first_message)
+    async with serve(app) as url:
+        s = settings_for(
+            tmp_path, wecom_api_base=url, rate_limits_enabled=False, worker_concurrency=2
+        )
+        await prepare_db(s)
+        for n in range(16):  # under the robot's 20 a minute
+            await ingest(s, redis_url, village_item(n))
+        rows, _ = await fetch_deliveries(s)
+        deps, engine = open_deps(s, redis_url)
+        try:
+            sending = asyncio.create_task(deliver_batch(deps, [d.id for d in rows]))
+            await until(lambda: deps.unrecorded.free == 0)
+            recorded = lock.execute("SELECT count(*) FROM delivery WHERE status = 'delivered'")
+            assert len(state.messages) - recorded.fetchone()[0] <= 2 * 2
+            assert len(state.messages) < len(rows)  # the lanes wait for the database
+            lock.rollback()
+            assert set(await asyncio.wait_for(sending, 60)) == {"delivered"}
+        finally:
+            lock.close()
+            await close_deps(deps, engine)
+    rows, _ = await fetch_deliveries(s)
+    assert {d.status for d in rows} == {"delivered"}
+    assert len(state.messages) == len(rows) == 16

@@ -9,6 +9,7 @@ with the loudspeaker channel, which posts the committee's script through the sam
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +37,7 @@ TEXT_LIMIT = 2048
 ROBOT_RATE = "20/minute"
 SEND_TIMEOUT = aiohttp.ClientTimeout(total=15)
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]+")  # a robot key as WeCom issues it: nothing to quote
 
 # errcode → what the dispatcher should do about it
 _INVALID_KEY = 93000
@@ -114,9 +116,9 @@ async def post_to_robot(
 
     Public so the loudspeaker channel, posting through the same robots, maps errors the same.
     """
+    key = robot_key if _URL_SAFE.fullmatch(robot_key) else quote(robot_key, safe="")
     url = URL(  # already encoded: yarl need not parse and re-encode it for every message
-        f"{api_base.rstrip('/')}/cgi-bin/webhook/send?key={quote(robot_key, safe='')}",
-        encoded=True,
+        f"{api_base.rstrip('/')}/cgi-bin/webhook/send?key={key}", encoded=True
     )
     body = dumps_bytes(payload)
     answer = await call_robot(

@@ -71,9 +71,16 @@ def settings() -> Settings:
 
 
 def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a command's coroutine on uvloop when it is installed (``pip install 'gongkai[fast]'``:
+    the event loop and its transports in C), else on asyncio's own loop."""
     import asyncio
 
-    return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    try:
+        from uvloop import new_event_loop as loop_factory
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(coro_fn())  # type: ignore[arg-type]
 
 
 def _logging(level: str) -> None:

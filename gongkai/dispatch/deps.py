@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
@@ -18,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels.base import SendContext, TargetView
 from gongkai.config import Settings
+from gongkai.dispatch.budget import Budget
 from gongkai.dispatch.planning import Directory
 from gongkai.dispatch.ratelimit import RateLimiter
 from gongkai.storage.crypto import Sealer
@@ -39,10 +39,10 @@ class Deps:
     pool: ArqRedis
     limiter: RateLimiter
     # deliveries being sent at once by this worker
-    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(100))
+    slots: Budget = field(default_factory=lambda: Budget(100))
     # deliveries sent or being sent whose outcome is not committed yet: the most a crash can
     # make another worker send twice
-    unrecorded: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(200))
+    unrecorded: Budget = field(default_factory=lambda: Budget(200))
     # An item's schedule and the opened targets, cached for a few seconds. Recall is still seen
     # at once: the claim checks it in SQL.
     items: dict[str, tuple[float, Item]] = field(default_factory=dict)

@@ -5,7 +5,8 @@ outcome here; the token comes back when the outcome is committed. So a worker ne
 deliveries sent-but-unrecorded than it has tokens (twice ``worker_concurrency``): that, not a
 whole job's worth, is what a crash can make a takeover send twice. Outcomes that arrive while
 a transaction is being written wait for the next one, which is how a busy worker still writes
-hundreds of rows per transaction.
+a hundred rows per transaction (bench/fanout.py). The tokens of a transaction's outcomes come
+back together once it is committed.
 
 If the database is unreachable the recorder keeps the outcomes and tries again with backoff
 until it is back; the lanes wait (nothing new is sent) and nothing is lost. The jobs that follow
@@ -60,7 +61,8 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
 
     def submit(self, d: Claimed, o: Outcome) -> asyncio.Future[str]:
-        """The outcome's word for the log, once it is committed."""
+        """The outcome's word for the log, once it is committed. The ``unrecorded`` token the
+        lane took for this delivery is given back then, by the recorder."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiting.append((d, o, future))
         if self._task is None:
@@ -79,6 +81,8 @@ class Recorder:
                         if not future.done():
                             future.set_exception(exc)
                     continue
+                finally:  # committed (or beyond saving): the lanes may send as many again
+                    self.deps.unrecorded.release(len(chunk))
                 for (_, _, future), word in zip(chunk, words, strict=True):
                     if not future.done():
                         future.set_result(word)
@@ -202,16 +206,17 @@ async def record(
         )
         deps.targets.pop(target_id, None)
     await write_attempts(session, attempts)
+    conn = await session.connection()  # Core statements skip the ORM's execution path
     for (kind, parts_done, added, error), ids in alike.items():
         changes = settled(kind, error, now)[0]
-        await session.execute(
+        await conn.execute(
             update(DELIVERY)
             .where(D.id.in_(IDS))
             .values(**changes, parts_done=parts_done, updated_at=now, attempts=D.attempts + added),
             {"ids": ids},
         )
     for keys, rows in shapes.items():
-        await session.execute(
+        await conn.execute(
             update(DELIVERY)
             .where(D.id == bindparam("_id"))
             .values({k: bindparam(k) for k in keys if k != "_id"}),

@@ -28,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gongkai.config import Settings
+from gongkai.dispatch.budget import Budget
 from gongkai.dispatch.delivery import Deps, deliver_batch, poll_pending
 from gongkai.dispatch.plan_job import PLAN_JOB, plan_job
 from gongkai.dispatch.queue import DELIVER_JOB, POLL_JOB, QUEUE_NAME, arq_settings
@@ -61,6 +62,14 @@ async def poll_job(ctx: dict[str, Any], delivery_id: int) -> str:
     return await poll_pending(ctx["deps"], delivery_id)
 
 
+# Every arq function a worker runs, under the name jobs are enqueued with. Add a job kind here.
+JOB_FUNCTIONS = [
+    func(deliver_job, name=DELIVER_JOB),
+    func(poll_job, name=POLL_JOB),
+    func(plan_job, name=PLAN_JOB),
+]
+
+
 def open_pool(redis_url: str) -> ArqRedis:
     """A Redis client that connects on first use and reconnects after an outage by itself."""
     if redis_url.startswith("unix://"):
@@ -81,8 +90,8 @@ def open_deps(settings: Settings, redis_url: str) -> tuple[Deps, AsyncEngine]:
         ),
         pool=open_pool(redis_url),
         limiter=RateLimiter(redis_url, enabled=settings.rate_limits_enabled),
-        slots=asyncio.Semaphore(settings.worker_concurrency),
-        unrecorded=asyncio.Semaphore(2 * settings.worker_concurrency),
+        slots=Budget(settings.worker_concurrency),
+        unrecorded=Budget(2 * settings.worker_concurrency),
     )
     return deps, engine
 
@@ -139,11 +148,7 @@ def build_worker(
         await close_deps(ctx["deps"], ctx["engine"])
 
     return Worker(
-        functions=[
-            func(deliver_job, name=DELIVER_JOB),
-            func(poll_job, name=POLL_JOB),
-            func(plan_job, name=PLAN_JOB),
-        ],
+        functions=list(JOB_FUNCTIONS),
         queue_name=QUEUE_NAME,
         redis_settings=arq_settings(redis_url),
         on_startup=startup,

@@ -38,10 +38,6 @@ def make_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across crashes of the app
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
-            import os as _os
-
-            for extra in filter(None, _os.environ.get("GK_PRAGMAS", "").split(";")):
-                cur.execute(extra)
             cur.close()
 
         return engine
