@@ -8,7 +8,7 @@ stored, answered or not: the unanswered ones tell the county what residents need
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -104,6 +104,9 @@ class Context:
     # Where plain question rows go; None: into this session. The bots pass a batching writer,
     # so a question costs no transaction of its own.
     record: Callable[[dict[str, Any]], None] | None = None
+    # What ends a reply's writes; None: commit the session. The bots pass one that commits only
+    # what the next message must find and leaves the rest to their background writer.
+    settle: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -182,13 +185,17 @@ async def respond(ctx: Context, follower: Follower, text: str) -> Reply:
                 reply = await command(ctx, follower, *parsed, commit=False)
             else:
                 reply = await _ask(ctx, follower, text)
-    await _commit(ctx.session)
+    await _commit(ctx)
     return reply
 
 
-async def _commit(session: AsyncSession) -> None:
+async def _commit(ctx: Context) -> None:
     """Commit what there is; a plain question writes nothing here (its row is batched), and
     skipping the empty commit is a tenth of the cost of an answer."""
+    if ctx.settle is not None:
+        await ctx.settle()
+        return
+    session = ctx.session
     if session.in_transaction() or session.new or session.dirty or session.deleted:
         await session.commit()
 
@@ -260,7 +267,7 @@ async def command(
         reply = Reply(say(lang, "help"))
     if commit:
         _seen(follower)
-        await _commit(ctx.session)
+        await _commit(ctx)
     return reply
 
 
@@ -329,6 +336,8 @@ async def _bind_to(ctx: Context, follower: Follower, code: str) -> Reply:
 async def _ask(ctx: Context, follower: Follower, text: str) -> Reply:
     region = follower.region_code or ctx.account_region
     got = ctx.index.ask(text, region, follower.language, hotline=ctx.hotline)
+    if follower.id is None and (got.kind == "choose" or ctx.record is None):
+        await ctx.session.flush()  # a newcomer whose question row is written now: their row first
     row = {
         "asked_at": utcnow(),
         "platform": ctx.platform,
