@@ -27,11 +27,11 @@ from aiohttp import web
 from limits.aio.storage import RedisStorage
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import make_transient_to_detached
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bots.backlog import Backlog, Who
 from gongkai.bots.conversation import Context
+from gongkai.bots.lookups import FollowerReads
 from gongkai.config import Settings
 from gongkai.dispatch.planning import Directory
 from gongkai.dispatch.ratelimit import Allowance
@@ -125,12 +125,16 @@ def _snapshot(follower: Follower) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
 
-def _attach(session: AsyncSession, raw: bytes | str) -> Follower:
-    """The cached follower as a persistent object of ``session``, without a SELECT: changes
-    made to it are flushed as an UPDATE like those of a loaded row."""
-    data = json.loads(raw)
-    for name in ("created_at", "last_seen_at"):
-        data[name] = datetime.fromisoformat(data[name]) if data[name] else None
+def _attach(session: AsyncSession, raw: bytes | str | dict[str, Any]) -> Follower:
+    """The follower (cached, or read by `FollowerReads`) as a persistent object of
+    ``session``, without a SELECT: changes made to it are flushed as an UPDATE like those of
+    a loaded row."""
+    if isinstance(raw, dict):
+        data = {name: raw[name] for name in _FOLLOWER_FIELDS}
+    else:
+        data = json.loads(raw)
+        for name in ("created_at", "last_seen_at"):
+            data[name] = datetime.fromisoformat(data[name]) if data[name] else None
     follower = Follower(**data)
     make_transient_to_detached(follower)
     session.add(follower)
@@ -140,16 +144,6 @@ def _attach(session: AsyncSession, raw: bytes | str) -> Follower:
 def _count_key(allowance: Allowance, *who: str) -> str:
     """The Redis key the limits library counts ``who``'s events in for this window."""
     return f"{RedisStorage.PREFIX}:{allowance.limit.key_for(allowance.namespace, *who)}"
-
-
-async def _known(session: AsyncSession, who: Who) -> Follower | None:
-    platform, account, external_id = who
-    stmt = select(Follower).where(
-        Follower.platform == platform,
-        Follower.account == account,
-        Follower.external_id == external_id,
-    )
-    return (await session.exec(stmt)).first()
 
 
 def _newcomer(session: AsyncSession, who: Who) -> Follower:
@@ -234,6 +228,7 @@ class Inbound:
         self._accounts: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.backlog = Backlog(maker)
+        self.reads = FollowerReads(maker)
         self._admit = redis.register_script(_ADMIT)
         # The wall clock signed timestamps are judged by. One attribute so that a test can
         # move it (with Redis's expiries) instead of waiting minutes for a window to pass.
@@ -356,7 +351,8 @@ class Inbound:
             if cached:
                 follower = _attach(session, cached)
             else:
-                follower = await _known(session, who) or _newcomer(session, who)
+                row = await self.reads.get(who)
+                follower = _attach(session, row) if row else _newcomer(session, who)
             before = _snapshot(follower)
             settle = _Settle(self.backlog, session, follower, who)
             ctx = Context(
