@@ -12,8 +12,8 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bots.backlog import Who
@@ -21,11 +21,19 @@ from gongkai.storage.models import Follower
 
 _F = Follower.__table__  # type: ignore[attr-defined]
 MAX_BATCH = 500  # residents per query (SQLite allows 32,766 parameters)
+# One statement, built once: SQLAlchemy compiles it once and expands the list per call.
+_SELECT = select(_F).where(
+    _F.c.platform == bindparam("p"),
+    _F.c.account == bindparam("a"),
+    _F.c.external_id.in_(bindparam("ids", expanding=True)),
+)
 
 
 class FollowerReads:
     def __init__(self, maker: async_sessionmaker[AsyncSession]) -> None:
-        self.maker = maker
+        bind = maker.kw["bind"]
+        assert isinstance(bind, AsyncEngine)
+        self.engine = bind
         self._waiting: dict[Who, list[asyncio.Future[dict[str, Any] | None]]] = {}
         self._reader: asyncio.Task[None] | None = None
 
@@ -38,6 +46,7 @@ class FollowerReads:
         return await future
 
     async def _read(self) -> None:
+        await asyncio.sleep(0)  # requests read from the network in the same turn join in
         while self._waiting:
             wanted = list(self._waiting)[:MAX_BATCH]
             batch = {who: self._waiting.pop(who) for who in wanted}
@@ -58,14 +67,10 @@ class FollowerReads:
         by_account: dict[tuple[str, str], list[str]] = defaultdict(list)
         for platform, account, external_id in wanted:
             by_account[platform, account].append(external_id)
-        stmt = select(_F).where(
-            or_(
-                *(
-                    and_(_F.c.platform == p, _F.c.account == a, _F.c.external_id.in_(ids))
-                    for (p, a), ids in by_account.items()
-                )
-            )
-        )
-        async with self.maker() as session:
-            found = (await session.execute(stmt)).mappings().all()
-        return {(r["platform"], r["account"], r["external_id"]): dict(r) for r in found}
+        found: dict[Who, dict[str, Any]] = {}
+        async with self.engine.connect() as conn:
+            for (platform, account), ids in by_account.items():
+                rows = await conn.execute(_SELECT, {"p": platform, "a": account, "ids": ids})
+                for row in rows.mappings():
+                    found[platform, account, row["external_id"]] = dict(row)
+        return found
