@@ -38,6 +38,7 @@ from gongkai.dispatch.ratelimit import Allowance
 from gongkai.faq.store import get_index
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.models import Follower
+from gongkai.storage.types import utcnow
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -151,7 +152,18 @@ def _newcomer(session: AsyncSession, who: Who) -> Follower:
     row (a subscription, a numbered offer) inserts it; a plain question leaves that to the
     backlog."""
     platform, account, external_id = who
-    follower = Follower(platform=platform, account=account, external_id=external_id)
+    follower = Follower(  # every field given: pydantic resolving defaults costs more than this
+        id=None,
+        platform=platform,
+        account=account,
+        external_id=external_id,
+        region_code=None,
+        language="zh",
+        subscribed=True,
+        created_at=utcnow(),
+        last_seen_at=None,
+        state={},
+    )
     session.add(follower)
     return follower
 

@@ -49,6 +49,7 @@ from gongkai.bots.wechat_messages import (
     PublishJobFinishEvent,
     Refused,
     accept,
+    accept_tree,
     check_signed,
     dedup_key,
     read_message,
@@ -155,19 +156,24 @@ async def _open(
         raise Refused(403, "this account accepts encrypted messages only")
     if encrypted and account.crypto is None:
         raise Refused(400, "encrypted message but no EncodingAESKey configured")
-    outer = accept(await _read_body(request))
+    outer, tree = accept_tree(await _read_body(request))
     if not encrypted:
         return read_message(outer), False
     assert account.crypto is not None
     given = (q.get("msg_signature") or "").lower()
-    try:  # the timestamp was judged by check_signed; it is the same one
-        plain = account.crypto.decrypt_message(outer, given, timestamp, nonce)
+    sealed = tree.find("Encrypt")
+    if sealed is None:
+        raise Refused(400, "no Encrypt field")
+    if len(sealed):
+        raise Refused(400, "cannot decrypt")  # markup where the ciphertext should be
+    try:  # the timestamp was judged by check_signed; it is the same one. wechatpy takes the
+        # fields as read, so the envelope is not parsed a second time
+        envelope = {"Encrypt": (sealed.text or "").strip()}  # as xmltodict reads it
+        plain = account.crypto.decrypt_message(envelope, given, timestamp, nonce)
     except InvalidSignatureException:
         raise Refused(403, "bad msg_signature") from None
     except InvalidAppIdException:
         raise Refused(403, "message for another app id") from None
-    except KeyError:
-        raise Refused(400, "no Encrypt field") from None
     except Exception:  # wrong key, bad padding, bad base64: all just garbage to us
         raise Refused(400, "cannot decrypt") from None
     return read_message(accept(plain)), True

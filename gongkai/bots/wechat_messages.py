@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from typing import Any
-from xml.etree.ElementTree import ParseError
+from xml.etree.ElementTree import Element, ParseError
 from xml.parsers.expat import ExpatError
 
 from defusedxml import DefusedXmlException
@@ -81,6 +81,11 @@ def check_signed(
 
 def accept(data: bytes | str) -> str:
     """The document as text once defusedxml has found it harmless; 4xx for anything else."""
+    return accept_tree(data)[0]
+
+
+def accept_tree(data: bytes | str) -> tuple[str, Element]:
+    """`accept`, and the tree defusedxml read (so that nothing parses the document twice)."""
     if len(data) > MAX_BODY:
         raise Refused(413, "body too large")
     try:
@@ -97,7 +102,7 @@ def accept(data: bytes | str) -> str:
         if depth > MAX_DEPTH:
             raise Refused(400, "XML nested too deeply")
         below.extend((child, depth + 1) for child in element)
-    return text
+    return text, root
 
 
 def read_message(accepted: str) -> BaseMessage:
