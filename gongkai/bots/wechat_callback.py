@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from wechatpy.crypto import WeChatCrypto
 from wechatpy.events import (
     BaseEvent,
     ClickEvent,
@@ -46,6 +45,7 @@ from gongkai.bots.phrases import say
 from gongkai.bots.villages import find_regions
 from gongkai.bots.wechat_messages import (
     MAX_BODY,
+    AccountCrypto,
     PublishJobFinishEvent,
     Refused,
     accept,
@@ -79,7 +79,7 @@ class WechatAccount:
     app_secret: str
     token: str
     mode: str
-    crypto: WeChatCrypto | None  # one AES cipher per account, reused for every message
+    crypto: AccountCrypto | None  # one AES envelope per account, reused for every message
     budget: float
     config: dict[str, Any]
 
@@ -106,7 +106,7 @@ async def _account(request: web.Request) -> WechatAccount:
         app_secret=str(config.get("app_secret") or ""),
         token=token,
         mode=mode,
-        crypto=WeChatCrypto(token, str(aes), app_id) if aes else None,
+        crypto=AccountCrypto(token, str(aes), app_id) if aes else None,
         budget=float(config.get("reply_budget", REPLY_BUDGET)),
         config=config,
     )
