@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bots.backlog import Backlog, Who
 from gongkai.bots.conversation import Context
+from gongkai.bots.later_sets import LaterSets
 from gongkai.bots.lookups import FollowerReads
 from gongkai.config import Settings
 from gongkai.dispatch.planning import Directory
@@ -259,6 +260,7 @@ class Inbound:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.backlog = Backlog(maker)
         self.reads = FollowerReads(maker)
+        self.later = LaterSets(redis)
         self._admit = redis.register_script(_ADMIT)
         # The wall clock signed timestamps are judged by. One attribute so that a test can
         # move it (with Redis's expiries) instead of waiting minutes for a window to pass.
@@ -341,8 +343,9 @@ class Inbound:
         """True for the first delivery of a message; retries of it get False."""
         return bool(await self.redis.set(seen_key(key), b"1", nx=True, ex=ttl))
 
-    async def remember_reply(self, key: str, reply: bytes, ttl: int = SEEN_TTL) -> None:
-        await self.redis.set(f"gongkai:bot:reply:{key}", reply, ex=ttl)
+    def remember_reply(self, key: str, reply: bytes, ttl: int = SEEN_TTL) -> None:
+        """Keep the reply for WeChat's retries; sent to Redis with others, after the answer."""
+        self.later.set(f"gongkai:bot:reply:{key}", reply, ttl)
 
     async def allow(self, platform: str, account: str, external_id: str) -> str:
         """ "ok"; "refuse" for the first message over the limit (say so once); "silent" after."""
@@ -413,7 +416,8 @@ class Inbound:
         self.backlog.question(question)
 
     async def flush(self) -> None:
-        """Write every queued row now (tests and shutdown call this)."""
+        """Write every queued row and reply now (tests and shutdown call this)."""
+        await self.later.flush()
         await self.backlog.flush()
 
     # --- work that outlives its request -----------------------------------------------------
@@ -442,6 +446,7 @@ class Inbound:
                 task.cancel()
             if late:
                 await asyncio.gather(*late, return_exceptions=True)
+        await self.later.flush()
         await self.backlog.close()
 
 

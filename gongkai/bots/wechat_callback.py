@@ -232,7 +232,7 @@ async def receive(request: web.Request) -> web.Response:
     text = work.result()
     xml = text_reply(openid, ours, text, now) if text else None
     if xml is not None:
-        await inbound.remember_reply(key, xml.encode())
+        inbound.remember_reply(key, xml.encode())
     return _reply_response(account, xml, encrypted, nonce, now)
 
 
