@@ -7,14 +7,15 @@ commit per message, and SQLite commits one at a time: that was most of the callb
 under a burst, and all of its tail.
 
 Nothing queued is lost on a clean stop: `Backlog.close` writes everything. While the database
-refuses writes the rows are kept, up to ``MAX_QUEUED`` (then the oldest questions go, with a
-warning: the answers went out regardless). Followers and last-seen times are keyed by resident,
-so a burst from one resident is one row, not many.
+refuses writes the rows are kept and tried again, up to ``MAX_QUEUED`` (then the oldest
+questions go, with a warning: the answers went out regardless). Followers and last-seen times
+are keyed by resident, so a burst from one resident is one row, not many.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from datetime import datetime
@@ -33,6 +34,7 @@ FLUSH_EVERY = 0.25  # seconds a row waits to be written with others
 BATCH = 1000  # questions per transaction
 MAX_QUEUED = 20_000  # rows kept while the database refuses them
 ROOM_WAIT = 1.0  # seconds a request waits for the writer to catch up before going ahead
+# Past half the bound a request waits (up to ROOM_WAIT) for the writer before it is answered.
 
 Who = tuple[str, str, str]  # platform, account, external id
 WHO = "_who"  # a question row's resident, for one whose follower row is not written yet
@@ -44,8 +46,9 @@ _Q = Question.__table__  # type: ignore[attr-defined]
 class Backlog:
     """Rows waiting to be written by one background task, in batches."""
 
-    def __init__(self, maker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, maker: async_sessionmaker[AsyncSession], bound: int = MAX_QUEUED) -> None:
         self.maker = maker
+        self.bound = bound
         self._questions: list[dict[str, Any]] = []
         self._followers: dict[Who, dict[str, Any]] = {}
         self._seen: dict[Who, datetime] = {}
@@ -53,6 +56,7 @@ class Backlog:
         self._room = asyncio.Event()
         self._room.set()
         self._closed = False
+        self._stopping = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self._questions) + len(self._followers) + len(self._seen)
@@ -64,8 +68,8 @@ class Backlog:
         if row.get("follower_id") is None and who is not None:
             row = {**row, WHO: who}
         self._questions.append(row)
-        if len(self._questions) > MAX_QUEUED:
-            dropped = len(self._questions) - MAX_QUEUED
+        if len(self._questions) > self.bound:
+            dropped = len(self._questions) - self.bound
             del self._questions[:dropped]
             log.warning("question log backlog full: dropped the %d oldest questions", dropped)
         self._wake()
@@ -93,7 +97,7 @@ class Backlog:
                 pass
 
     def _wake(self) -> None:
-        if len(self) >= MAX_QUEUED // 2:
+        if len(self) >= self.bound // 2:
             self._room.clear()
         if not self._closed and (self._writer is None or self._writer.done()):
             self._writer = asyncio.create_task(self._write_soon(), name="bot backlog")
@@ -101,11 +105,15 @@ class Backlog:
     # --- the writer ------------------------------------------------------------------------------
 
     async def _write_soon(self) -> None:
-        """One batch per interval: under load a batch holds many rows, never one at a time."""
-        while len(self):
-            await asyncio.sleep(FLUSH_EVERY)
-            if not await self._write():
-                return
+        """One batch per interval: under load a batch holds many rows, never one at a time.
+        While the database refuses them, tries again less and less often (up to 30 s)."""
+        pause = FLUSH_EVERY
+        while len(self) and not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), pause)
+            if self._closed:
+                return  # `close` writes the rest
+            pause = FLUSH_EVERY if await self._write() else min(pause * 2, 30.0)
 
     async def flush(self) -> None:
         """Write everything queued now (tests and shutdown call this)."""
@@ -116,6 +124,7 @@ class Backlog:
     async def close(self) -> None:
         """Stop taking new work into the background and write what is queued."""
         self._closed = True
+        self._stopping.set()
         if self._writer is not None:  # never cancelled: it may hold rows mid-commit
             await asyncio.gather(self._writer, return_exceptions=True)
         await self.flush()
@@ -139,9 +148,9 @@ class Backlog:
                 self._followers.setdefault(who, row)
             for who, at in seen.items():
                 self.seen(who, at)
-            self._questions[:0] = questions[: max(0, MAX_QUEUED - len(self._questions))]
+            self._questions[:0] = questions[: max(0, self.bound - len(self._questions))]
             return False
-        if len(self) < MAX_QUEUED // 2:
+        if len(self) < self.bound // 2:
             self._room.set()
         return True
 

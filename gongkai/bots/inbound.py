@@ -36,7 +36,7 @@ from gongkai.bots.lookups import FollowerReads
 from gongkai.config import Settings
 from gongkai.dispatch.planning import Directory
 from gongkai.dispatch.ratelimit import Allowance
-from gongkai.faq.store import get_index
+from gongkai.faq.store import IndexKeeper
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.models import Follower
 from gongkai.storage.types import utcnow
@@ -261,6 +261,7 @@ class Inbound:
         self.backlog = Backlog(maker)
         self.reads = FollowerReads(maker)
         self.later = LaterSets(redis)
+        self.faq = IndexKeeper(maker, settings.hotline)
         self._admit = redis.register_script(_ADMIT)
         # The wall clock signed timestamps are judged by. One attribute so that a test can
         # move it (with Redis's expiries) instead of waiting minutes for a window to pass.
@@ -374,7 +375,7 @@ class Inbound:
         writes nothing else (a plain question), by the backlog a moment later.
         """
         await self.backlog.room()
-        index = await get_index(self.maker, hotline=self.settings.hotline)
+        index = await self.faq.index()
         key = follower_key(platform, account, external_id)
         who = (platform, account, external_id)
         async with self.maker() as session:
@@ -446,6 +447,7 @@ class Inbound:
                 task.cancel()
             if late:
                 await asyncio.gather(*late, return_exceptions=True)
+        await self.faq.close()
         await self.later.flush()
         await self.backlog.close()
 

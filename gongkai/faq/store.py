@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import re
 import time
 import weakref
@@ -28,6 +29,7 @@ from gongkai.faq.engine import FaqEntryData, FaqIndex, dump_faq_yaml, parse_faq_
 from gongkai.storage.models import FaqEntry, FaqSynonym, Region
 from gongkai.storage.types import utcnow
 
+log = logging.getLogger(__name__)
 CHECK_EVERY = 2.0  # seconds between fingerprint checks, per process
 _FIELDS = ("question", "keywords", "answer", "answers", "domain", "regions")
 
@@ -201,6 +203,43 @@ async def get_index(
                 live.fingerprint = fingerprint
         live.checked_at = time.monotonic()
         return live.index
+
+
+class IndexKeeper:
+    """The FAQ index for code that answers residents: never built or checked inside a request.
+
+    `get_index` checks the FAQ's fingerprint in the caller's time, and the caller that finds
+    it changed waits for the rebuild. The bots answer bursts of questions, so a keeper does
+    that in a task of its own every `CHECK_EVERY` seconds, and `index()` hands out whichever
+    index is current: an immutable `FaqIndex`, replaced whole when the FAQ changed. Only the
+    very first question of a process waits, for the first index.
+    """
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession], hotline: str) -> None:
+        self.maker = maker
+        self.hotline = hotline
+        self._task: asyncio.Task[None] | None = None
+
+    async def index(self) -> FaqIndex:
+        live = _live.get(self.maker)
+        if self._task is None:
+            self._task = asyncio.create_task(self._keep(), name="faq index")
+        if live is not None and live.index is not None:
+            return live.index
+        return await get_index(self.maker, hotline=self.hotline)
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_EVERY)
+            try:
+                await get_index(self.maker, hotline=self.hotline)
+            except Exception:  # the database away: keep answering from the index there is
+                log.warning("could not check the FAQ for changes", exc_info=True)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 # --- WeChat's built-in auto-reply rules -------------------------------------------------------
