@@ -11,6 +11,7 @@ the entry count and the newest ``updated_at``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import html
 import logging
 import re
@@ -163,6 +164,11 @@ async def _build(
     index = FaqIndex(entries, synonyms, region_parents, hotline=hotline)
     # jieba and the tables take from a few ms to a second: never on the event loop.
     await asyncio.to_thread(index.warm_up)
+    if gc.get_freeze_count():
+        # A long-running process froze its start-up heap (`settle_heap`); the index is as
+        # long-lived (until the FAQ changes), and a full collection walking its hundreds of
+        # thousands of objects would stall every request for tens of milliseconds.
+        gc.freeze()
     return index
 
 
