@@ -142,13 +142,18 @@ def read_message(accepted: str) -> BaseMessage:
         message = parse_message(accepted)
     except (KeyError, AttributeError, TypeError, ExpatError):  # no MsgType, or not a mapping
         raise Refused(400, "not a WeChat message") from None
+    data = message._data
     for name, field in type(message)._fields.items():  # the declared fields, as render() uses
-        try:
-            value = getattr(message, name)
+        raw = data.get(field.name)
+        if isinstance(field, StringField) or raw is None or isinstance(raw, dict | list):
+            # wechatpy hands these out as they are: text stays text, markup stays a dict
+            if isinstance(field, StringField) and isinstance(raw, dict | list):
+                raise Refused(400, f"{field.name} is not text")
+            continue
+        try:  # a value wechatpy converts (a number, a time): convert it now, once
+            getattr(message, name)
         except (ValueError, TypeError, OverflowError, OSError):
             raise Refused(400, f"{field.name} is malformed") from None
-        if isinstance(field, StringField) and not isinstance(value, str | None):
-            raise Refused(400, f"{field.name} is not text")
     return message
 
 
