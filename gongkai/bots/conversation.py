@@ -175,7 +175,7 @@ async def respond(ctx: Context, follower: Follower, text: str) -> Reply:
     lang = follower.language
     if len(text) > MAX_CHARS:
         reply = Reply(say(lang, "too_long", limit=MAX_CHARS), "refusal")
-    elif not normalize_question(text):
+    elif not (normalized := normalize_question(text)):
         reply = Reply(say(lang, "help"))
     else:
         reply = await _resolve(ctx, follower, text)
@@ -184,7 +184,7 @@ async def respond(ctx: Context, follower: Follower, text: str) -> Reply:
             if parsed is not None:
                 reply = await command(ctx, follower, *parsed, commit=False)
             else:
-                reply = await _ask(ctx, follower, text)
+                reply = await _ask(ctx, follower, text, normalized)
     await _commit(ctx)
     return reply
 
@@ -333,7 +333,7 @@ async def _bind_to(ctx: Context, follower: Follower, code: str) -> Reply:
     return Reply(say(follower.language, "bound", name=name))
 
 
-async def _ask(ctx: Context, follower: Follower, text: str) -> Reply:
+async def _ask(ctx: Context, follower: Follower, text: str, normalized: str = "") -> Reply:
     region = follower.region_code or ctx.account_region
     got = ctx.index.ask(text, region, follower.language, hotline=ctx.hotline)
     if follower.id is None and (got.kind == "choose" or ctx.record is None):
@@ -345,7 +345,7 @@ async def _ask(ctx: Context, follower: Follower, text: str) -> Reply:
         "region_code": region,
         "language": follower.language,
         "text": text,
-        "normalized": normalize_question(text),
+        "normalized": normalized or normalize_question(text),
         "answered": got.kind == "answer",
         "faq_id": got.id,
         "score": got.score,

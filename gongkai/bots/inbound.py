@@ -205,10 +205,17 @@ class _Settle:
     are written by the backlog.
     """
 
-    def __init__(self, backlog: Backlog, session: AsyncSession, follower: Follower, who: Who):
+    def __init__(
+        self,
+        backlog: Backlog,
+        session: AsyncSession,
+        follower: Follower,
+        who: Who,
+        state: tuple[Any, ...],
+    ) -> None:
         self.backlog, self.session, self.follower, self.who = backlog, session, follower, who
         self.newcomer = follower.id is None
-        self.mark = _lasting(_state(follower))
+        self.mark = _lasting(state)
         self.seen_at = follower.last_seen_at
 
     async def __call__(self) -> None:
@@ -388,7 +395,7 @@ class Inbound:
                 row = await self.reads.get(who)
                 follower = _attach(session, row) if row else _newcomer(session, who)
             before = _state(follower)
-            settle = _Settle(self.backlog, session, follower, who)
+            settle = _Settle(self.backlog, session, follower, who, before)
             ctx = Context(
                 session=session,
                 index=index,

@@ -48,7 +48,6 @@ from gongkai.bots.wechat_messages import (
     AccountCrypto,
     PublishJobFinishEvent,
     Refused,
-    accept,
     accept_tree,
     check_signed,
     dedup_key,
@@ -158,7 +157,7 @@ async def _open(
         raise Refused(400, "encrypted message but no EncodingAESKey configured")
     outer, tree = accept_tree(await _read_body(request))
     if not encrypted:
-        return read_message(outer), False
+        return read_message(outer, tree), False
     assert account.crypto is not None
     given = (q.get("msg_signature") or "").lower()
     sealed = tree.find("Encrypt")
@@ -176,7 +175,7 @@ async def _open(
         raise Refused(403, "message for another app id") from None
     except Exception:  # wrong key, bad padding, bad base64: all just garbage to us
         raise Refused(400, "cannot decrypt") from None
-    return read_message(accept(plain)), True
+    return read_message(*accept_tree(plain)), True
 
 
 def _reply_response(

@@ -21,10 +21,10 @@ from xml.parsers.expat import ExpatError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
-from wechatpy.events import BaseEvent, register_event
+from wechatpy.events import EVENT_TYPES, BaseEvent, register_event
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.fields import BaseField, StringField
-from wechatpy.messages import BaseMessage
+from wechatpy.messages import MESSAGE_TYPES, BaseMessage, UnknownMessage
 from wechatpy.parser import parse_message
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
@@ -132,14 +132,15 @@ def accept_tree(data: bytes | str) -> tuple[str, Element]:
     return text, root
 
 
-def read_message(accepted: str) -> BaseMessage:
-    """wechatpy's typed message for a document `accept` let through.
+def read_message(accepted: str, tree: Element | None = None) -> BaseMessage:
+    """wechatpy's typed message for a document `accept` let through (``tree``: the tree it
+    read, so that the document is not parsed again).
 
     Every declared field is read once here: wechatpy converts lazily (``int("x")`` would
     raise later, inside the handler) and leaves a field that arrived as nested XML a dict.
     """
     try:
-        message = parse_message(accepted)
+        message = parse_message(accepted) if tree is None else _typed(_as_read(tree))
     except (KeyError, AttributeError, TypeError, ExpatError):  # no MsgType, or not a mapping
         raise Refused(400, "not a WeChat message") from None
     data = message._data
@@ -155,6 +156,46 @@ def read_message(accepted: str) -> BaseMessage:
         except (ValueError, TypeError, OverflowError, OSError):
             raise Refused(400, f"{field.name} is malformed") from None
     return message
+
+
+def _as_read(element: Element) -> Any:
+    """An element as xmltodict (wechatpy's parser) reads it: text stripped (None when empty),
+    children as a mapping (repeated ones as a list), attributes as "@name"."""
+    text = "".join([element.text or "", *(child.tail or "" for child in element)]).strip()
+    if not len(element) and not element.attrib:
+        return text or None
+    out: dict[str, Any] = {f"@{k}": v for k, v in element.attrib.items()}
+    for child in element:
+        value = _as_read(child)
+        if child.tag not in out:
+            out[child.tag] = value
+        elif isinstance(out[child.tag], list):
+            out[child.tag].append(value)
+        else:
+            out[child.tag] = [out[child.tag], value]
+    if text:
+        out["#text"] = text
+    return out
+
+
+def _typed(message: dict[str, Any]) -> BaseMessage:
+    """wechatpy's message class for the fields, chosen as `wechatpy.parser.parse_message`
+    chooses it (events by their lower-cased name; a subscribe through a QR code or a product
+    scan is an event of its own, its scene id without the "qrscene_" prefix)."""
+    kind = message["MsgType"].lower()
+    if kind != "event" and not kind.startswith("device_"):
+        return MESSAGE_TYPES.get(kind, UnknownMessage)(message)
+    event = message["Event"].lower() if "Event" in message else None
+    if kind.startswith("device_"):
+        event = kind if event is None else f"device_{event}"
+    key = message.get("EventKey")
+    if event == "subscribe" and key:
+        if key.startswith(("scanbarcode|", "scanimage|")):
+            event = message["Event"] = "subscribe_scan_product"
+        elif key.startswith("qrscene_"):
+            event = message["Event"] = "subscribe_scan"
+            message["EventKey"] = key[len("qrscene_") :]
+    return EVENT_TYPES.get(event, UnknownMessage)(message)
 
 
 def _cdata_safe(text: str) -> str:
