@@ -21,6 +21,9 @@ from gongkai.storage.models import Follower
 
 _F = Follower.__table__  # type: ignore[attr-defined]
 MAX_BATCH = 500  # residents per query (SQLite allows 32,766 parameters)
+# How long a read waits for others to join it: a burst answers ~1,000 messages a second, so a
+# millisecond gathers a few, which share one query's round trips instead of a query each.
+GATHER = 0.001
 # One statement, built once: SQLAlchemy compiles it once and expands the list per call.
 _SELECT = select(_F).where(
     _F.c.platform == bindparam("p"),
@@ -46,7 +49,7 @@ class FollowerReads:
         return await future
 
     async def _read(self) -> None:
-        await asyncio.sleep(0)  # requests read from the network in the same turn join in
+        await asyncio.sleep(GATHER)  # residents asking meanwhile join this read
         while self._waiting:
             wanted = list(self._waiting)[:MAX_BATCH]
             batch = {who: self._waiting.pop(who) for who in wanted}
