@@ -127,10 +127,10 @@ def _snapshot(follower: Follower) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
 
-def _attach(session: AsyncSession, raw: bytes | str | dict[str, Any]) -> Follower:
-    """The follower (cached, or read by `FollowerReads`) as a persistent object of
-    ``session``, without a SELECT: changes made to it are flushed as an UPDATE like those of
-    a loaded row."""
+def _attach(raw: bytes | str | dict[str, Any]) -> Follower:
+    """The follower (cached, or read by `FollowerReads`) as a detached persistent object,
+    without a SELECT: changes made to it are tracked, and flushed as an UPDATE like those of a
+    loaded row once it is added to a session."""
     if isinstance(raw, dict):
         data = {name: raw[name] for name in _FOLLOWER_FIELDS}
     else:
@@ -139,7 +139,6 @@ def _attach(session: AsyncSession, raw: bytes | str | dict[str, Any]) -> Followe
             data[name] = datetime.fromisoformat(data[name]) if data[name] else None
     follower = _follower(data)
     make_transient_to_detached(follower)
-    session.add(follower)
     return follower
 
 
@@ -171,10 +170,10 @@ def _count_key(allowance: Allowance, *who: str) -> str:
     return f"{RedisStorage.PREFIX}:{allowance.limit.key_for(allowance.namespace, *who)}"
 
 
-def _newcomer(session: AsyncSession, who: Who) -> Follower:
-    """A follower for a first contact, in the session but not flushed: a query that needs its
-    row (a subscription, a numbered offer) inserts it; a plain question leaves that to the
-    backlog."""
+def _newcomer(who: Who) -> Follower:
+    """A follower for a first contact, not in the database: once in the conversation's session,
+    a query that needs its row (a subscription, a numbered offer) inserts it; a plain question
+    leaves that to the backlog."""
     platform, account, external_id = who
     follower = _follower(
         {
@@ -190,8 +189,31 @@ def _newcomer(session: AsyncSession, who: Who) -> Follower:
             "state": {},
         }
     )
-    session.add(follower)
     return follower
+
+
+class _LazySession:
+    """The conversation's database session, opened when something first uses it (the
+    follower goes into it then). A plain question never does: opening and closing an unused
+    session cost a tenth of an answer."""
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession], follower: Follower) -> None:
+        self._maker = maker
+        self._follower = follower
+        self.real: AsyncSession | None = None
+
+    def open(self) -> AsyncSession:
+        if self.real is None:
+            self.real = self._maker()
+            self.real.add(self._follower)
+        return self.real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.open(), name)
+
+    async def close(self) -> None:
+        if self.real is not None:
+            await self.real.close()
 
 
 class _Settle:
@@ -208,7 +230,7 @@ class _Settle:
     def __init__(
         self,
         backlog: Backlog,
-        session: AsyncSession,
+        session: _LazySession,
         follower: Follower,
         who: Who,
         state: tuple[Any, ...],
@@ -219,8 +241,8 @@ class _Settle:
         self.seen_at = follower.last_seen_at
 
     async def __call__(self) -> None:
-        session, follower = self.session, self.follower
-        others = (
+        session, follower = self.session.real, self.follower
+        others = session is not None and (
             bool(session.deleted)
             or any(o is not follower for o in session.new)
             or any(o is not follower for o in session.dirty)
@@ -228,12 +250,13 @@ class _Settle:
         lasting = _lasting(_state(follower))
         flushed = self.newcomer and follower.id is not None
         if others or flushed or lasting != self.mark:
+            session = self.session.open()
             if follower not in session:
                 session.add(follower)
             await session.commit()
             self.newcomer = False
         else:
-            if follower in session:
+            if session is not None and follower in session:
                 session.expunge(follower)
             if self.newcomer:
                 self.backlog.follower(_row(follower))
@@ -385,19 +408,20 @@ class Inbound:
         index = await self.faq.index()
         key = follower_key(platform, account, external_id)
         who = (platform, account, external_id)
-        async with self.maker() as session:
-            if cached is UNREAD:
-                cached = await self.redis.get(key)
-            assert cached is None or isinstance(cached, bytes | str)
-            if cached:
-                follower = _attach(session, cached)
-            else:
-                row = await self.reads.get(who)
-                follower = _attach(session, row) if row else _newcomer(session, who)
+        if cached is UNREAD:
+            cached = await self.redis.get(key)
+        assert cached is None or isinstance(cached, bytes | str)
+        if cached:
+            follower = _attach(cached)
+        else:
+            row = await self.reads.get(who)
+            follower = _attach(row) if row else _newcomer(who)
+        session = _LazySession(self.maker, follower)
+        try:
             before = _state(follower)
             settle = _Settle(self.backlog, session, follower, who, before)
             ctx = Context(
-                session=session,
+                session=session,  # type: ignore[arg-type]  # opened on first use
                 index=index,
                 platform=platform,
                 public_url=self.settings.public_url,
@@ -412,6 +436,8 @@ class Inbound:
             await settle()
             if follower.id is not None and (_state(follower) != before or not cached):
                 await self.redis.set(key, _snapshot(follower), ex=FOLLOWER_TTL)
+        finally:
+            await session.close()
 
     async def forget_follower(self, platform: str, account: str, external_id: str) -> None:
         """For code that changes a follower row outside a conversation."""
