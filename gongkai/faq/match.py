@@ -10,7 +10,13 @@ from collections.abc import Iterable
 from itertools import islice, product
 from typing import TYPE_CHECKING, Any
 
-from gongkai.faq.text import base_frequency, fuzzy_syllable, match_form, readings
+from gongkai.faq.text import (
+    base_frequency,
+    fuzzy_readings,
+    fuzzy_syllable,
+    match_form,
+    readings,
+)
 
 if TYPE_CHECKING:
     import jieba
@@ -117,12 +123,24 @@ class WordMatcher:
         word sounding exactly alike wins over one that only sounds alike to a fuzzy ear.
         """
         reads = [readings(ch) for ch in seg]
-        fuzzy = [tuple(dict.fromkeys(fuzzy_syllable(r) for r in rs)) for rs in reads]
+        fuzzy = [fuzzy_readings(ch) for ch in seg]
+        exact_starts, fuzzy_starts = self._exact.keys(), self._fuzzy.keys()
         for i in range(len(seg) - 1):
             if not reads[i]:
                 continue
-            exact = self._heard(self._exact, reads, i)
-            loose = self._heard(self._fuzzy, fuzzy, i)
+            # most characters begin no keyword's sound: not worth a walk
+            exact = (
+                _NOTHING
+                if exact_starts.isdisjoint(reads[i])
+                else self._heard(self._exact, reads, i)
+            )
+            loose = (
+                _NOTHING
+                if fuzzy_starts.isdisjoint(fuzzy[i])
+                else self._heard(self._fuzzy, fuzzy, i)
+            )
+            if exact is _NOTHING and loose is _NOTHING:
+                continue
             for length in sorted(exact.keys() | loose.keys()):
                 if all(covered[i : i + length]):
                     continue
