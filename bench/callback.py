@@ -23,6 +23,7 @@ engine gives for that text (Gongkai's `FaqIndex.ask`, WeRoBot's first matching f
 prints both rates, p50/p99 latency, server CPU per request and the ratios; with ``--runs 3``
 the median of each. Gongkai's side is also checked to have stored every question once it is
 stopped with SIGTERM, as a deployment stops it (its question log is written in the background).
+``BENCH_SHOW=1`` prints each reply that is not the expected answer.
 """
 
 from __future__ import annotations

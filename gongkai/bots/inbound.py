@@ -2,10 +2,12 @@
 guard, the per-follower rate limit, the follower, the question log and follow-up tasks.
 
 A WeChat message must be answered in well under a second, hundreds a second per core, so the
-common case touches no database: the duplicate guard, the rate count and the follower come from
-Redis in one round trip (the follower row is cached there and written through on change), and
-question rows are written in batches a few times a second. Only a change (a subscription, a
-binding, a numbered offer) costs a transaction.
+common case touches no database: the duplicate guard, the replay defence, the rate count and
+the follower come from Redis in one round trip (the follower row is cached there and written
+through on change; a resident Redis has no copy of is read in one query with everyone else
+asking meanwhile), no session is opened, and the question log, first contacts and last-seen
+times are written by the backlog a few times a second. Only a change (a subscription, a
+binding, a language, a numbered offer) costs a transaction.
 
 Built once per process: by `install` for the web app (both bots share it), or directly by the
 Telegram polling command.
