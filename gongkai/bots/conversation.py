@@ -8,7 +8,7 @@ stored, answered or not: the unanswered ones tell the county what residents need
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -107,6 +107,9 @@ class Context:
     record: Callable[[dict[str, Any]], None] | None = None
     settings: Any = None  # config.Settings and storage.crypto.Sealer, for applying (apply_talk)
     sealer: Any = None
+    # What ends a reply's writes; None: commit the session. The bots pass one that commits only
+    # what the next message must find and leaves the rest to their background writer.
+    settle: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -175,7 +178,7 @@ async def respond(ctx: Context, follower: Follower, text: str) -> Reply:
     lang = follower.language
     if len(text) > MAX_CHARS:
         reply = Reply(say(lang, "too_long", limit=MAX_CHARS), "refusal")
-    elif not normalize_question(text):
+    elif not (normalized := normalize_question(text)):
         reply = Reply(say(lang, "help"))
     else:
         talk = await apply_talk.turn(ctx, follower, text)  # 申请公开, a guided application
@@ -185,14 +188,18 @@ async def respond(ctx: Context, follower: Follower, text: str) -> Reply:
             if parsed is not None:
                 reply = await command(ctx, follower, *parsed, commit=False)
             else:
-                reply = await _ask(ctx, follower, text)
-    await _commit(ctx.session)
+                reply = await _ask(ctx, follower, text, normalized)
+    await _commit(ctx)
     return reply
 
 
-async def _commit(session: AsyncSession) -> None:
+async def _commit(ctx: Context) -> None:
     """Commit what there is; a plain question writes nothing here (its row is batched), and
     skipping the empty commit is a tenth of the cost of an answer."""
+    if ctx.settle is not None:
+        await ctx.settle()
+        return
+    session = ctx.session
     if session.in_transaction() or session.new or session.dirty or session.deleted:
         await session.commit()
 
@@ -264,7 +271,7 @@ async def command(
         reply = Reply(say(lang, "help"))
     if commit:
         _seen(follower)
-        await _commit(ctx.session)
+        await _commit(ctx)
     return reply
 
 
@@ -330,9 +337,11 @@ async def _bind_to(ctx: Context, follower: Follower, code: str) -> Reply:
     return Reply(say(follower.language, "bound", name=name))
 
 
-async def _ask(ctx: Context, follower: Follower, text: str) -> Reply:
+async def _ask(ctx: Context, follower: Follower, text: str, normalized: str = "") -> Reply:
     region = follower.region_code or ctx.account_region
     got = ctx.index.ask(text, region, follower.language, hotline=ctx.hotline)
+    if follower.id is None and (got.kind == "choose" or ctx.record is None):
+        await ctx.session.flush()  # a newcomer whose question row is written now: their row first
     row = {
         "asked_at": utcnow(),
         "platform": ctx.platform,
@@ -340,7 +349,7 @@ async def _ask(ctx: Context, follower: Follower, text: str) -> Reply:
         "region_code": region,
         "language": follower.language,
         "text": text,
-        "normalized": normalize_question(text),
+        "normalized": normalized or normalize_question(text),
         "answered": got.kind == "answer",
         "faq_id": got.id,
         "score": got.score,

@@ -2,10 +2,12 @@
 guard, the per-follower rate limit, the follower, the question log and follow-up tasks.
 
 A WeChat message must be answered in well under a second, hundreds a second per core, so the
-common case touches no database: the duplicate guard, the rate count and the follower come from
-Redis in one round trip (the follower row is cached there and written through on change), and
-question rows are written in batches a few times a second. Only a change (a subscription, a
-binding, a numbered offer) costs a transaction.
+common case touches no database: the duplicate guard, the replay defence, the rate count and
+the follower come from Redis in one round trip (the follower row is cached there and written
+through on change; a resident Redis has no copy of is read in one query with everyone else
+asking meanwhile), no session is opened, and the question log, first contacts and last-seen
+times are written by the backlog a few times a second. Only a change (a subscription, a
+binding, a language, a numbered offer) costs a transaction.
 
 Built once per process: by `install` for the web app (both bots share it), or directly by the
 Telegram polling command.
@@ -24,18 +26,22 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from sqlalchemy import insert
+from limits.aio.storage import RedisStorage
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gongkai.bots.conversation import Context, follower_for
+from gongkai.bots.backlog import Backlog, Who
+from gongkai.bots.conversation import Context
+from gongkai.bots.later_sets import LaterSets
+from gongkai.bots.lookups import FollowerReads
 from gongkai.config import Settings
 from gongkai.dispatch.planning import Directory
 from gongkai.dispatch.ratelimit import Allowance
-from gongkai.faq.store import get_index
+from gongkai.faq.store import IndexKeeper
 from gongkai.storage.crypto import Sealer
-from gongkai.storage.models import Follower, Question
+from gongkai.storage.models import Follower
+from gongkai.storage.types import utcnow
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -47,26 +53,28 @@ RATE_PER_MINUTE = 10
 # message itself is remembered is the caller's: as long as a replay of it could still be taken.
 SEEN_TTL = 60
 FOLLOWER_TTL = 600  # seconds a follower is read from Redis instead of the database
-QUESTION_FLUSH = 0.25  # seconds a question waits to be written with others
-QUESTION_BATCH = 500
-MAX_QUEUED = 20_000  # questions kept while the database refuses them
 _FOLLOWER_FIELDS = ("id", "platform", "account", "external_id", "region_code", "language",
                     "subscribed", "created_at", "last_seen_at", "state")  # fmt: skip
 
 
 UNREAD = object()
-# First delivery: mark it seen, return the sender's cached follower row (their minute is
-# counted apart, by `limits`). A repeat: return the reply cached for the first.
+# One round trip per message: the duplicate guard, the resident's rate count and their cached
+# follower row. A first delivery is marked seen, counted in the resident's window and gets the
+# cached follower; a repeat gets the reply cached for the first (and is not counted).
 #
-# KEYS: seen (the message), reply, follower, and optionally the signed request.
-# ARGV: how long to remember the message, how long to remember the request.
+# KEYS: seen (the message), reply, follower, the resident's count in this window, whether they
+#       were told "too many" in it, and optionally the signed request.
+# ARGV: how long to remember the message, how long to remember the request, the allowance per
+#       window, the count's expiry, the "told" expiry.
+# The counts are the very keys `Allowance` (the limits library's fixed window) uses, so the
+# Telegram bot, which counts through it, and this script agree on every resident's minute.
 # A signed request seen before is a replay: it is answered with the message's reply only when
 # it also carries the same message (in plain mode the signature does not cover the body, so a
 # captured query with another body must get nothing, and must not mark that other message).
 # A message seen before under another request is WeChat retrying (or a replay of the retry): it
 # stays remembered at least as long as this copy's timestamp is accepted.
 _ADMIT = """
-if #KEYS >= 4 and not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[2]) then
+if #KEYS >= 6 and not redis.call('SET', KEYS[6], '1', 'NX', 'EX', ARGV[2]) then
   if redis.call('EXISTS', KEYS[1]) == 1 then return {0, redis.call('GET', KEYS[2])} end
   return {0, false}
 end
@@ -76,7 +84,19 @@ if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   end
   return {0, redis.call('GET', KEYS[2])}
 end
-return {1, redis.call('GET', KEYS[3])}
+local verdict = 'ok'
+local n = redis.call('INCR', KEYS[4])
+if n == 1 then redis.call('EXPIRE', KEYS[4], ARGV[4]) end
+if n > tonumber(ARGV[3]) then
+  local told = redis.call('INCR', KEYS[5])
+  if told == 1 then
+    redis.call('EXPIRE', KEYS[5], ARGV[5])
+    verdict = 'refuse'
+  else
+    verdict = 'silent'
+  end
+end
+return {1, redis.call('GET', KEYS[3]), verdict}
 """
 
 
@@ -109,16 +129,147 @@ def _snapshot(follower: Follower) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
 
-def _attach(session: AsyncSession, raw: bytes | str) -> Follower:
-    """The cached follower as a persistent object of ``session``, without a SELECT: changes
-    made to it are flushed as an UPDATE like those of a loaded row."""
-    data = json.loads(raw)
-    for name in ("created_at", "last_seen_at"):
-        data[name] = datetime.fromisoformat(data[name]) if data[name] else None
-    follower = Follower(**data)
+def _attach(raw: bytes | str | dict[str, Any]) -> Follower:
+    """The follower (cached, or read by `FollowerReads`) as a detached persistent object,
+    without a SELECT: changes made to it are tracked, and flushed as an UPDATE like those of a
+    loaded row once it is added to a session."""
+    if isinstance(raw, dict):
+        data = {name: raw[name] for name in _FOLLOWER_FIELDS}
+    else:
+        data = json.loads(raw)
+        for name in ("created_at", "last_seen_at"):
+            data[name] = datetime.fromisoformat(data[name]) if data[name] else None
+    follower = _follower(data)
     make_transient_to_detached(follower)
-    session.add(follower)
     return follower
+
+
+def _follower(data: dict[str, Any]) -> Follower:
+    """A Follower holding ``data`` (every column), made the way the ORM makes one for a row it
+    loads: a tenth of the cost of ``Follower(**data)``, whose validation and default
+    resolution this data (ours, already valid) does not need."""
+    follower: Follower = Follower.__mapper__.class_manager.new_instance()  # type: ignore[attr-defined]
+    follower.__dict__.update(data)
+    return follower
+
+
+def _state(follower: Follower) -> tuple[Any, ...]:
+    """The follower's columns, to tell whether a conversation changed it (``state`` is only
+    ever replaced, never changed in place, so holding the dict is enough)."""
+    return tuple(getattr(follower, name) for name in _FOLLOWER_FIELDS)
+
+
+_SEEN_AT = _FOLLOWER_FIELDS.index("last_seen_at")
+
+
+def _lasting(state: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Without ``last_seen_at``, which alone is worth no commit."""
+    return state[:_SEEN_AT] + state[_SEEN_AT + 1 :]
+
+
+def _count_key(allowance: Allowance, *who: str) -> str:
+    """The Redis key the limits library counts ``who``'s events in for this window."""
+    return f"{RedisStorage.PREFIX}:{allowance.limit.key_for(allowance.namespace, *who)}"
+
+
+def _newcomer(who: Who) -> Follower:
+    """A follower for a first contact, not in the database: once in the conversation's session,
+    a query that needs its row (a subscription, a numbered offer) inserts it; a plain question
+    leaves that to the backlog."""
+    platform, account, external_id = who
+    follower = _follower(
+        {
+            "id": None,
+            "platform": platform,
+            "account": account,
+            "external_id": external_id,
+            "region_code": None,
+            "language": "zh",
+            "subscribed": True,
+            "created_at": utcnow(),
+            "last_seen_at": None,
+            "state": {},
+        }
+    )
+    return follower
+
+
+class _LazySession:
+    """The conversation's database session, opened when something first uses it (the
+    follower goes into it then). A plain question never does: opening and closing an unused
+    session cost a tenth of an answer."""
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession], follower: Follower) -> None:
+        self._maker = maker
+        self._follower = follower
+        self.real: AsyncSession | None = None
+
+    def open(self) -> AsyncSession:
+        if self.real is None:
+            self.real = self._maker()
+            self.real.add(self._follower)
+        return self.real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.open(), name)
+
+    async def close(self) -> None:
+        if self.real is not None:
+            await self.real.close()
+
+
+class _Settle:
+    """Commits what a conversation must write now, hands the rest to the backlog.
+
+    Called when a reply is ready (`respond` and `command` call it through the context) and
+    again on the way out. Anything but the follower (a subscription, a question row offered a
+    choice) or a change to the follower that the next message must see (language, village,
+    a pending offer) is committed at once, a newcomer's row with it. A newcomer whose
+    conversation wrote nothing else, and a known follower whose ``last_seen_at`` alone moved,
+    are written by the backlog.
+    """
+
+    def __init__(
+        self,
+        backlog: Backlog,
+        session: _LazySession,
+        follower: Follower,
+        who: Who,
+        state: tuple[Any, ...],
+    ) -> None:
+        self.backlog, self.session, self.follower, self.who = backlog, session, follower, who
+        self.newcomer = follower.id is None
+        self.mark = _lasting(state)
+        self.seen_at = follower.last_seen_at
+
+    async def __call__(self) -> None:
+        session, follower = self.session.real, self.follower
+        others = session is not None and (
+            bool(session.deleted)
+            or any(o is not follower for o in session.new)
+            or any(o is not follower for o in session.dirty)
+        )
+        lasting = _lasting(_state(follower))
+        flushed = self.newcomer and follower.id is not None
+        if others or flushed or lasting != self.mark:
+            session = self.session.open()
+            if follower not in session:
+                session.add(follower)
+            await session.commit()
+            self.newcomer = False
+        else:
+            if session is not None and follower in session:
+                session.expunge(follower)
+            if self.newcomer:
+                self.backlog.follower(_row(follower))
+                self.newcomer = False
+            elif follower.last_seen_at is not None and follower.last_seen_at != self.seen_at:
+                self.backlog.seen(self.who, follower.last_seen_at)
+        self.mark, self.seen_at = lasting, follower.last_seen_at
+
+
+def _row(follower: Follower) -> dict[str, Any]:
+    return {name: getattr(follower, name) for name in _FOLLOWER_FIELDS if name != "id"}
 
 
 class Inbound:
@@ -139,9 +290,11 @@ class Inbound:
         self.told = residents.once()  # and the one "too many" answer they get in a minute
         self._accounts: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._questions: list[dict[str, Any]] = []
+        self.backlog = Backlog(maker)
+        self.reads = FollowerReads(maker)
+        self.later = LaterSets(redis)
+        self.faq = IndexKeeper(maker, settings.hotline)
         self._admit = redis.register_script(_ADMIT)
-        self._flusher: asyncio.Task[None] | None = None
         # The wall clock signed timestamps are judged by. One attribute so that a test can
         # move it (with Redis's expiries) instead of waiting minutes for a window to pass.
         self.clock: Callable[[], float] = time.time
@@ -192,18 +345,28 @@ class Inbound:
         given, names the signed request and is remembered for ``request_ttl``. Both live in
         Redis so that every web process refuses what any of them has seen.
         """
+        who = (platform, account, external_id)
         keys = [
             seen_key(key),
             f"gongkai:bot:reply:{key}",
             follower_key(platform, account, external_id),
+            _count_key(self.residents, *who),
+            _count_key(self.told, *who),
         ]
         if request_key is not None:
             keys.append(seen_key(request_key))
-        first, value = await self._admit(keys=keys, args=[max(1, ttl), max(1, request_ttl)])
-        if not first:
-            return Admission(False, "ok", _bytes(value), None)
-        verdict = await self.allow(platform, account, external_id)
-        return Admission(True, verdict, None, _bytes(value))
+        args = [
+            max(1, ttl),
+            max(1, request_ttl),
+            self.residents.limit.amount,
+            self.residents.limit.get_expiry(),
+            self.told.limit.get_expiry(),
+        ]
+        got = await self._admit(keys=keys, args=args)
+        if not got[0]:
+            return Admission(False, "ok", _bytes(got[1]), None)
+        verdict = got[2].decode() if isinstance(got[2], bytes) else str(got[2])
+        return Admission(True, verdict, None, _bytes(got[1]))
 
     async def forget(self, *keys: str) -> None:
         """Undo `admit` for a message we failed to handle, so that WeChat's retry is taken."""
@@ -213,8 +376,9 @@ class Inbound:
         """True for the first delivery of a message; retries of it get False."""
         return bool(await self.redis.set(seen_key(key), b"1", nx=True, ex=ttl))
 
-    async def remember_reply(self, key: str, reply: bytes, ttl: int = SEEN_TTL) -> None:
-        await self.redis.set(f"gongkai:bot:reply:{key}", reply, ex=ttl)
+    def remember_reply(self, key: str, reply: bytes, ttl: int = SEEN_TTL) -> None:
+        """Keep the reply for WeChat's retries; sent to Redis with others, after the answer."""
+        self.later.set(f"gongkai:bot:reply:{key}", reply, ttl)
 
     async def allow(self, platform: str, account: str, external_id: str) -> str:
         """ "ok"; "refuse" for the first message over the limit (say so once); "silent" after."""
@@ -236,20 +400,30 @@ class Inbound:
     ) -> AsyncIterator[tuple[Context, Follower]]:
         """A session, the follower in it and the conversation context; on the way out the
         follower's cached copy is brought up to date with what was committed. ``cached`` is
-        the follower as `admit` already read it from Redis."""
-        index = await get_index(self.maker, hotline=self.settings.hotline)
+        the follower as `admit` already read it from Redis.
+
+        A resident met for the first time gets a follower that is not in the database yet: it
+        is inserted with whatever else the conversation writes, or, when the conversation
+        writes nothing else (a plain question), by the backlog a moment later.
+        """
+        await self.backlog.room()
+        index = await self.faq.index()
         key = follower_key(platform, account, external_id)
-        async with self.maker() as session:
-            if cached is UNREAD:
-                cached = await self.redis.get(key)
-            assert cached is None or isinstance(cached, bytes | str)
-            if cached:
-                follower = _attach(session, cached)
-            else:
-                follower = await follower_for(session, platform, account, external_id)
-            before = _snapshot(follower)
+        who = (platform, account, external_id)
+        if cached is UNREAD:
+            cached = await self.redis.get(key)
+        assert cached is None or isinstance(cached, bytes | str)
+        if cached:
+            follower = _attach(cached)
+        else:
+            row = await self.reads.get(who)
+            follower = _attach(row) if row else _newcomer(who)
+        session = _LazySession(self.maker, follower)
+        try:
+            before = _state(follower)
+            settle = _Settle(self.backlog, session, follower, who, before)
             ctx = Context(
-                session=session,
+                session=session,  # type: ignore[arg-type]  # opened on first use
                 index=index,
                 platform=platform,
                 public_url=self.settings.public_url,
@@ -257,57 +431,32 @@ class Inbound:
                 account_region=config.get("region"),
                 languages=tuple(config.get("languages") or ("zh",)),
                 title=str(config.get("title") or ""),
-                record=self.record,
+                record=lambda row: self.backlog.question(row, who),
+                settle=settle,
                 settings=self.settings,
                 sealer=self.sealer,
             )
             yield ctx, follower
-            if session.dirty or session.new or session.deleted:
-                await session.commit()
-            after = _snapshot(follower)
-            if after != before or not cached:
-                await self.redis.set(key, after, ex=FOLLOWER_TTL)
+            await settle()
+            if follower.id is not None and (_state(follower) != before or not cached):
+                await self.redis.set(key, _snapshot(follower), ex=FOLLOWER_TTL)
+        finally:
+            await session.close()
 
     async def forget_follower(self, platform: str, account: str, external_id: str) -> None:
         """For code that changes a follower row outside a conversation."""
         await self.redis.delete(follower_key(platform, account, external_id))
 
-    # --- questions, written in batches --------------------------------------------------------
+    # --- rows written after the answer -------------------------------------------------------
 
     def record(self, question: dict[str, Any]) -> None:
-        """Queue a question row; written within ``QUESTION_FLUSH`` seconds, many per commit.
-        (A crash loses at most that much of the log; the answers went out regardless.)"""
-        self._questions.append(question)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_soon(), name="question log")
-
-    async def _flush_soon(self) -> None:
-        """One batch per interval: under load a batch holds many rows, never one at a time."""
-        while self._questions:
-            await asyncio.sleep(QUESTION_FLUSH)
-            if not await self._write(QUESTION_BATCH):
-                return
+        """Queue a question row; written within a quarter of a second, many per commit."""
+        self.backlog.question(question)
 
     async def flush(self) -> None:
-        """Write every queued question now (tests and shutdown call this)."""
-        while self._questions:
-            if not await self._write(QUESTION_BATCH):
-                return
-
-    async def _write(self, limit: int) -> bool:
-        rows = self._questions[:limit]
-        del self._questions[:limit]
-        if not rows:
-            return True
-        try:
-            async with self.maker() as session:
-                await session.execute(insert(Question), rows)
-                await session.commit()
-        except Exception:
-            log.exception("could not store %d questions; keeping them for later", len(rows))
-            self._questions[:0] = rows[: max(0, MAX_QUEUED - len(self._questions))]
-            return False
-        return True
+        """Write every queued row and reply now (tests and shutdown call this)."""
+        await self.later.flush()
+        await self.backlog.flush()
 
     # --- work that outlives its request -----------------------------------------------------
 
@@ -335,9 +484,9 @@ class Inbound:
                 task.cancel()
             if late:
                 await asyncio.gather(*late, return_exceptions=True)
-        if self._flusher is not None:  # never cancelled: it may hold rows mid-commit
-            await asyncio.gather(self._flusher, return_exceptions=True)
-        await self.flush()
+        await self.faq.close()
+        await self.later.flush()
+        await self.backlog.close()
 
 
 INBOUND = web.AppKey("inbound", Inbound)

@@ -61,7 +61,9 @@ def match_domains(text: str) -> list[str]:
 
 async def subscribe(session: AsyncSession, follower: Follower, domain: str) -> bool:
     """True when the subscription is new. Subscribing also (re)starts pushes."""
-    assert follower.id is not None
+    if follower.id is None:  # met just now: the subscription needs the follower's row
+        session.add(follower)
+        await session.flush()
     existing = (
         await session.exec(
             select(Subscription).where(

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from wechatpy.crypto import WeChatCrypto
 from wechatpy.events import (
     BaseEvent,
     ClickEvent,
@@ -46,9 +45,10 @@ from gongkai.bots.phrases import say
 from gongkai.bots.villages import find_regions
 from gongkai.bots.wechat_messages import (
     MAX_BODY,
+    AccountCrypto,
     PublishJobFinishEvent,
     Refused,
-    accept,
+    accept_tree,
     check_signed,
     dedup_key,
     read_message,
@@ -78,7 +78,7 @@ class WechatAccount:
     app_secret: str
     token: str
     mode: str
-    crypto: WeChatCrypto | None  # one AES cipher per account, reused for every message
+    crypto: AccountCrypto | None  # one AES envelope per account, reused for every message
     budget: float
     config: dict[str, Any]
 
@@ -105,7 +105,7 @@ async def _account(request: web.Request) -> WechatAccount:
         app_secret=str(config.get("app_secret") or ""),
         token=token,
         mode=mode,
-        crypto=WeChatCrypto(token, str(aes), app_id) if aes else None,
+        crypto=AccountCrypto(token, str(aes), app_id) if aes else None,
         budget=float(config.get("reply_budget", REPLY_BUDGET)),
         config=config,
     )
@@ -155,22 +155,27 @@ async def _open(
         raise Refused(403, "this account accepts encrypted messages only")
     if encrypted and account.crypto is None:
         raise Refused(400, "encrypted message but no EncodingAESKey configured")
-    outer = accept(await _read_body(request))
+    outer, tree = accept_tree(await _read_body(request))
     if not encrypted:
-        return read_message(outer), False
+        return read_message(outer, tree), False
     assert account.crypto is not None
     given = (q.get("msg_signature") or "").lower()
-    try:  # the timestamp was judged by check_signed; it is the same one
-        plain = account.crypto.decrypt_message(outer, given, timestamp, nonce)
+    sealed = tree.find("Encrypt")
+    if sealed is None:
+        raise Refused(400, "no Encrypt field")
+    if len(sealed):
+        raise Refused(400, "cannot decrypt")  # markup where the ciphertext should be
+    try:  # the timestamp was judged by check_signed; it is the same one. wechatpy takes the
+        # fields as read, so the envelope is not parsed a second time
+        envelope = {"Encrypt": (sealed.text or "").strip()}  # as xmltodict reads it
+        plain = account.crypto.decrypt_message(envelope, given, timestamp, nonce)
     except InvalidSignatureException:
         raise Refused(403, "bad msg_signature") from None
     except InvalidAppIdException:
         raise Refused(403, "message for another app id") from None
-    except KeyError:
-        raise Refused(400, "no Encrypt field") from None
     except Exception:  # wrong key, bad padding, bad base64: all just garbage to us
         raise Refused(400, "cannot decrypt") from None
-    return read_message(accept(plain)), True
+    return read_message(*accept_tree(plain)), True
 
 
 def _reply_response(
@@ -226,7 +231,7 @@ async def receive(request: web.Request) -> web.Response:
     text = work.result()
     xml = text_reply(openid, ours, text, now) if text else None
     if xml is not None:
-        await inbound.remember_reply(key, xml.encode())
+        inbound.remember_reply(key, xml.encode())
     return _reply_response(account, xml, encrypted, nonce, now)
 
 

@@ -15,15 +15,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 from typing import Any
-from xml.etree.ElementTree import ParseError
+from xml.etree.ElementTree import Element, ParseError
 from xml.parsers.expat import ExpatError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
-from wechatpy.events import BaseEvent, register_event
+from wechatpy.crypto import PrpCrypto, WeChatCrypto
+from wechatpy.events import EVENT_TYPES, BaseEvent, register_event
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.fields import BaseField, StringField
-from wechatpy.messages import BaseMessage
+from wechatpy.messages import MESSAGE_TYPES, BaseMessage, UnknownMessage
 from wechatpy.parser import parse_message
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
@@ -37,6 +38,32 @@ TIME_WINDOW = 300  # seconds a signed request stays valid: older ones are replay
 CLOCK_SLACK = 60
 MAX_DEPTH = 6  # <xml><PublishEventInfo><article_detail><item><article_url> is the deepest
 REPLY_MAX_BYTES = 2000  # WeChat truncates (or drops) longer passive text replies
+
+
+class _Envelope(PrpCrypto):
+    """wechatpy's AES envelope, with the 16 random characters it starts with drawn at once
+    (wechatpy draws them one by one from ``SystemRandom``)."""
+
+    def get_random_string(self) -> str:
+        return secrets.token_urlsafe(12)
+
+
+class AccountCrypto(WeChatCrypto):
+    """wechatpy's message crypto for one account, keeping one AES envelope for every message
+    instead of building one (and its cipher) for each message both ways."""
+
+    def __init__(self, token: str, encoding_aes_key: str, app_id: str) -> None:
+        super().__init__(token, encoding_aes_key, app_id)
+        self._envelope = _Envelope(self.key)
+
+    def _reused(self, key: bytes) -> PrpCrypto:
+        return self._envelope
+
+    def encrypt_message(self, msg: Any, nonce: str, timestamp: str | None = None) -> str:
+        return str(self._encrypt_message(msg, nonce, timestamp, self._reused))
+
+    def decrypt_message(self, msg: Any, signature: str, timestamp: str, nonce: str) -> str:
+        return str(self._decrypt_message(msg, signature, timestamp, nonce, self._reused))
 
 
 class Refused(Exception):
@@ -81,6 +108,11 @@ def check_signed(
 
 def accept(data: bytes | str) -> str:
     """The document as text once defusedxml has found it harmless; 4xx for anything else."""
+    return accept_tree(data)[0]
+
+
+def accept_tree(data: bytes | str) -> tuple[str, Element]:
+    """`accept`, and the tree defusedxml read (so that nothing parses the document twice)."""
     if len(data) > MAX_BODY:
         raise Refused(413, "body too large")
     try:
@@ -97,27 +129,73 @@ def accept(data: bytes | str) -> str:
         if depth > MAX_DEPTH:
             raise Refused(400, "XML nested too deeply")
         below.extend((child, depth + 1) for child in element)
-    return text
+    return text, root
 
 
-def read_message(accepted: str) -> BaseMessage:
-    """wechatpy's typed message for a document `accept` let through.
+def read_message(accepted: str, tree: Element | None = None) -> BaseMessage:
+    """wechatpy's typed message for a document `accept` let through (``tree``: the tree it
+    read, so that the document is not parsed again).
 
     Every declared field is read once here: wechatpy converts lazily (``int("x")`` would
     raise later, inside the handler) and leaves a field that arrived as nested XML a dict.
     """
     try:
-        message = parse_message(accepted)
+        message = parse_message(accepted) if tree is None else _typed(_as_read(tree))
     except (KeyError, AttributeError, TypeError, ExpatError):  # no MsgType, or not a mapping
         raise Refused(400, "not a WeChat message") from None
+    data = message._data
     for name, field in type(message)._fields.items():  # the declared fields, as render() uses
-        try:
-            value = getattr(message, name)
+        raw = data.get(field.name)
+        if isinstance(field, StringField) or raw is None or isinstance(raw, dict | list):
+            # wechatpy hands these out as they are: text stays text, markup stays a dict
+            if isinstance(field, StringField) and isinstance(raw, dict | list):
+                raise Refused(400, f"{field.name} is not text")
+            continue
+        try:  # a value wechatpy converts (a number, a time): convert it now, once
+            getattr(message, name)
         except (ValueError, TypeError, OverflowError, OSError):
             raise Refused(400, f"{field.name} is malformed") from None
-        if isinstance(field, StringField) and not isinstance(value, str | None):
-            raise Refused(400, f"{field.name} is not text")
     return message
+
+
+def _as_read(element: Element) -> Any:
+    """An element as xmltodict (wechatpy's parser) reads it: text stripped (None when empty),
+    children as a mapping (repeated ones as a list), attributes as "@name"."""
+    text = "".join([element.text or "", *(child.tail or "" for child in element)]).strip()
+    if not len(element) and not element.attrib:
+        return text or None
+    out: dict[str, Any] = {f"@{k}": v for k, v in element.attrib.items()}
+    for child in element:
+        value = _as_read(child)
+        if child.tag not in out:
+            out[child.tag] = value
+        elif isinstance(out[child.tag], list):
+            out[child.tag].append(value)
+        else:
+            out[child.tag] = [out[child.tag], value]
+    if text:
+        out["#text"] = text
+    return out
+
+
+def _typed(message: dict[str, Any]) -> BaseMessage:
+    """wechatpy's message class for the fields, chosen as `wechatpy.parser.parse_message`
+    chooses it (events by their lower-cased name; a subscribe through a QR code or a product
+    scan is an event of its own, its scene id without the "qrscene_" prefix)."""
+    kind = message["MsgType"].lower()
+    if kind != "event" and not kind.startswith("device_"):
+        return MESSAGE_TYPES.get(kind, UnknownMessage)(message)
+    event = message["Event"].lower() if "Event" in message else None
+    if kind.startswith("device_"):
+        event = kind if event is None else f"device_{event}"
+    key = message.get("EventKey")
+    if event == "subscribe" and key:
+        if key.startswith(("scanbarcode|", "scanimage|")):
+            event = message["Event"] = "subscribe_scan_product"
+        elif key.startswith("qrscene_"):
+            event = message["Event"] = "subscribe_scan"
+            message["EventKey"] = key[len("qrscene_") :]
+    return EVENT_TYPES.get(event, UnknownMessage)(message)
 
 
 def _cdata_safe(text: str) -> str:

@@ -6,10 +6,17 @@ homophone slip (低宝 for 低保) because sound alone is weaker evidence than s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import islice, product
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from gongkai.faq.text import base_frequency, fuzzy_syllable, match_form, readings
+from gongkai.faq.text import (
+    base_frequency,
+    fuzzy_readings,
+    fuzzy_syllable,
+    match_form,
+    readings,
+)
 
 if TYPE_CHECKING:
     import jieba
@@ -20,6 +27,10 @@ PINYIN_QUALITY = 0.9
 FUZZY_QUALITY = 0.75
 KEYWORD_FREQ = 50_000  # high enough that jieba keeps an FAQ keyword in one piece
 _MAX_SPELLINGS = 8  # polyphone combinations indexed / tried per word
+_END = ""  # a trie node's words (no syllable is empty)
+
+Trie = dict[str, "Trie | list[str]"]
+_NOTHING: dict[int, list[tuple[tuple[int, ...], list[str]]]] = {}  # never written to
 
 
 def _spellings(reads: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
@@ -34,19 +45,26 @@ class WordMatcher:
         self.surface = surface  # surface form (match_form, no spaces) → canonical head word
         self.tokenizer = tokenizer
         self.max_len = max((len(w) for w in surface), default=0)
-        # toneless syllables → words that sound like that; fuzzy: with zh/z, n/l … merged
-        self._exact: dict[tuple[str, ...], list[str]] = {}
-        self._fuzzy: dict[tuple[str, ...], list[str]] = {}
+        self._spelled: dict[str, Any] = {}  # character by character → the head word at _END
+        for form, head in surface.items():
+            node = self._spelled
+            for ch in form:
+                node = node.setdefault(ch, {})
+            node[_END] = head
+        # Toneless syllables → words that sound like that, as tries walked syllable by syllable
+        # from each character of a question; fuzzy: with zh/z, n/l … merged.
+        self._exact: Trie = {}
+        self._fuzzy: Trie = {}
         self.pinyin_lengths: set[int] = set()
         for word in surface:
             reads = [readings(ch) for ch in word]
             if len(word) < 2 or not all(reads):
                 continue
             for syls in _spellings(reads):
-                self._exact.setdefault(syls, []).append(word)
-                fuzzy = tuple(fuzzy_syllable(s) for s in syls)
-                self._fuzzy.setdefault(fuzzy, []).append(word)
+                _add(self._exact, syls, word)
+                _add(self._fuzzy, tuple(fuzzy_syllable(s) for s in syls), word)
             self.pinyin_lengths.add(len(word))
+        self._longest_sound = max(self.pinyin_lengths, default=0)
 
     def find(self, text: str) -> dict[str, float]:
         """Canonical words present in `text`, each with the best quality it was found with."""
@@ -65,11 +83,18 @@ class WordMatcher:
         A match inside a longer one (过期 in 过期食品) is dropped: the longer word is what was said.
         """
         spans: list[tuple[int, int, str]] = []
-        for i in range(len(seg)):
-            for j in range(i + 1, min(len(seg), i + self.max_len) + 1):
-                head = self.surface.get(seg[i:j])
+        spelled, n = self._spelled, len(seg)
+        for i in range(n):
+            node = spelled.get(seg[i])
+            j = i + 1
+            while node is not None:
+                head = node.get(_END)
                 if head is not None:
                     spans.append((i, j, head))
+                if j == n:
+                    break
+                node = node.get(seg[j])
+                j += 1
         covered = [False] * len(seg)
         if not spans:
             return covered
@@ -93,35 +118,103 @@ class WordMatcher:
 
         An n-gram that is itself a common word (一包 sounds like 医保) is taken as meant, so a
         sound match needs the n-gram to be rarer than the keyword in general Chinese text.
+        Each n-gram is read in at most ``_MAX_SPELLINGS`` ways (its polyphones' readings in
+        order); the first word found, reading by reading, is the one it is taken for, and a
+        word sounding exactly alike wins over one that only sounds alike to a fuzzy ear.
         """
         reads = [readings(ch) for ch in seg]
-        fuzzy = [tuple({fuzzy_syllable(r): None for r in rs}) for rs in reads]
-        for length in self.pinyin_lengths:
-            for i in range(len(seg) - length + 1):
-                if all(covered[i : i + length]) or not all(reads[i : i + length]):
+        fuzzy = [fuzzy_readings(ch) for ch in seg]
+        exact_starts, fuzzy_starts = self._exact.keys(), self._fuzzy.keys()
+        for i in range(len(seg) - 1):
+            if not reads[i]:
+                continue
+            # most characters begin no keyword's sound: not worth a walk
+            exact = (
+                _NOTHING
+                if exact_starts.isdisjoint(reads[i])
+                else self._heard(self._exact, reads, i)
+            )
+            loose = (
+                _NOTHING
+                if fuzzy_starts.isdisjoint(fuzzy[i])
+                else self._heard(self._fuzzy, fuzzy, i)
+            )
+            if exact is _NOTHING and loose is _NOTHING:
+                continue
+            for length in sorted(exact.keys() | loose.keys()):
+                if all(covered[i : i + length]):
                     continue
                 gram = seg[i : i + length]
-                for table, spell, quality in (
-                    (self._exact, reads, PINYIN_QUALITY),
-                    (self._fuzzy, fuzzy, FUZZY_QUALITY),
+                for hits, spell, quality in (
+                    (exact, reads, PINYIN_QUALITY),
+                    (loose, fuzzy, FUZZY_QUALITY),
                 ):
-                    word = self._sound_hit(gram, table, _spellings(spell[i : i + length]))
+                    word = self._sound_hit(gram, hits.get(length, ()), spell[i : i + length])
                     if word is not None:
                         head = self.surface[word]
                         if found.get(head, 0.0) < quality:
                             found[head] = quality
                         break
 
+    def _heard(
+        self, trie: Trie, spell: list[tuple[str, ...]], start: int
+    ) -> dict[int, list[tuple[tuple[int, ...], list[str]]]]:
+        """Words the characters from ``start`` on can be read as: length → [(which reading
+        of each character, the words)]."""
+        stack: list[tuple[Trie, tuple[int, ...]]] = []
+        for n, syllable in enumerate(spell[start]):
+            child = trie.get(syllable)
+            if child is not None:
+                stack.append((child, (n,)))  # type: ignore[arg-type]
+        if not stack:
+            return _NOTHING
+        out: dict[int, list[tuple[tuple[int, ...], list[str]]]] = {}
+        end = min(len(spell), start + self._longest_sound)
+        while stack:
+            node, choice = stack.pop()
+            words = node.get(_END)
+            if words is not None:
+                out.setdefault(len(choice), []).append((choice, words))  # type: ignore[arg-type]
+            j = start + len(choice)
+            if j >= end:
+                continue
+            for n, syllable in enumerate(spell[j]):
+                child = node.get(syllable)
+                if child is not None:
+                    stack.append((child, (*choice, n)))  # type: ignore[arg-type]
+        return out
+
     def _sound_hit(
-        self, gram: str, table: dict[tuple[str, ...], list[str]], spellings: list[tuple[str, ...]]
+        self,
+        gram: str,
+        hits: Iterable[tuple[tuple[int, ...], list[str]]],
+        spell: list[tuple[str, ...]],
     ) -> str | None:
-        for syls in spellings:
-            for word in table.get(syls, ()):
+        """The first word ``gram`` is taken for, in the order its readings are tried."""
+        ordered: list[tuple[int, list[str]]] = []
+        for choice, words in hits:
+            rank = 0
+            for position, n in enumerate(choice):  # the reading's place in product() order
+                rank = rank * len(spell[position]) + n
+            if rank < _MAX_SPELLINGS:
+                ordered.append((rank, words))
+        ordered.sort(key=lambda hit: hit[0])
+        gram_freq: int | None = None
+        for _, words in ordered:
+            for word in words:
                 if word == gram:
                     continue
                 if len(gram) <= 2 and not any(a == b for a, b in zip(word, gram, strict=True)):
                     continue  # two-character whole-word swaps are other words, not slips
-                gram_freq = base_frequency(gram)
+                if gram_freq is None:
+                    gram_freq = base_frequency(gram)
                 if gram_freq == 0 or gram_freq * 2 < base_frequency(word):
                     return word
         return None
+
+
+def _add(trie: Trie, syllables: tuple[str, ...], word: str) -> None:
+    node = trie
+    for syllable in syllables:
+        node = node.setdefault(syllable, {})  # type: ignore[assignment]
+    node.setdefault(_END, []).append(word)  # type: ignore[union-attr]

@@ -11,7 +11,9 @@ the entry count and the newest ``updated_at``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import html
+import logging
 import re
 import time
 import weakref
@@ -28,6 +30,7 @@ from gongkai.faq.engine import FaqEntryData, FaqIndex, dump_faq_yaml, parse_faq_
 from gongkai.storage.models import FaqEntry, FaqSynonym, Region
 from gongkai.storage.types import utcnow
 
+log = logging.getLogger(__name__)
 CHECK_EVERY = 2.0  # seconds between fingerprint checks, per process
 _FIELDS = ("question", "keywords", "answer", "answers", "domain", "regions")
 
@@ -161,6 +164,11 @@ async def _build(
     index = FaqIndex(entries, synonyms, region_parents, hotline=hotline)
     # jieba and the tables take from a few ms to a second: never on the event loop.
     await asyncio.to_thread(index.warm_up)
+    if gc.get_freeze_count():
+        # A long-running process froze its start-up heap (`settle_heap`); the index is as
+        # long-lived (until the FAQ changes), and a full collection walking its hundreds of
+        # thousands of objects would stall every request for tens of milliseconds.
+        gc.freeze()
     return index
 
 
@@ -201,6 +209,43 @@ async def get_index(
                 live.fingerprint = fingerprint
         live.checked_at = time.monotonic()
         return live.index
+
+
+class IndexKeeper:
+    """The FAQ index for code that answers residents: never built or checked inside a request.
+
+    `get_index` checks the FAQ's fingerprint in the caller's time, and the caller that finds
+    it changed waits for the rebuild. The bots answer bursts of questions, so a keeper does
+    that in a task of its own every `CHECK_EVERY` seconds, and `index()` hands out whichever
+    index is current: an immutable `FaqIndex`, replaced whole when the FAQ changed. Only the
+    very first question of a process waits, for the first index.
+    """
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession], hotline: str) -> None:
+        self.maker = maker
+        self.hotline = hotline
+        self._task: asyncio.Task[None] | None = None
+
+    async def index(self) -> FaqIndex:
+        live = _live.get(self.maker)
+        if self._task is None:
+            self._task = asyncio.create_task(self._keep(), name="faq index")
+        if live is not None and live.index is not None:
+            return live.index
+        return await get_index(self.maker, hotline=self.hotline)
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_EVERY)
+            try:
+                await get_index(self.maker, hotline=self.hotline)
+            except Exception:  # the database away: keep answering from the index there is
+                log.warning("could not check the FAQ for changes", exc_info=True)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 # --- WeChat's built-in auto-reply rules -------------------------------------------------------

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # jieba and pypinyin take ~0.5 s to import; only the first qu
 __all__ = [
     "GENERIC_WORDS",
     "clean_text",
+    "fuzzy_readings",
     "fuzzy_syllable",
     "match_form",
     "new_tokenizer",
@@ -146,6 +147,12 @@ def readings(ch: str) -> tuple[str, ...]:
 
     got = pinyin(ch, style=Style.NORMAL, heteronym=True, errors="ignore")
     return tuple(dict.fromkeys(got[0])) if got else ()
+
+
+@lru_cache(maxsize=65536)
+def fuzzy_readings(ch: str) -> tuple[str, ...]:
+    """`readings` as a fuzzy ear hears them (see `fuzzy_syllable`), each once, in order."""
+    return tuple(dict.fromkeys(fuzzy_syllable(r) for r in readings(ch)))
 
 
 _FUZZY_INITIAL = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"))
