@@ -233,12 +233,20 @@ def reply_nonce(nonce: str) -> str:
 
 
 def dedup_key(app_id: str, message: BaseMessage) -> str:
-    """Messages are told apart by MsgId, events by sender and creation time (an event's MsgID,
-    where it has one, names what it reports on, not the push)."""
+    """Messages are told apart by MsgId, events by sender, creation time and type. A job's
+    verdict (a mass send's MsgID, an article's publish_id) is part of its key too: WeChat pushes
+    the verdicts of two jobs finished in the same second from the same sender, and both count."""
     if not isinstance(message, BaseEvent) and message.id:
         return f"wechat:{app_id}:msg:{message.id}"
     event: Any = getattr(message, "event", "")
-    return f"wechat:{app_id}:event:{message.source or ''}:{message.time or ''}:{event}"
+    job = ""
+    if isinstance(message, PublishJobFinishEvent):
+        info = message.info
+        job = str(info.get("publish_id") or "") if isinstance(info, dict) else ""
+    elif event == "masssendjobfinish":
+        job = str(getattr(message, "id", "") or "")
+    key = f"wechat:{app_id}:event:{message.source or ''}:{message.time or ''}:{event}"
+    return f"{key}:{job[:64]}" if job else key
 
 
 def request_key(app_id: str, timestamp: str, nonce: str, given: str) -> str:

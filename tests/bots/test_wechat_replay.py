@@ -131,3 +131,33 @@ def test_a_request_is_remembered_until_no_process_would_take_its_timestamp() -> 
     assert replay_ttl(str(int(now)), now) == TIME_WINDOW + CLOCK_SLACK
     assert replay_ttl(str(int(now) - 299), now) == 1 + CLOCK_SLACK
     assert replay_ttl(str(int(now) + 300), now) == 2 * TIME_WINDOW + CLOCK_SLACK
+
+
+def _job_event(kind: str, job: str, at: int = 1_764_900_000) -> str:
+    if kind == "PUBLISHJOBFINISH":
+        body = (
+            f"<PublishEventInfo><publish_id>{job}</publish_id>"
+            "<publish_status>0</publish_status></PublishEventInfo>"
+        )
+    else:
+        body = f"<MsgID>{job}</MsgID><Status><![CDATA[send success]]></Status>"
+    return (
+        "<xml><ToUserName><![CDATA[gh_fake]]></ToUserName>"
+        "<FromUserName><![CDATA[oFakeSystem]]></FromUserName>"
+        f"<CreateTime>{at}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[{kind}]]></Event>{body}</xml>"
+    )
+
+
+@pytest.mark.parametrize("kind", ["PUBLISHJOBFINISH", "MASSSENDJOBFINISH"])
+def test_two_jobs_finished_in_the_same_second_are_two_verdicts(kind: str) -> None:
+    """WeChat pushes one verdict per job; two jobs of one account finishing in the same second
+    arrive with the same sender and CreateTime, and the second must not be taken for a repeat
+    (it would settle only at the next poll). The same verdict pushed again still is a repeat."""
+    from gongkai.bots.wechat_messages import accept, dedup_key, read_message
+
+    def key(job: str) -> str:
+        return dedup_key("wx1", read_message(accept(_job_event(kind, job))))
+
+    assert key("2247483001") != key("2247483002")
+    assert key("2247483001") == key("2247483001")
