@@ -90,6 +90,8 @@ def _logging(level: str) -> None:
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # alembic ≥ 1.16 announces each of its autogenerate plugins at INFO on every upgrade
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 @asynccontextmanager
