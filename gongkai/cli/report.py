@@ -22,17 +22,9 @@ app.add_typer(report_app, name="report")
 
 def annual_html(table: AnnualTable) -> str:
     """The table as a standalone HTML page (the console shows the same partial)."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+    from gongkai.channels.rendering import environment
 
-    from gongkai.channels.rendering import PACKAGE_TEMPLATES
-
-    env = Environment(
-        loader=FileSystemLoader(str(PACKAGE_TEMPLATES)),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = environment(None, autoescape=True)  # the package's HTML templates, as the pages use
     return env.get_template("applications/annual_report.html.j2").render(
         table=table, columns=COLUMNS, labels=APPLICANT_LABELS
     )
