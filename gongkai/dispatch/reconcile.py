@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -119,9 +120,12 @@ async def _ids(session: AsyncSession, where: Any, jobs: list[str] | None = None)
     return [r[0] for r in rows.all()]
 
 
-async def _lost_jobs(deps: Deps, session: AsyncSession, where: Any) -> list[str]:
-    """The jobs named by rows matching ``where`` that Redis no longer holds (one EXISTS per
-    distinct job, pipelined): a queue thousands of rows long is a few dozen jobs."""
+async def _jobs_by_key(
+    deps: Deps, session: AsyncSession, where: Any, key: Callable[[str], str]
+) -> list[tuple[str, bool]]:
+    """The distinct jobs named by rows matching ``where``, each with whether Redis holds
+    ``key(job)`` (one EXISTS per job, pipelined): a queue thousands of rows long is a few dozen
+    jobs."""
     jobs = [
         r[0]
         for r in (
@@ -134,29 +138,23 @@ async def _lost_jobs(deps: Deps, session: AsyncSession, where: Any) -> list[str]
         return []
     async with deps.pool.pipeline(transaction=False) as pipe:
         for job in jobs:
-            pipe.exists(job_exists_key(job))
+            pipe.exists(key(job))
         found = await pipe.execute()
-    return [job for job, n in zip(jobs, found, strict=True) if not n]
+    return [(job, bool(n)) for job, n in zip(jobs, found, strict=True)]
+
+
+async def _lost_jobs(deps: Deps, session: AsyncSession, where: Any) -> list[str]:
+    """The jobs named by rows matching ``where`` that Redis no longer holds."""
+    return [
+        job for job, held in await _jobs_by_key(deps, session, where, job_exists_key) if not held
+    ]
 
 
 async def _stuck_jobs(deps: Deps, session: AsyncSession, where: Any) -> list[str]:
     """The jobs named by rows matching ``where`` that a worker has started (arq's in-progress
     mark) without claiming those rows."""
-    jobs = [
-        r[0]
-        for r in (
-            await session.execute(
-                select(D.job).where(where, D.job.is_not(None)).distinct().limit(MOST_PER_ROUND)
-            )
-        ).all()
-    ]
-    if not jobs:
-        return []
-    async with deps.pool.pipeline(transaction=False) as pipe:
-        for job in jobs:
-            pipe.exists(in_progress_key_prefix + job)
-        found = await pipe.execute()
-    return [job for job, n in zip(jobs, found, strict=True) if n]
+    started = await _jobs_by_key(deps, session, where, lambda job: in_progress_key_prefix + job)
+    return [job for job, held in started if held]
 
 
 async def _queue_again(deps: Deps, ids: list[int]) -> None:

@@ -295,7 +295,7 @@ def parse_item(data: Any) -> ItemIn:
     try:
         return ItemIn.model_validate(data)
     except ValidationError as exc:
-        raise ItemRefused(_pydantic_errors(exc)) from None
+        raise ItemRefused(pydantic_errors(exc)) from None
 
 
 def load_item_file(text: str) -> ItemIn:
@@ -308,10 +308,12 @@ def load_item_file(text: str) -> ItemIn:
     return parse_item(data)
 
 
-def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
+def pydantic_errors(exc: ValidationError, whole: str = "(item)") -> list[FieldError]:
+    """pydantic's errors as the field list every door answers with; ``whole`` names an error
+    about the document as a whole."""
     out = []
     for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(item)"
+        field = ".".join(str(p) for p in err["loc"]) or whole
         msg = err["msg"]
         if err["type"] == "missing":
             msg = "必填 / required"
