@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -156,7 +157,10 @@ def _follower(data: dict[str, Any]) -> Follower:
 def _state(follower: Follower) -> tuple[Any, ...]:
     """The follower's columns, to tell whether a conversation changed it (``state`` is only
     ever replaced, never changed in place, so holding the dict is enough)."""
-    return tuple(getattr(follower, name) for name in _FOLLOWER_FIELDS)
+    return _columns(follower)  # type: ignore[no-any-return]
+
+
+_columns = attrgetter(*_FOLLOWER_FIELDS)  # one C call: this runs three times per message
 
 
 _SEEN_AT = _FOLLOWER_FIELDS.index("last_seen_at")

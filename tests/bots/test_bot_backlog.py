@@ -74,6 +74,35 @@ async def test_known_residents_read_together_keep_their_own_language(env: BotEnv
     assert len(await env.rows(Follower)) == 6  # nobody was taken for a newcomer
 
 
+async def test_an_offer_read_from_the_database_is_still_answered_by_its_number(
+    env: BotEnv,
+) -> None:
+    """A resident Redis has no copy of keeps what the row holds: here the numbered offer they
+    were made (JSON state) is resolved by their "2", and they stay unsubscribed."""
+
+    async def make(session):  # type: ignore[no-untyped-def]
+        back = Follower(platform="wechat", account="plain", external_id="o-offered")
+        back.subscribed = False
+        back.last_seen_at = utcnow() - timedelta(minutes=3)
+        back.state = {
+            "pending": {
+                "kind": "choose",
+                "question_id": None,
+                "options": [["no-such-entry", "别的", 0.9], ["dibao-apply", "低保", 0.9]],
+            }
+        }
+        session.add(back)
+        await session.commit()
+
+    await env.session_do(make)
+    got = await env.push("plain").send(text_xml("o-offered", "2"))
+    assert got.fields is not None and got.fields["Content"].startswith(DIBAO_ANSWER)
+    await env.questions()
+    (follower,) = await env.rows(Follower)
+    assert follower.subscribed is False
+    assert not (follower.state or {}).get("pending")  # the offer is used up
+
+
 async def test_a_returning_resident_is_marked_seen_after_the_answer(env: BotEnv) -> None:
     long_ago = utcnow() - timedelta(hours=3)
 
