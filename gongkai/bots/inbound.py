@@ -490,6 +490,7 @@ class Inbound:
             if late:
                 await asyncio.gather(*late, return_exceptions=True)
         await self.faq.close()
+        await self.reads.close()
         await self.later.flush()
         await self.backlog.close()
 

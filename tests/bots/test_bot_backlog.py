@@ -124,6 +124,29 @@ async def test_an_offer_read_from_the_database_is_still_answered_by_its_number(
     assert not (follower.state or {}).get("pending")  # the offer is used up
 
 
+async def test_a_resident_stored_after_earlier_reads_is_found_by_the_next(env: BotEnv) -> None:
+    """Reads reuse one connection; it still sees rows committed after its last read."""
+    push = env.push("safe")
+    first = await push.send(text_xml("o-early", "低保咋申请"))  # a read that finds nobody
+    assert first.fields is not None and first.fields["Content"].startswith(DIBAO_ANSWER)
+
+    async def make(session):  # type: ignore[no-untyped-def]
+        session.add(
+            Follower(
+                platform="wechat",
+                account="safe",
+                external_id="o-later",
+                language="mn",
+                region_code=BATUTA,
+            )
+        )
+        await session.commit()
+
+    await env.session_do(make)
+    got = await push.send(text_xml("o-later", "低保咋申请"))
+    assert got.fields is not None and got.fields["Content"].startswith(MONGOLIAN_DIBAO)
+
+
 async def test_a_returning_resident_is_marked_seen_after_the_answer(env: BotEnv) -> None:
     long_ago = utcnow() - timedelta(hours=3)
 
