@@ -23,7 +23,8 @@ engine gives for that text (Gongkai's `FaqIndex.ask`, WeRoBot's first matching f
 prints both rates, p50/p99 latency, server CPU per request and the ratios; with ``--runs 3``
 the median of each. Gongkai's side is also checked to have stored every question once it is
 stopped with SIGTERM, as a deployment stops it (its question log is written in the background).
-``BENCH_SHOW=1`` prints each reply that is not the expected answer.
+``BENCH_SHOW=1`` prints each reply that is not the expected answer; ``BENCH_PROFILE=file``
+runs Gongkai under cProfile and leaves its stats in ``file`` (slower: for where, not how fast).
 """
 
 from __future__ import annotations
@@ -239,6 +240,8 @@ def start_gongkai(bench: Bench) -> Server:
     port = free_port()
     env = {**bench.env, "GONGKAI_PORT": str(port)}
     cmd = ["taskset", "-c", str(SERVER_CPU), str(GONGKAI), "serve"]
+    if profile := os.environ.get("BENCH_PROFILE"):  # cProfile's stats, written on SIGTERM
+        cmd[3:4] = [sys.executable, "-m", "cProfile", "-o", profile, str(GONGKAI)]
     return _started(Server("Gongkai", subprocess.Popen(cmd, env=env, cwd=bench.tmp), port))
 
 

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -156,7 +157,10 @@ def _follower(data: dict[str, Any]) -> Follower:
 def _state(follower: Follower) -> tuple[Any, ...]:
     """The follower's columns, to tell whether a conversation changed it (``state`` is only
     ever replaced, never changed in place, so holding the dict is enough)."""
-    return tuple(getattr(follower, name) for name in _FOLLOWER_FIELDS)
+    return _columns(follower)  # type: ignore[no-any-return]
+
+
+_columns = attrgetter(*_FOLLOWER_FIELDS)  # one C call: this runs three times per message
 
 
 _SEEN_AT = _FOLLOWER_FIELDS.index("last_seen_at")
@@ -432,6 +436,7 @@ class Inbound:
                 languages=tuple(config.get("languages") or ("zh",)),
                 title=str(config.get("title") or ""),
                 record=lambda row: self.backlog.question(row, who),
+                recorded=self.backlog.flush,
                 settle=settle,
                 settings=self.settings,
                 sealer=self.sealer,
@@ -485,6 +490,7 @@ class Inbound:
             if late:
                 await asyncio.gather(*late, return_exceptions=True)
         await self.faq.close()
+        await self.reads.close()
         await self.later.flush()
         await self.backlog.close()
 

@@ -26,7 +26,6 @@ from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.fields import BaseField, StringField
 from wechatpy.messages import MESSAGE_TYPES, BaseMessage, UnknownMessage
 from wechatpy.parser import parse_message
-from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
 from gongkai.channels.rendering import xml_safe
@@ -213,15 +212,23 @@ def fit(text: str, limit: int = REPLY_MAX_BYTES) -> str:
     return out.rstrip() + "……"
 
 
+# wechatpy's TextReply renders exactly this (fields in its order); built here as a string,
+# since the reply object and its field machinery cost as much as the rest of the reply.
+_TEXT_REPLY = (
+    "<xml>\n<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[{content}]]></Content>\n"
+    "<FromUserName><![CDATA[{source}]]></FromUserName>\n"
+    "<ToUserName><![CDATA[{target}]]></ToUserName>\n<CreateTime>{time}</CreateTime>\n</xml>"
+)
+
+
 def text_reply(to_user: str, from_user: str, content: str, now: float) -> str:
     """A passive text reply (ToUserName is the resident, FromUserName our account)."""
-    reply = TextReply(
-        target=_cdata_safe(to_user),
-        source=_cdata_safe(from_user),
+    return _TEXT_REPLY.format(
         content=_cdata_safe(fit(content)),
+        source=_cdata_safe(from_user),
+        target=_cdata_safe(to_user),
         time=int(now),
     )
-    return str(reply.render())
 
 
 def reply_nonce(nonce: str) -> str:

@@ -23,9 +23,11 @@ import heapq
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal, NamedTuple
 
 from gongkai.faq.format import FaqEntryData, FaqFormatError, dump_faq_yaml, parse_faq_yaml
+from gongkai.faq.match import segments
 from gongkai.faq.tables import FaqTables, build_tables
 from gongkai.faq.text import (
     GENERIC_WORDS,
@@ -51,9 +53,12 @@ CHOOSE_HEAD = "您是不是想问："
 CHOOSE_TAIL = "请回复数字。"
 _CONSIDERED = 50  # entries kept after scoring; the rest cannot be offered anyway
 MAX_CHOICES = 3
+# Answers kept per index, by the question's words: after a notice hundreds of residents ask the
+# same few questions within minutes, and the index is immutable (a new FAQ is a new index).
+ANSWER_CACHE = 4096
 
 
-@dataclass
+@dataclass(frozen=True)
 class FaqAnswer:
     """What the bot says. `candidates` are (id, question, score), best first; for "choose" they
     are exactly the numbered options, in order, so a later reply can be resolved with `pick`."""
@@ -128,6 +133,7 @@ class FaqIndex:
         self._parents = region_parents
         self._tables: FaqTables | None = None
         self._lock = threading.Lock()
+        self._answer = lru_cache(maxsize=ANSWER_CACHE)(self._answer_words)
 
     def warm_up(self) -> None:
         """Build the tables now rather than on the first resident's question."""
@@ -176,8 +182,11 @@ class FaqIndex:
         Only entries with one of their distinctive words in the question are scored: a generic
         word alone (申请) would otherwise make thousands of entries candidates.
         """
+        return self._score_words(segments(text), region_code)
+
+    def _score_words(self, words: tuple[str, ...], region_code: str | None) -> list[Ranked]:
         tables = self._prepared()
-        found = tables.matcher.find(text)
+        found = tables.matcher.find_in(words)
         if not found:
             return []
         weight, postings, generic_only = tables.weight, tables.postings, tables.generic_only
@@ -258,8 +267,16 @@ class FaqIndex:
         lang: str = "zh",
         hotline: str | None = None,
     ) -> FaqAnswer:
-        """Answer a resident's question as the bot would."""
-        ranked = self.score(text, region_code)
+        """Answer a resident's question as the bot would.
+
+        The answer is shared by every question with the same words (see `ANSWER_CACHE`):
+        callers read it and never change it."""
+        return self._answer(segments(text), region_code, lang, hotline)
+
+    def _answer_words(
+        self, words: tuple[str, ...], region_code: str | None, lang: str, hotline: str | None
+    ) -> FaqAnswer:
+        ranked = self._score_words(words, region_code)
         if not ranked or ranked[0].score < self.threshold:
             cands = [self._candidate(r) for r in ranked[:MAX_CHOICES]]
             fallback = FALLBACK_TEXT.format(hotline=hotline or self.hotline)

@@ -38,6 +38,12 @@ def _spellings(reads: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     return list(islice(product(*reads), _MAX_SPELLINGS))
 
 
+def segments(text: str) -> tuple[str, ...]:
+    """The runs of word characters `WordMatcher.find` reads, in `match_form`: texts differing
+    only in punctuation and spacing ("低保咋办？" and "低保咋办。") have the same ones."""
+    return tuple(match_form(text).split())
+
+
 class WordMatcher:
     """Knows every surface form of every keyword and finds them in a question."""
 
@@ -68,8 +74,12 @@ class WordMatcher:
 
     def find(self, text: str) -> dict[str, float]:
         """Canonical words present in `text`, each with the best quality it was found with."""
+        return self.find_in(segments(text))
+
+    def find_in(self, segs: tuple[str, ...]) -> dict[str, float]:
+        """`find` over a text's `segments`: all that a text's words depend on."""
         found: dict[str, float] = {}
-        for seg in match_form(text).split():
+        for seg in segs:
             covered = self._literal(seg, found)
             if self.pinyin_lengths:
                 self._by_sound(seg, covered, found)

@@ -74,6 +74,79 @@ async def test_known_residents_read_together_keep_their_own_language(env: BotEnv
     assert len(await env.rows(Follower)) == 6  # nobody was taken for a newcomer
 
 
+@pytest.mark.parametrize("written_first", [False, True])
+async def test_a_newcomer_picks_from_an_offer_and_the_question_is_marked_answered(
+    env: BotEnv, written_first: bool
+) -> None:
+    """The offered question goes to the background writer like any other; a pick finds it,
+    whether it comes before the writer came round or after."""
+    push = env.push("plain")
+    offer = await push.send(text_xml("o-picker", "低保"))  # several 低保 entries are close
+    assert offer.fields is not None and "1." in offer.fields["Content"], offer.fields
+    if written_first:
+        await env.questions()
+    picked = await push.send(text_xml("o-picker", "1"))
+    assert picked.fields is not None and "1." not in picked.fields["Content"]
+    (question,) = await env.questions()
+    assert question.normalized == "低保"
+    assert question.answered and question.faq_id
+    (follower,) = await env.rows(Follower)
+    assert question.follower_id == follower.id
+    assert not (follower.state or {}).get("pending")
+
+
+async def test_an_offer_read_from_the_database_is_still_answered_by_its_number(
+    env: BotEnv,
+) -> None:
+    """A resident Redis has no copy of keeps what the row holds: here the numbered offer they
+    were made (JSON state) is resolved by their "2", and they stay unsubscribed."""
+
+    async def make(session):  # type: ignore[no-untyped-def]
+        back = Follower(platform="wechat", account="plain", external_id="o-offered")
+        back.subscribed = False
+        back.last_seen_at = utcnow() - timedelta(minutes=3)
+        back.state = {
+            "pending": {
+                "kind": "choose",
+                "question_id": None,
+                "options": [["no-such-entry", "别的", 0.9], ["dibao-apply", "低保", 0.9]],
+            }
+        }
+        session.add(back)
+        await session.commit()
+
+    await env.session_do(make)
+    got = await env.push("plain").send(text_xml("o-offered", "2"))
+    assert got.fields is not None and got.fields["Content"].startswith(DIBAO_ANSWER)
+    await env.questions()
+    (follower,) = await env.rows(Follower)
+    assert follower.subscribed is False
+    assert not (follower.state or {}).get("pending")  # the offer is used up
+
+
+async def test_a_resident_stored_after_earlier_reads_is_found_by_the_next(env: BotEnv) -> None:
+    """Reads reuse one connection; it still sees rows committed after its last read."""
+    push = env.push("safe")
+    first = await push.send(text_xml("o-early", "低保咋申请"))  # a read that finds nobody
+    assert first.fields is not None and first.fields["Content"].startswith(DIBAO_ANSWER)
+
+    async def make(session):  # type: ignore[no-untyped-def]
+        session.add(
+            Follower(
+                platform="wechat",
+                account="safe",
+                external_id="o-later",
+                language="mn",
+                region_code=BATUTA,
+            )
+        )
+        await session.commit()
+
+    await env.session_do(make)
+    got = await push.send(text_xml("o-later", "低保咋申请"))
+    assert got.fields is not None and got.fields["Content"].startswith(MONGOLIAN_DIBAO)
+
+
 async def test_a_returning_resident_is_marked_seen_after_the_answer(env: BotEnv) -> None:
     long_ago = utcnow() - timedelta(hours=3)
 

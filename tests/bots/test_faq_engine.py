@@ -304,3 +304,15 @@ def test_normalize_question_groups_variants() -> None:
 def test_global_jieba_dictionary_is_left_alone(index) -> None:
     index.ask("草原补奖今年啥时候发")
     assert "草原生态补奖" not in jieba.dt.FREQ
+
+
+def test_a_burst_of_one_question_gets_one_answer_and_other_words_their_own(index) -> None:
+    """Answers are kept per question words: punctuation does not change the answer, and a
+    question with other words, another region or language is still answered for itself."""
+    first = index.ask("低保咋申请？", region_code=VILLAGE)
+    for variant in ("低保咋申请", "低保咋申请！！", "低保咋申请。", "「低保咋申请」"):
+        assert index.ask(variant, region_code=VILLAGE) == first
+    assert index.ask("低保标准是多少？", region_code=VILLAGE).id == "dibao-standard-150627"
+    assert index.ask("低保标准是多少？").id == "dibao-standard"
+    assert index.ask("低保咋申请？", "150627", "mn").answer != first.answer
+    assert index.ask("今天天气怎么样？", hotline="0477-1234567").answer.count("0477-1234567")
