@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +31,7 @@ from gongkai.bots.subscriptions import (
 )
 from gongkai.bots.villages import display_name, find_regions
 from gongkai.domain.links import page_url
-from gongkai.faq.engine import FaqAnswer, FaqIndex, normalize_question
+from gongkai.faq.engine import FaqIndex, normalize_question
 from gongkai.faq.text import parse_choice
 from gongkai.storage.models import Follower, Question, Region
 from gongkai.storage.types import utcnow
@@ -110,9 +110,6 @@ class Context:
     # What ends a reply's writes; None: commit the session. The bots pass one that commits only
     # what the next message must find and leaves the rest to their background writer.
     settle: Callable[[], Awaitable[None]] | None = None
-    # Writes what `record` queued now: a resident picking from an offer faster than the
-    # background writer wrote the offered question finds it written.
-    recorded: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -228,7 +225,8 @@ async def _resolve(ctx: Context, follower: Follower, text: str) -> Reply | None:
         got = ctx.index.pick([tuple(o) for o in options], text, follower.language)
         if got is None:
             return None
-        question = await _offered(ctx, follower, pending)
+        qid = pending.get("question_id")
+        question = await ctx.session.get(Question, qid) if qid else None
         if question is not None:  # the resident found their answer among the offers
             question.answered, question.faq_id, question.score = True, got.id, got.score
             ctx.session.add(question)
@@ -339,30 +337,13 @@ async def _bind_to(ctx: Context, follower: Follower, code: str) -> Reply:
     return Reply(say(follower.language, "bound", name=name))
 
 
-async def _offered(ctx: Context, follower: Follower, pending: dict[str, Any]) -> Question | None:
-    """The question row an offer was made for: by id (offers made while the row was written
-    at once), or by its asker and time (the row queued for the background writer)."""
-    qid = pending.get("question_id")
-    if qid:
-        return await ctx.session.get(Question, qid)
-    asked = pending.get("asked_at")
-    if not asked or follower.id is None:
-        return None
-    if ctx.recorded is not None:  # the row may still be queued: picks are rare, write it now
-        await ctx.recorded()  # (before this session writes anything: SQLite has one writer)
-    at = datetime.fromisoformat(asked)
-    query = select(Question).where(Question.follower_id == follower.id, Question.asked_at == at)
-    return (await ctx.session.exec(query)).first()
-
-
 async def _ask(ctx: Context, follower: Follower, text: str, normalized: str = "") -> Reply:
     region = follower.region_code or ctx.account_region
     got = ctx.index.ask(text, region, follower.language, hotline=ctx.hotline)
-    if follower.id is None and ctx.record is None:
+    if follower.id is None and (got.kind == "choose" or ctx.record is None):
         await ctx.session.flush()  # a newcomer whose question row is written now: their row first
-    asked_at = utcnow()
     row = {
-        "asked_at": asked_at,
+        "asked_at": utcnow(),
         "platform": ctx.platform,
         "follower_id": follower.id,
         "region_code": region,
@@ -373,23 +354,22 @@ async def _ask(ctx: Context, follower: Follower, text: str, normalized: str = ""
         "faq_id": got.id,
         "score": got.score,
     }
-    if ctx.record is not None:
-        # An offer names its row by asker and time, so it too is left to the writer: only
-        # the follower (who must find the offer) is committed now.
+    if got.kind != "choose" and ctx.record is not None:
         ctx.record(row)
-        if got.kind == "choose":
-            _set_pending(follower, _choice(got, asked_at=asked_at.isoformat()))
         return Reply(got.answer, got.kind, got.id)
     question = Question(**row)
     ctx.session.add(question)
     if got.kind == "choose":  # the offer remembers the row, to mark it answered on a pick
         await ctx.session.flush()
-        _set_pending(follower, _choice(got, question_id=question.id))
+        _set_pending(
+            follower,
+            {
+                "kind": "choose",
+                "question_id": question.id,
+                "options": [list(c) for c in got.candidates],
+            },
+        )
     return Reply(got.answer, got.kind, got.id)
-
-
-def _choice(got: FaqAnswer, **row: Any) -> dict[str, Any]:
-    return {"kind": "choose", **row, "options": [list(c) for c in got.candidates]}
 
 
 async def answer_entry(ctx: Context, follower: Follower, faq_id: str) -> Reply:

@@ -436,7 +436,6 @@ class Inbound:
                 languages=tuple(config.get("languages") or ("zh",)),
                 title=str(config.get("title") or ""),
                 record=lambda row: self.backlog.question(row, who),
-                recorded=self.backlog.flush,
                 settle=settle,
                 settings=self.settings,
                 sealer=self.sealer,

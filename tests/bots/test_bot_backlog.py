@@ -74,27 +74,6 @@ async def test_known_residents_read_together_keep_their_own_language(env: BotEnv
     assert len(await env.rows(Follower)) == 6  # nobody was taken for a newcomer
 
 
-@pytest.mark.parametrize("written_first", [False, True])
-async def test_a_newcomer_picks_from_an_offer_and_the_question_is_marked_answered(
-    env: BotEnv, written_first: bool
-) -> None:
-    """The offered question goes to the background writer like any other; a pick finds it,
-    whether it comes before the writer came round or after."""
-    push = env.push("plain")
-    offer = await push.send(text_xml("o-picker", "低保"))  # several 低保 entries are close
-    assert offer.fields is not None and "1." in offer.fields["Content"], offer.fields
-    if written_first:
-        await env.questions()
-    picked = await push.send(text_xml("o-picker", "1"))
-    assert picked.fields is not None and "1." not in picked.fields["Content"]
-    (question,) = await env.questions()
-    assert question.normalized == "低保"
-    assert question.answered and question.faq_id
-    (follower,) = await env.rows(Follower)
-    assert question.follower_id == follower.id
-    assert not (follower.state or {}).get("pending")
-
-
 async def test_an_offer_read_from_the_database_is_still_answered_by_its_number(
     env: BotEnv,
 ) -> None:
