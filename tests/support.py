@@ -317,9 +317,14 @@ async def workers_until(s: Settings, redis_url: str, done, n: int = 1, limit: fl
             while not await done():  # noqa: ASYNC110  (the condition lives in the database)
                 await asyncio.sleep(0.05)
     finally:
-        for w in workers:
-            await w.close()
+        # Stop the polling first, then let the jobs already running finish: arq's close()
+        # cancels running jobs and re-raises their CancelledError, skipping its own shutdown.
         for t in tasks:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        for w in workers:
+            running = [job for job in w.tasks.values() if not job.done()]
+            if running:
+                await asyncio.wait(running, timeout=10)
+            await w.close()
