@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import col, select
 
+from gongkai.bots.pending_choice import pending_of, set_pending
 from gongkai.domain.application_form import ApplicationIn
 from gongkai.domain.applications import (
     OUTCOME_LABELS,
@@ -49,19 +50,6 @@ ASK = {
     "phone": "请留一个手机号码，以便联系您。",
 }
 REPLIES = {"1": None, "2": ReplyChannel.sms, "3": ReplyChannel.online}
-
-
-def pending_of(follower: Follower) -> dict[str, Any] | None:
-    return (follower.state or {}).get("pending")
-
-
-def set_pending(follower: Follower, pending: dict[str, Any] | None) -> None:
-    state = dict(follower.state or {})  # a new dict: JSON columns track assignment only
-    if pending is None:
-        state.pop("pending", None)
-    else:
-        state["pending"] = pending
-    follower.state = state
 
 
 @lru_cache(maxsize=4)

@@ -18,6 +18,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.bots import apply_talk
+from gongkai.bots.pending_choice import pending_of, set_pending
 from gongkai.bots.phrases import available_languages, say
 from gongkai.bots.subscriptions import (
     ALL,
@@ -154,19 +155,6 @@ def parse_command(text: str) -> tuple[str, str] | None:
     return None
 
 
-def _pending(follower: Follower) -> dict[str, Any] | None:
-    return (follower.state or {}).get("pending")
-
-
-def _set_pending(follower: Follower, pending: dict[str, Any] | None) -> None:
-    state = dict(follower.state or {})  # a new dict: JSON columns track assignment only
-    if pending is None:
-        state.pop("pending", None)
-    else:
-        state["pending"] = pending
-    follower.state = state
-
-
 def _numbered(head: str, labels: list[str]) -> str:
     return "\n".join([head, *(f"{n}. {label}" for n, label in enumerate(labels, 1))])
 
@@ -212,10 +200,10 @@ def _seen(follower: Follower) -> None:
 
 async def _resolve(ctx: Context, follower: Follower, text: str) -> Reply | None:
     """A number answering the list we offered; anything else drops the offer."""
-    pending = _pending(follower)
+    pending = pending_of(follower)
     if pending is None:
         return None
-    _set_pending(follower, None)
+    set_pending(follower, None)
     n = parse_choice(text)
     options = pending.get("options") or []
     if n is None or not 1 <= n <= len(options):
@@ -294,7 +282,7 @@ async def _subscribe_words(ctx: Context, follower: Follower, action: str, arg: s
         as_question = await _as_question(ctx, follower, prefix + arg)
         return as_question or Reply(say(lang, "domain_unknown", domains=listing))
     if len(found) > 1:
-        _set_pending(follower, {"kind": "domain", "action": action, "options": found})
+        set_pending(follower, {"kind": "domain", "action": action, "options": found})
         return Reply(_numbered(say(lang, "domain_choose"), found))
     return await _subscription(ctx, follower, action, found[0])
 
@@ -319,7 +307,7 @@ async def _bind_words(ctx: Context, follower: Follower, arg: str) -> Reply:
     if len(regions) == 1:
         return await _bind_to(ctx, follower, regions[0].code)
     options = [[r.code, await _label(ctx.session, r, lang)] for r in regions]
-    _set_pending(follower, {"kind": "bind", "options": options})
+    set_pending(follower, {"kind": "bind", "options": options})
     return Reply(_numbered(say(lang, "bind_choose"), [label for _, label in options]))
 
 
@@ -361,7 +349,7 @@ async def _ask(ctx: Context, follower: Follower, text: str, normalized: str = ""
     ctx.session.add(question)
     if got.kind == "choose":  # the offer remembers the row, to mark it answered on a pick
         await ctx.session.flush()
-        _set_pending(
+        set_pending(
             follower,
             {
                 "kind": "choose",
