@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     applications_agency: str = "本机关"
     applications_repeat_threshold: int = Field(default=3, ge=2, le=1000)
     applications_sms_template: str = ""  # the provider-approved template for applicants' notices
+    # reminders to the handler: from this many working days before an answer's due day, and on
+    # it; by SMS (this approved template, ${number} ${status}) to the handlers listed as
+    # "name=mobile,name=mobile" (console user names as in an application's 承办人)
+    applications_remind_days: int = Field(default=3, ge=0, le=20)
+    applications_remind_sms_template: str = ""
+    applications_remind_phones: str = ""
 
     def image_host_allowed(self, host: str) -> bool:
         allowed = {h.strip().lower() for h in self.image_hosts.split(",") if h.strip()}

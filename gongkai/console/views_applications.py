@@ -97,15 +97,24 @@ async def listing(request: web.Request) -> web.Response:
         apps = await application_queries.applications(
             session, status=status or None, open_only=open_only, limit=500
         )
+        # the handler's due-day reminders (dispatch.application_reminders), current due days only
+        running = [a for a in apps if a.status in (Status.registered, Status.handling)]
+        found = await application_queries.reminders_for(session, running)
         repeated = await application_queries.repeated_subjects(
             session,
             since=today - timedelta(days=365),
             threshold=request.app[SETTINGS].applications_repeat_threshold,
         )
     rows = [row_of(a, request.app[CALENDAR], today) for a in apps]
+    reminders = [
+        {"number": a.number, "handler": a.handler, "due_on": a.due_on, **found[a.id][-1]}
+        for a in running
+        if a.id in found
+    ]
     return await page(
         request,
         "applications.html.j2",
+        reminders=reminders,
         active="applications",
         rows=rows,
         status_filter=status,

@@ -74,20 +74,50 @@ async def notify_by_sms(
     template = settings.applications_sms_template
     if not template:
         raise NoticeUnavailable("GONGKAI_APPLICATIONS_SMS_TEMPLATE is not set")
+    phone = str(sealer.open(app.contact_sealed).get("phone") or "")
+    link = f"{settings.public_url.rstrip('/')}/apply/{app.number}"
+    return await send_sms(
+        session,
+        sealer,
+        settings,
+        http,
+        phone=phone,
+        template=template,
+        number=app.number,
+        status=status,
+        link=link,
+        tag=f"{app.number}-{sequence}",
+    )
+
+
+async def send_sms(
+    session: AsyncSession,
+    sealer: Sealer,
+    settings: Settings,
+    http: aiohttp.ClientSession,
+    *,
+    phone: str,
+    template: str,
+    number: str,
+    status: str,
+    link: str,
+    tag: str,
+) -> Notice:
+    """One SMS about application ``number`` with an approved template (to the applicant, or a
+    reminder to its handler); ``tag`` is the provider-side reference, unique per message."""
     account = await sms_account(session, sealer)
     if account is None:
         raise NoticeUnavailable("no SMS account in the directory")
-    phone = mainland_mobile(str(sealer.open(app.contact_sealed).get("phone") or ""))
-    if phone is None:
-        raise NoticeUnavailable("the applicant left no mobile number")
+    mobile = mainland_mobile(phone)
+    if mobile is None:
+        raise NoticeUnavailable("no mobile number to send to")
     provider = str(account.get("provider") or "")
-    link = f"{settings.public_url.rstrip('/')}/apply/{app.number}"
-    params: dict[str, str] | list[str] = {"number": app.number, "status": status, "link": link}
+    params: dict[str, str] | list[str] = {"number": number, "status": status, "link": link}
     if provider == TENCENT:
-        params = [app.number, status]  # Tencent's templates number their variables: {1}, {2}
+        params = [number, status]  # Tencent's templates number their variables: {1}, {2}
     part = {
         "provider": provider,
-        "phones": [phone] if provider == ALIYUN else [e164(phone)],
+        "phones": [mobile] if provider == ALIYUN else [e164(mobile)],
         "template_code": template,
         "params": params,
         "sign_name": str(account.get("sign_name") or ""),
@@ -108,15 +138,14 @@ async def notify_by_sms(
         settings=settings,
         redis=None,
         target=target,
-        item_id=app.number,
+        item_id=number,
         delivery_id=0,
-        part_index=sequence,
+        part_index=0,
     )
-    tag = f"{app.number}-{sequence}"
     if provider == ALIYUN:
         sent = await send_aliyun(ctx, account, part, tag, NOTICE_TIMEOUT)
     elif provider == TENCENT:
         sent = await send_tencent(ctx, account, part, tag, NOTICE_TIMEOUT)
     else:
         raise NoticeUnavailable(f"unknown SMS provider {provider!r}")
-    return Notice(sent.provider_message_id, f"{app.number} {status}")
+    return Notice(sent.provider_message_id, f"{number} {status}")

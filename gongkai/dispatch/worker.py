@@ -28,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gongkai.config import Settings
+from gongkai.dispatch.application_reminders import remind_forever
 from gongkai.dispatch.budget import Budget
 from gongkai.dispatch.delivery import Deps, deliver_batch, poll_pending
 from gongkai.dispatch.plan_job import PLAN_JOB, plan_job
@@ -111,6 +112,7 @@ def start_background(deps: Deps, *, reconcile: bool) -> list[asyncio.Task[None]]
     tasks = [asyncio.create_task(renew_leases_forever(deps))]
     if reconcile:
         tasks.append(asyncio.create_task(reconcile_forever(deps)))
+        tasks.append(asyncio.create_task(remind_forever(deps)))  # applications' due days
     return tasks
 
 

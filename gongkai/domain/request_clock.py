@@ -187,3 +187,17 @@ def clock(
         abandoned=abandoned,
         warnings=warnings,
     )
+
+
+def reminder_kind(workdays_left: int | None, remind_days: int) -> str | None:
+    """Which reminder the handler is owed today: ``soon`` from ``remind_days`` working days
+    before the due day, ``due`` on it (and after it, should the day have been missed); None
+    when no answer is due or it is further off. Each is sent once per application and due day,
+    so a missed day (the worker was down) is made good on the next check."""
+    if workdays_left is None:
+        return None
+    if workdays_left <= 0:
+        return "due"
+    if workdays_left <= remind_days:
+        return "soon"
+    return None

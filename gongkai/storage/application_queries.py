@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import case, func, literal, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.domain.annual_table import AnnualTable, Counted, annual_table
-from gongkai.domain.applications import OPEN_STATUSES, Outcome
-from gongkai.storage.applications import Application
+from gongkai.domain.applications import OPEN_STATUSES, Outcome, Status
+from gongkai.storage.applications import Application, ApplicationEvent
 
 
 async def applications(
@@ -152,3 +153,43 @@ async def repeated_subjects(
             )
         )
     return out
+
+
+async def running_with_due_day(session: AsyncSession) -> Sequence[Application]:
+    """Applications whose answer is being awaited against a due day (registered or being
+    handled: a correction stops the clock, and it has no due day before receipt)."""
+    return (
+        await session.exec(
+            select(Application)
+            .where(
+                col(Application.status).in_((Status.registered, Status.handling)),
+                col(Application.due_on).is_not(None),
+            )
+            .order_by(col(Application.due_on))
+        )
+    ).all()
+
+
+async def reminders_for(
+    session: AsyncSession, applications: Sequence[Application]
+) -> dict[int, list[dict[str, Any]]]:
+    """The reminder events of these applications that concern their current due day, by
+    application id: what was already sent, and what the console shows."""
+    due = {a.id: a.due_on.isoformat() for a in applications if a.id and a.due_on}
+    if not due:
+        return {}
+    rows = (
+        await session.exec(
+            select(ApplicationEvent)
+            .where(
+                col(ApplicationEvent.application_id).in_(list(due)),
+                ApplicationEvent.step == "reminder",
+            )
+            .order_by(col(ApplicationEvent.id))
+        )
+    ).all()
+    found: dict[int, list[dict[str, Any]]] = {}
+    for event in rows:
+        if event.detail.get("due_on") == due[event.application_id]:
+            found.setdefault(event.application_id, []).append(event.detail)
+    return found
