@@ -107,7 +107,7 @@ async def listing(request: web.Request) -> web.Response:
         )
     rows = [row_of(a, request.app[CALENDAR], today) for a in apps]
     reminders = [
-        {"number": a.number, "handler": a.handler, "due_on": a.due_on, **found[a.id][-1]}
+        {**found[a.id][-1], "number": a.number, "handler": a.handler}
         for a in running
         if a.id in found
     ]
