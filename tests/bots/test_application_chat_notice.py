@@ -73,14 +73,29 @@ async def notices(env: BotEnv) -> list[dict]:
 
 
 async def test_the_answer_reaches_a_wechat_applicant_in_their_chat(env: BotEnv) -> None:
+    from gongkai.storage.models import Role
+    from tests.support import token
+
     number = await apply_in_wechat(env)
-    await answer(env, number)
-    (message,) = env.wechat.custom_messages
-    assert message["touser"] == OPENID and message["msgtype"] == "text"
-    assert number in message["text"]["content"] and "已答复" in message["text"]["content"]
-    assert f"查看答复 {number}" in message["text"]["content"]
+    auth = {"Authorization": f"Bearer {await token(env.settings, Role.publisher, '办理人')}"}
+    for body in (
+        {"step": "register"},
+        {"step": "extend", "approver": "张主任", "workdays": 10},
+        {"step": "answer", "outcome": "granted"},
+    ):
+        r = await env.client.post(f"/api/v1/applications/{number}/steps", json=body, headers=auth)
+        assert r.status == 200, await r.text()
+    extended, answered = env.wechat.custom_messages
+    for message in (extended, answered):
+        assert message["touser"] == OPENID and message["msgtype"] == "text"
+        assert f"查看答复 {number}" in message["text"]["content"]
+    assert f"{number} 已延长答复期限" in extended["text"]["content"]
+    assert f"{number} 已答复" in answered["text"]["content"]
     assert env.sms.messages == []  # type: ignore[attr-defined]
-    assert await notices(env) == [{"status": "已答复", "channel": "wechat", "message_id": None}]
+    assert await notices(env) == [
+        {"status": status, "channel": "wechat", "message_id": None}
+        for status in ("已延长答复期限", "已答复")
+    ]
 
 
 async def test_outside_the_48_hour_window_the_notice_goes_by_sms(env: BotEnv) -> None:
