@@ -1,6 +1,6 @@
 """Fan-out benchmark: 10,000 village-group deliveries to the local fake WeCom robot.
 
-Run by hand:  python bench/fanout.py [--deliveries 10000] [--runs 3] [--no-apprise]
+Run by hand:  python bench/fanout.py [--deliveries 10000] [--runs 3] [--no-apprise] [--workers 1]
               [--database-url postgresql+asyncpg://…] [--profile worker.txt]
 
 Measures deliveries per second with 1 and 2 `gongkai worker` processes (provider limits off),
@@ -431,6 +431,11 @@ def main() -> None:
         help="record the single worker with py-spy (installed in this venv) into this file, "
         "as collapsed stacks",
     )
+    ap.add_argument(
+        "--workers",
+        default="1,2",
+        help="how many worker processes to measure, comma-separated (default 1,2)",
+    )
     ap.add_argument("--serve-fake", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_fake:
@@ -485,7 +490,7 @@ def main() -> None:
         payloads: list[dict] = []
         for run in range(1, args.runs + 1):
             results: dict[str, Result] = {}
-            for workers in (1, 2):
+            for workers in (int(w) for w in args.workers.split(",")):
                 item_id = f"bench-{workers}-{uuid.uuid4().hex[:8]}"  # fresh on a reused database
                 path = Path(tmp) / f"{item_id}.json"
                 path.write_text(json.dumps({**ITEM, "id": item_id}, ensure_ascii=False), "utf-8")

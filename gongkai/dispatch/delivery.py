@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -283,6 +284,7 @@ async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) ->
 
     recorder = recorder_for(deps)
     recording: list[tuple[int, asyncio.Future[str]]] = []
+    rank = time.monotonic()  # the oldest job's lanes go first (budget.py says why)
 
     async def lane() -> None:
         for i in turns:
@@ -290,17 +292,20 @@ async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) ->
             if deps.stopping:
                 handed_back.append(d.id)
                 continue
-            await deps.unrecorded.acquire()
+            await deps.unrecorded.acquire(rank)
             try:
                 if isinstance(target, str):  # the target is gone or inactive: nothing to send
                     outcome = Outcome(kind="permanent", parts_done=d.parts_done, error=target)
                 else:
-                    async with deps.slots:
+                    await deps.slots.acquire(rank)
+                    try:
                         if deps.stopping:
                             deps.unrecorded.release()
                             handed_back.append(d.id)
                             continue
                         outcome = await send_parts(deps, d, registry.get(d.channel), target)
+                    finally:
+                        deps.slots.release()
             except BaseException:
                 deps.unrecorded.release()
                 raise

@@ -21,6 +21,7 @@ from gongkai.dispatch.budget import Budget
 from gongkai.dispatch.planning import Directory
 from gongkai.dispatch.ratelimit import RateLimiter
 from gongkai.storage.crypto import Sealer
+from gongkai.storage.db import ThreadCommitter
 from gongkai.storage.models import Delivery, Item, Target
 
 CACHE_SECONDS = 30.0
@@ -58,6 +59,8 @@ class Deps:
     held: set[int] = field(default_factory=set)
     # Set on SIGTERM: lanes send nothing new and hand their claimed rows back.
     stopping: bool = False
+    # SQLite: the recorder's transactions run whole on a thread of their own (storage.db)
+    commits: ThreadCommitter | None = None
     recorder: Any = None  # recorder.Recorder, made on first use (recorder.recorder_for)
 
     def directory(self, session: AsyncSession) -> Directory:

@@ -36,14 +36,14 @@ from gongkai.dispatch.ratelimit import RateLimiter
 from gongkai.dispatch.reconcile import reconcile_forever, renew_leases_forever
 from gongkai.dispatch.rows import DATABASE_DOWN
 from gongkai.storage.crypto import Sealer
-from gongkai.storage.db import make_engine, make_sessionmaker
+from gongkai.storage.db import make_engine, make_sessionmaker, thread_committer
 
 log = logging.getLogger(__name__)
 
 # Jobs a worker runs at once. A job holds up to queue.BATCH claimed deliveries whose sends share
 # the worker's ``worker_concurrency`` slots, so a few jobs keep those slots busy (one claims
 # while the others send); more would only claim rows that wait, and leave other workers idle.
-MAX_JOBS = 3
+MAX_JOBS = 5
 DRAIN_SECONDS = 5.0
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
@@ -79,7 +79,17 @@ def open_pool(redis_url: str) -> ArqRedis:
     return ArqRedis(connection_pool=pool)
 
 
+# How long the event loop's thread may keep the GIL while another thread waits for it.
+# aiosqlite runs every statement on a thread of its own, and each statement's answer waits for
+# the GIL: at Python's default 5 ms, a busy loop made each of a commit's half-dozen statements
+# wait up to that long, and the outcomes waiting on the commit held the worker's ``unrecorded``
+# budget, so its lanes stopped sending (bench/fanout.py).
+SQLITE_SWITCH_INTERVAL = 0.0005
+
+
 def open_deps(settings: Settings, redis_url: str) -> tuple[Deps, AsyncEngine]:
+    if settings.resolved_database_url.startswith("sqlite"):
+        sys.setswitchinterval(min(sys.getswitchinterval(), SQLITE_SWITCH_INTERVAL))
     engine = make_engine(settings.resolved_database_url)
     deps = Deps(
         settings=settings,
@@ -92,6 +102,7 @@ def open_deps(settings: Settings, redis_url: str) -> tuple[Deps, AsyncEngine]:
         limiter=RateLimiter(redis_url, enabled=settings.rate_limits_enabled),
         slots=Budget(settings.worker_concurrency),
         unrecorded=Budget(2 * settings.worker_concurrency),
+        commits=thread_committer(settings.resolved_database_url),
     )
     return deps, engine
 
@@ -104,6 +115,8 @@ async def close_deps(deps: Deps, engine: AsyncEngine) -> None:
     telegram = sys.modules.get("gongkai.channels.telegram")
     if telegram is not None:  # only when a Telegram bot was used: aiogram is slow to import
         await telegram.close_bots()
+    if deps.commits is not None:
+        deps.commits.close()
     await engine.dispose()
 
 
