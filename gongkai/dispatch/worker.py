@@ -41,8 +41,10 @@ from gongkai.storage.db import make_engine, make_sessionmaker, thread_committer
 log = logging.getLogger(__name__)
 
 # Jobs a worker runs at once. A job holds up to queue.BATCH claimed deliveries whose sends share
-# the worker's ``worker_concurrency`` slots, so a few jobs keep those slots busy (one claims
-# while the others send); more would only claim rows that wait, and leave other workers idle.
+# the worker's ``worker_concurrency`` slots (the budgets bound the sends, not this), the oldest
+# job's first (budget.py): one or two jobs send, one ends, and the next ones claim meanwhile.
+# Three left the slots empty while every job claimed at once; many more would only claim rows
+# that wait, and leave other workers idle (a 10,000-target fan-out is 50 jobs).
 MAX_JOBS = 5
 DRAIN_SECONDS = 5.0
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
