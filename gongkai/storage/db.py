@@ -146,17 +146,26 @@ class ThreadCommitter:
         )
         event.listen(self.engine, "connect", _sqlite_pragmas)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="gongkai-commit")
+        self._conn: Connection | None = None  # the thread's own, kept open between calls
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """``work(connection)`` inside one transaction, committed unless it raises."""
 
         def transaction() -> T:
-            with self.engine.begin() as conn:
-                return work(conn)
+            if self._conn is None or self._conn.invalidated:
+                self._conn = self.engine.connect()
+            with self._conn.begin():
+                return work(self._conn)
 
         return await asyncio.get_running_loop().run_in_executor(self._thread, transaction)
 
     def close(self) -> None:
+        def disconnect() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        self._thread.submit(disconnect)
         self._thread.shutdown(wait=True)
         self.engine.dispose()
 
