@@ -128,7 +128,9 @@ class Recorder:
                     pause,
                 )
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 5.0)
+                # within a third of a lease of the database's return: the outcomes held here were
+                # sent, and once their leases lapse another worker may take the rows over
+                pause = min(pause * 2, 5.0, self.deps.settings.lease_seconds / 3)
         for d, _ in results:
             self.deps.held.discard(d.id)
         await self._enqueue(follow)
