@@ -104,6 +104,7 @@ async def _take(
     committed before anything is sent, so another worker sees the claims at once.
     """
     now = utcnow()
+    leased = time.monotonic() + deps.settings.lease_seconds  # no later than the claim's lease
     async with deps.maker() as session:
         if deps.commits is not None:  # SQLite: one call on the committing thread
             rows = await deps.commits.run(lambda c: c.execute(_LOOK, {"ids": ids}).all())
@@ -174,6 +175,9 @@ async def _take(
                 continue
             jobs.append((d, tv if active else f"target inactive: {reason or 'deactivated'}"))
     deps.held.update(c.id for c in claimed)  # from now on renewed until recorded
+    held_since = time.monotonic()
+    for c in claimed:
+        c.lease_deadline, c.held_since = leased, held_since
     return jobs
 
 
@@ -312,7 +316,7 @@ async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) ->
                 else:
                     await deps.slots.acquire(rank)
                     try:
-                        if deps.stopping:
+                        if deps.stopping or not deps.lease_holds(d):
                             deps.unrecorded.release()
                             handed_back.append(d.id)
                             continue
@@ -334,7 +338,8 @@ async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) ->
 
 
 async def hand_back(deps: Deps, ids: list[int]) -> None:
-    """Claimed rows this worker will not send after all (it is stopping): queued again at once
+    """Claimed rows this worker will not send after all (it is stopping, or their lease may
+    have lapsed while the database was away): queued again at once if still ours,
     under a new job, so another worker takes them without waiting for the lease to run out."""
     named = batches(ids)
     try:

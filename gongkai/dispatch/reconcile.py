@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -198,6 +199,7 @@ async def renew_leases_forever(deps: Deps) -> None:
 
 
 async def renew_leases(deps: Deps, now: datetime | None = None) -> int:
+    started = time.monotonic()  # every row held from here on is renewed by this round
     held = list(deps.held)
     if not held:
         return 0
@@ -217,6 +219,7 @@ async def renew_leases(deps: Deps, now: datetime | None = None) -> int:
             )
             renewed += result.rowcount or 0
         await session.commit()
+    deps.renewed_at = max(deps.renewed_at, started)
     return renewed
 
 
