@@ -85,17 +85,7 @@ def open_pool(redis_url: str) -> ArqRedis:
     return ArqRedis(connection_pool=pool)
 
 
-# How long the event loop's thread may keep the GIL while another thread waits for it.
-# aiosqlite runs every statement on a thread of its own, and each statement's answer waits for
-# the GIL: at Python's default 5 ms, a busy loop made each of a commit's half-dozen statements
-# wait up to that long, and the outcomes waiting on the commit held the worker's ``unrecorded``
-# budget, so its lanes stopped sending (bench/fanout.py).
-SQLITE_SWITCH_INTERVAL = 0.0005
-
-
 def open_deps(settings: Settings, redis_url: str) -> tuple[Deps, AsyncEngine]:
-    if settings.resolved_database_url.startswith("sqlite"):
-        sys.setswitchinterval(min(sys.getswitchinterval(), SQLITE_SWITCH_INTERVAL))
     engine = make_engine(settings.resolved_database_url)
     deps = Deps(
         settings=settings,
