@@ -1,10 +1,9 @@
 """Fan-out benchmark: 10,000 village-group deliveries to the local fake WeCom robot.
 
-Run by hand:  python bench/fanout.py [--deliveries 10000] [--runs 3] [--no-apprise] [--workers 1]
+Run by hand:  python bench/fanout.py [--deliveries 10000] [--runs 3] [--no-apprise]
               [--database-url postgresql+asyncpg://…] [--profile worker.txt]
 
-Measures deliveries per second with 1 and 2 `gongkai worker` processes (provider limits off,
-50 sends in flight per worker as in the bare loop),
+Measures deliveries per second with 1 and 2 `gongkai worker` processes (provider limits off),
 side by side, in the same run, with a bare aiohttp loop posting the same payloads to the same
 fake (the machine's limit; also on uvloop when the workers use it, for comparison) and with
 Apprise (from PyPI, in a throwaway virtualenv this script makes under the temp dir and reuses)
@@ -259,13 +258,8 @@ def run_workers(
     return steady, total / (now - start), peaks, cpu, busy / max(busy + idle, 1)
 
 
-# Requests in flight at once, the same for the bare loop and the workers (each worker's
-# ``worker_concurrency``): the ratio compares like with like.
-IN_FLIGHT = 50
-
-
 async def bare_loop(
-    base: str, payloads: list[dict], fake_pid: int, concurrency: int = IN_FLIGHT
+    base: str, payloads: list[dict], fake_pid: int, concurrency: int = 50
 ) -> tuple[float, float, float]:
     """Post every payload; return (seconds, this process's CPU seconds, the fake's), all three
     taken around the posting alone, so creating and closing the session is left out."""
@@ -437,11 +431,6 @@ def main() -> None:
         help="record the single worker with py-spy (installed in this venv) into this file, "
         "as collapsed stacks",
     )
-    ap.add_argument(
-        "--workers",
-        default="1,2",
-        help="how many worker processes to measure, comma-separated (default 1,2)",
-    )
     ap.add_argument("--serve-fake", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_fake:
@@ -467,7 +456,6 @@ def main() -> None:
             "GONGKAI_QUIET_HOURS": "off",
             "GONGKAI_SECRET_KEY": "bench",
             "GONGKAI_LOG_LEVEL": "WARNING",
-            "GONGKAI_WORKER_CONCURRENCY": str(IN_FLIGHT),
         }
         if args.database_url:
             env["GONGKAI_DATABASE_URL"] = args.database_url
@@ -497,7 +485,7 @@ def main() -> None:
         payloads: list[dict] = []
         for run in range(1, args.runs + 1):
             results: dict[str, Result] = {}
-            for workers in (int(w) for w in args.workers.split(",")):
+            for workers in (1, 2):
                 item_id = f"bench-{workers}-{uuid.uuid4().hex[:8]}"  # fresh on a reused database
                 path = Path(tmp) / f"{item_id}.json"
                 path.write_text(json.dumps({**ITEM, "id": item_id}, ensure_ascii=False), "utf-8")
@@ -572,7 +560,7 @@ def bare_result(base: str, payloads: list[dict], fake_pid: int, *, uv: bool) -> 
         n / seconds,
         own / n * 1e6,
         fake_cpu / n * 1e6,
-        "for comparison only" if uv else f"the reference: {IN_FLIGHT} in flight",
+        "for comparison only" if uv else "the reference: 50 in flight",
     )
 
 

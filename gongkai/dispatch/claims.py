@@ -24,10 +24,6 @@ class Claimed:
     give_up_at: datetime | None = None
     # taken over from a stopped worker with this part possibly on the wire: ask, never resend
     uncertain_part: int | None = None
-    # time.monotonic() by which the claim's lease runs out unless renewed, and when this worker
-    # began renewing it (deps.held): a lane sends nothing whose lease may have lapsed
-    lease_deadline: float = float("inf")
-    held_since: float = 0.0
 
 
 @dataclass

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
 from gongkai.channels.base import TargetView
@@ -104,13 +105,9 @@ async def _take(
     committed before anything is sent, so another worker sees the claims at once.
     """
     now = utcnow()
-    leased = time.monotonic() + deps.settings.lease_seconds  # no later than the claim's lease
     async with deps.maker() as session:
-        if deps.commits is not None:  # SQLite: one call on the committing thread
-            rows = await deps.commits.run(lambda c: c.execute(_LOOK, {"ids": ids}).all())
-        else:
-            conn = await session.connection()  # Core statements skip the ORM's execution path
-            rows = (await conn.execute(_LOOK, {"ids": ids})).all()
+        conn = await session.connection()  # Core statements skip the ORM's execution path
+        rows = (await conn.execute(_LOOK, {"ids": ids})).all()
         found = {r[0]: r for r in rows}
         candidates: list[int] = []
         takeovers: set[int] = set()
@@ -146,19 +143,17 @@ async def _take(
             extra = {"status": DeliveryStatus.queued.value, "not_before": at}
             await stamp_jobs(session, named, **(extra if word == "quiet hours" else {}))
             later.extend((job, chunk, at) for job, chunk in named)
-
-        def claim(conn: Connection) -> tuple[list[Claimed], set[int], dict[int, int]]:
-            return _claim_all(conn, deps, candidates, takeovers, now)
-
-        if deps.commits is not None:  # SQLite: the claim is one call on the committing thread
-            await session.commit()  # the waiting rows' jobs, if any
-            claimed, cancelled, in_flight = await deps.commits.run(claim)
-        else:
-            claimed, cancelled, in_flight = await session.run_sync(lambda s: claim(s.connection()))
-            await session.commit()
-        for delivery_id in set(candidates) - {c.id for c in claimed}:
-            words[delivery_id] = "cancelled" if delivery_id in cancelled else "claimed elsewhere"
+        claimed = await _claim(conn, deps, candidates, now) if candidates else []
+        unclaimed = set(candidates) - {c.id for c in claimed}
+        if unclaimed:
+            cancelled = await _cancel_recalled(session, unclaimed, now)
+            for delivery_id in unclaimed:
+                words[delivery_id] = (
+                    "cancelled" if delivery_id in cancelled else "claimed elsewhere"
+                )
         taken = [c.id for c in claimed if c.id in takeovers]
+        in_flight = await _left_in_flight(session, taken, now) if taken else {}
+        await session.commit()
         if taken:
             log.warning("took over %d deliveries whose worker's lease ran out", len(taken))
             await metrics.count_shared(deps.pool, "leases_taken_over", len(taken))
@@ -175,39 +170,26 @@ async def _take(
                 continue
             jobs.append((d, tv if active else f"target inactive: {reason or 'deactivated'}"))
     deps.held.update(c.id for c in claimed)  # from now on renewed until recorded
-    held_since = time.monotonic()
-    for c in claimed:
-        c.lease_deadline, c.held_since = leased, held_since
     return jobs
 
 
-def _claim_all(
-    conn: Connection, deps: Deps, candidates: list[int], takeovers: set[int], now: datetime
-) -> tuple[list[Claimed], set[int], dict[int, int]]:
-    """The claim's writes: (claimed rows, candidates cancelled by a recall, parts possibly on
-    the wire of the rows taken over). Plain statements, so SQLite runs them in one call."""
-    claimed = _claim(conn, deps, candidates, now) if candidates else []
-    unclaimed = set(candidates) - {c.id for c in claimed}
-    cancelled = _cancel_recalled(conn, unclaimed, now) if unclaimed else set()
-    taken = [c.id for c in claimed if c.id in takeovers]
-    return claimed, cancelled, _left_in_flight(conn, taken, now) if taken else {}
-
-
-def _left_in_flight(conn: Connection, ids: list[int], now: datetime) -> dict[int, int]:
+async def _left_in_flight(session: AsyncSession, ids: list[int], now: datetime) -> dict[int, int]:
     """Taken-over rows whose stopped worker had a part on the wire that must never go twice.
 
     Their attempt says ``sending``: the provider may have accepted it. It becomes ``uncertain``;
     the part is looked up with the provider where it can be (``Channel.was_sent``) and
     otherwise the delivery waits for a person, exactly as when an answer is lost.
     """
-    rows = conn.execute(
-        select(A.c.delivery_id, A.c.part_index).where(
-            A.c.delivery_id.in_(ids), A.c.outcome == IN_FLIGHT
+    rows = (
+        await session.execute(
+            select(A.c.delivery_id, A.c.part_index).where(
+                A.c.delivery_id.in_(ids), A.c.outcome == IN_FLIGHT
+            )
         )
     ).all()
     if not rows:
         return {}
-    conn.execute(
+    await session.execute(
         update(A)
         .where(A.c.delivery_id.in_(ids), A.c.outcome == IN_FLIGHT)
         .values(outcome="uncertain", error="the worker sending it stopped", finished_at=now)
@@ -251,8 +233,8 @@ def _recalled_items() -> Any:
     return _RECALLED_ITEMS
 
 
-def _claim(conn: Connection, deps: Deps, ids: list[int], now: datetime) -> list[Claimed]:
-    result = conn.execute(
+async def _claim(conn: AsyncConnection, deps: Deps, ids: list[int], now: datetime) -> list[Claimed]:
+    result = await conn.execute(
         update(DELIVERY)
         .where(D.id.in_(IDS), claimable(now), D.item_id.not_in(_recalled_items()))
         .values(
@@ -268,10 +250,10 @@ def _claim(conn: Connection, deps: Deps, ids: list[int], now: datetime) -> list[
     return [by_id[i] for i in ids if i in by_id]  # the job's order
 
 
-def _cancel_recalled(conn: Connection, ids: set[int], now: datetime) -> set[int]:
+async def _cancel_recalled(session: AsyncSession, ids: set[int], now: datetime) -> set[int]:
     """Candidates the claim passed over while still claimable: only their item's recall does
     that, so they are cancelled. The rest were claimed by another worker in the meantime."""
-    result = conn.execute(
+    result = await session.execute(
         update(DELIVERY)
         .where(D.id.in_(ids), claimable(now), D.item_id.in_(_recalled_items()))
         .values(
@@ -301,7 +283,6 @@ async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) ->
 
     recorder = recorder_for(deps)
     recording: list[tuple[int, asyncio.Future[str]]] = []
-    rank = time.monotonic()  # the oldest job's lanes go first (budget.py says why)
 
     async def lane() -> None:
         for i in turns:
@@ -309,20 +290,17 @@ async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) ->
             if deps.stopping:
                 handed_back.append(d.id)
                 continue
-            await deps.unrecorded.acquire(rank)
+            await deps.unrecorded.acquire()
             try:
                 if isinstance(target, str):  # the target is gone or inactive: nothing to send
                     outcome = Outcome(kind="permanent", parts_done=d.parts_done, error=target)
                 else:
-                    await deps.slots.acquire(rank)
-                    try:
-                        if deps.stopping or not deps.lease_holds(d):
+                    async with deps.slots:
+                        if deps.stopping:
                             deps.unrecorded.release()
                             handed_back.append(d.id)
                             continue
                         outcome = await send_parts(deps, d, registry.get(d.channel), target)
-                    finally:
-                        deps.slots.release()
             except BaseException:
                 deps.unrecorded.release()
                 raise
@@ -338,8 +316,7 @@ async def _send_all(deps: Deps, jobs: list[tuple[Claimed, TargetView | str]]) ->
 
 
 async def hand_back(deps: Deps, ids: list[int]) -> None:
-    """Claimed rows this worker will not send after all (it is stopping, or their lease may
-    have lapsed while the database was away): queued again at once if still ours,
+    """Claimed rows this worker will not send after all (it is stopping): queued again at once
     under a new job, so another worker takes them without waiting for the lease to run out."""
     named = batches(ids)
     try:

@@ -18,11 +18,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gongkai.channels.base import SendContext, TargetView
 from gongkai.config import Settings
 from gongkai.dispatch.budget import Budget
-from gongkai.dispatch.claims import Claimed
 from gongkai.dispatch.planning import Directory
 from gongkai.dispatch.ratelimit import RateLimiter
 from gongkai.storage.crypto import Sealer
-from gongkai.storage.db import ThreadCommitter
 from gongkai.storage.models import Delivery, Item, Target
 
 CACHE_SECONDS = 30.0
@@ -58,23 +56,9 @@ class Deps:
         default_factory=lambda: f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
     held: set[int] = field(default_factory=set)
-    # time.monotonic() at the start of the last lease renewal that committed: every row held
-    # then is leased until at least this plus lease_seconds
-    renewed_at: float = float("-inf")
     # Set on SIGTERM: lanes send nothing new and hand their claimed rows back.
     stopping: bool = False
-    # SQLite: the recorder's transactions run whole on a thread of their own (storage.db)
-    commits: ThreadCommitter | None = None
     recorder: Any = None  # recorder.Recorder, made on first use (recorder.recorder_for)
-
-    def lease_holds(self, d: Claimed) -> bool:
-        """Is the lease on ``d`` still ours for a while (a third of a lease)? When renewals
-        fail (the database is away) it runs out and another worker may take the row over;
-        sending it then could send it twice."""
-        deadline = d.lease_deadline
-        if d.held_since <= self.renewed_at:
-            deadline = max(deadline, self.renewed_at + self.settings.lease_seconds)
-        return time.monotonic() < deadline - self.settings.lease_seconds / 3
 
     def directory(self, session: AsyncSession) -> Directory:
         if time.monotonic() - self.directory_loaded > CACHE_SECONDS:

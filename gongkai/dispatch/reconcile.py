@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -197,7 +196,6 @@ async def renew_leases_forever(deps: Deps) -> None:
 
 
 async def renew_leases(deps: Deps, now: datetime | None = None) -> int:
-    started = time.monotonic()  # every row held from here on is renewed by this round
     held = list(deps.held)
     if not held:
         return 0
@@ -217,7 +215,6 @@ async def renew_leases(deps: Deps, now: datetime | None = None) -> int:
             )
             renewed += result.rowcount or 0
         await session.commit()
-    deps.renewed_at = max(deps.renewed_at, started)
     return renewed
 
 

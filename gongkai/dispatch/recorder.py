@@ -22,24 +22,17 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, exists, func, select, update
+from sqlalchemy import bindparam, func, select, update
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.dispatch import metrics
 from gongkai.dispatch.claims import Claimed, Outcome
 from gongkai.dispatch.outcomes import retry_or_give_up, settled
-from gongkai.dispatch.progress import CLAIMABLE
+from gongkai.dispatch.progress import finish_items
 from gongkai.dispatch.queue import POLL_INTERVAL, by_delay, enqueue_poll, job_name, offer
-from gongkai.dispatch.rows import DATABASE_DOWN, write_attempts_on
-from gongkai.storage.models import (
-    Attempt,
-    Delivery,
-    DeliveryStatus,
-    Item,
-    ItemStatus,
-    PlanningStatus,
-    Target,
-)
+from gongkai.dispatch.rows import DATABASE_DOWN, write_attempts
+from gongkai.storage.models import Attempt, Delivery, Target
 from gongkai.storage.types import utcnow
 
 if TYPE_CHECKING:
@@ -52,22 +45,6 @@ D = DELIVERY.c
 A = Attempt.__table__  # type: ignore[attr-defined]
 IDS = bindparam("ids", expanding=True)
 MOST_PER_TRANSACTION = 1000
-TARGET = Target.__table__  # type: ignore[attr-defined]
-ITEM = Item.__table__  # type: ignore[attr-defined]
-_OPEN = [*CLAIMABLE, DeliveryStatus.sending]
-# An item is published once none of its deliveries is still on its way: one statement per item
-# of a transaction, the check and the change together (``progress.finish_items`` does the same
-# in two for the other callers).
-_PUBLISH = (
-    update(ITEM)
-    .where(
-        ITEM.c.id == bindparam("item"),
-        ITEM.c.status == ItemStatus.publishing,
-        ITEM.c.planning_status == PlanningStatus.done,
-        ~exists().where(D.item_id == bindparam("item"), D.status.in_(_OPEN)),
-    )
-    .values(status=ItemStatus.published)
-)
 
 
 def recorder_for(deps: Deps) -> Recorder:
@@ -128,9 +105,7 @@ class Recorder:
                     pause,
                 )
                 await asyncio.sleep(pause)
-                # within a third of a lease of the database's return: the outcomes held here were
-                # sent, and once their leases lapse another worker may take the rows over
-                pause = min(pause * 2, 5.0, self.deps.settings.lease_seconds / 3)
+                pause = min(pause * 2, 5.0)
         for d, _ in results:
             self.deps.held.discard(d.id)
         await self._enqueue(follow)
@@ -223,46 +198,32 @@ async def record(
         shapes[tuple(sorted(row))].append(row)
     for (channel, status), n in counted.items():
         metrics.outcome(channel, status, n)
-    for target_id in deactivate:
+    for target_id, reason in deactivate.items():
+        await session.execute(
+            update(Target)
+            .where(col(Target.id) == target_id)
+            .values(active=False, inactive_reason=reason)
+        )
         deps.targets.pop(target_id, None)
-    finished = {d.item_id for d, o in results if o.kind == "delivered"}
-
-    def write(conn: Connection) -> None:
-        """Every write of the transaction: plain statements, so that on SQLite the whole of
-        it runs in one call on the committing thread (``storage.db.ThreadCommitter``)."""
-        for target_id, reason in deactivate.items():
-            conn.execute(
-                update(TARGET)
-                .where(TARGET.c.id == target_id)
-                .values(active=False, inactive_reason=reason)
-            )
-        write_attempts_on(conn, attempts)
-        for (kind, parts_done, added, error), ids in alike.items():
-            changes = settled(kind, error, now)[0]
-            conn.execute(
-                update(DELIVERY)
-                .where(D.id.in_(IDS))
-                .values(
-                    **changes, parts_done=parts_done, updated_at=now, attempts=D.attempts + added
-                ),
-                {"ids": ids},
-            )
-        for keys, rows in shapes.items():
-            conn.execute(
-                update(DELIVERY)
-                .where(D.id == bindparam("_id"))
-                .values({k: bindparam(k) for k in keys if k != "_id"}),
-                rows,
-            )
-        for item_id in finished:
-            conn.execute(_PUBLISH, {"item": item_id})
-
-    if deps.commits is not None:
-        await session.close()  # its reads are done; the writes go in one call
-        await deps.commits.run(write)
-    else:
-        await session.run_sync(lambda s: write(s.connection()))
-        await session.commit()
+    await write_attempts(session, attempts)
+    conn = await session.connection()  # Core statements skip the ORM's execution path
+    for (kind, parts_done, added, error), ids in alike.items():
+        changes = settled(kind, error, now)[0]
+        await conn.execute(
+            update(DELIVERY)
+            .where(D.id.in_(IDS))
+            .values(**changes, parts_done=parts_done, updated_at=now, attempts=D.attempts + added),
+            {"ids": ids},
+        )
+    for keys, rows in shapes.items():
+        await conn.execute(
+            update(DELIVERY)
+            .where(D.id == bindparam("_id"))
+            .values({k: bindparam(k) for k in keys if k != "_id"}),
+            rows,
+        )
+    await finish_items(session, {d.item_id for d, o in results if o.kind == "delivered"})
+    await session.commit()
     return words, follow
 
 

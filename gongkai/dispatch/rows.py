@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gongkai.storage.bulk import insert_rows, insert_rows_on
+from gongkai.storage.bulk import insert_rows
 from gongkai.storage.models import Attempt, Delivery
 from gongkai.storage.types import utcnow
 
@@ -41,18 +41,6 @@ async def write_attempts(session: AsyncSession, attempts: list[dict[str, Any]]) 
     await insert_rows(session, A, fresh)  # one shape: send_parts fills every column
     if started:
         await session.execute(
-            update(A).where(A.c.id == bindparam("_id")).values({k: bindparam(k) for k in _FINISH}),
-            [{"_id": a["_id"], **{k: a[k] for k in _FINISH}} for a in started],
-        )
-
-
-def write_attempts_on(conn: Connection, attempts: list[dict[str, Any]]) -> None:
-    """``write_attempts`` on a plain connection (a recorder's whole transaction in one call)."""
-    fresh = [a for a in attempts if "_id" not in a]
-    started = [a for a in attempts if "_id" in a]
-    insert_rows_on(conn, A, fresh)
-    if started:
-        conn.execute(
             update(A).where(A.c.id == bindparam("_id")).values({k: bindparam(k) for k in _FINISH}),
             [{"_id": a["_id"], **{k: a[k] for k in _FINISH}} for a in started],
         )

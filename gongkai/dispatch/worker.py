@@ -25,7 +25,6 @@ from arq.worker import Worker
 from redis.asyncio import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.exceptions import WatchError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gongkai.config import Settings
@@ -38,21 +37,16 @@ from gongkai.dispatch.ratelimit import RateLimiter
 from gongkai.dispatch.reconcile import reconcile_forever, renew_leases_forever
 from gongkai.dispatch.rows import DATABASE_DOWN
 from gongkai.storage.crypto import Sealer
-from gongkai.storage.db import make_engine, make_sessionmaker, thread_committer
+from gongkai.storage.db import make_engine, make_sessionmaker
 
 log = logging.getLogger(__name__)
 
 # Jobs a worker runs at once. A job holds up to queue.BATCH claimed deliveries whose sends share
-# the worker's ``worker_concurrency`` slots (the budgets bound the sends, not this), the oldest
-# job's first (budget.py): one or two jobs send, one ends, and the next ones claim meanwhile.
-# Three left the slots empty while every job claimed at once; many more would only claim rows
-# that wait, and leave other workers idle (a 10,000-target fan-out is 50 jobs).
-MAX_JOBS = 5
+# the worker's ``worker_concurrency`` slots, so a few jobs keep those slots busy (one claims
+# while the others send); more would only claim rows that wait, and leave other workers idle.
+MAX_JOBS = 3
 DRAIN_SECONDS = 5.0
-# What an arq loop dies of when Redis goes away. redis-py turns a connection lost in the middle
-# of a WATCH (arq's start_jobs, which now waits there for a free job slot more often) into a
-# WatchError; arq catches the WatchError of a lost race itself, so this one is the outage.
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, WatchError, ConnectionError, OSError)
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
 async def deliver_job(ctx: dict[str, Any], *delivery_ids: int) -> str:
@@ -99,7 +93,6 @@ def open_deps(settings: Settings, redis_url: str) -> tuple[Deps, AsyncEngine]:
         limiter=RateLimiter(redis_url, enabled=settings.rate_limits_enabled),
         slots=Budget(settings.worker_concurrency),
         unrecorded=Budget(2 * settings.worker_concurrency),
-        commits=thread_committer(settings.resolved_database_url),
     )
     return deps, engine
 
@@ -112,8 +105,6 @@ async def close_deps(deps: Deps, engine: AsyncEngine) -> None:
     telegram = sys.modules.get("gongkai.channels.telegram")
     if telegram is not None:  # only when a Telegram bot was used: aiogram is slow to import
         await telegram.close_bots()
-    if deps.commits is not None:
-        deps.commits.close()
     await engine.dispose()
 
 

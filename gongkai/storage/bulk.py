@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -76,14 +76,6 @@ async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, 
     conn = await session.connection()
     sql, processors = _insert_plan(conn.dialect, table, tuple(rows[0]))
     await conn.exec_driver_sql(sql, _params(processors, [tuple(r.values()) for r in rows]))
-
-
-def insert_rows_on(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """``insert_rows`` on a plain (not async) connection, in its transaction."""
-    if not rows:
-        return
-    sql, processors = _insert_plan(conn.dialect, table, tuple(rows[0]))
-    conn.exec_driver_sql(sql, _params(processors, [tuple(r.values()) for r in rows]))
 
 
 async def update_rows(

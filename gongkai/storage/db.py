@@ -5,12 +5,12 @@ from __future__ import annotations
 import ast
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, event, text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-T = TypeVar("T")
 _REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.M)
 
 
@@ -29,20 +28,20 @@ def make_engine(url: str) -> AsyncEngine:
     codec = {"json_serializer": json_codec.dumps, "json_deserializer": json_codec.loads}
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **codec)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            # WAL lets the web process read while a worker writes; foreign keys are off by
+            # default in SQLite and we rely on them.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across crashes of the app
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **codec)
-
-
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-    # WAL lets the web process read while a worker writes; foreign keys are off by
-    # default in SQLite and we rely on them.
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across crashes of the app
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -123,55 +122,3 @@ async def upgrade(url: str, revision: str = "head") -> None:
         if await database_revisions(url) == head_revisions():
             return
     await asyncio.to_thread(upgrade_sync, url, revision)
-
-
-class ThreadCommitter:
-    """Runs a whole write transaction on one thread of its own, on a plain sqlite3 connection.
-
-    Through aiosqlite every statement, every cursor and the commit are a hop to the driver's
-    thread and back, each waiting for the event loop's thread to let go of the GIL: a busy
-    worker's group commit of half a dozen statements took 20–40 ms that way, and the outcomes
-    waiting on it held the worker's ``unrecorded`` budget, so nothing was sent meanwhile
-    (bench/fanout.py). Here the transaction is one hop, whatever it holds.
-    """
-
-    def __init__(self, url: str) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from sqlalchemy import create_engine
-
-        codec = {"json_serializer": json_codec.dumps, "json_deserializer": json_codec.loads}
-        self.engine = create_engine(
-            url.replace("sqlite+aiosqlite:", "sqlite:", 1), connect_args={"timeout": 30}, **codec
-        )
-        event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="gongkai-commit")
-        self._conn: Connection | None = None  # the thread's own, kept open between calls
-
-    async def run(self, work: Callable[[Connection], T]) -> T:
-        """``work(connection)`` inside one transaction, committed unless it raises."""
-
-        def transaction() -> T:
-            if self._conn is None or self._conn.invalidated:
-                self._conn = self.engine.connect()
-            with self._conn.begin():
-                return work(self._conn)
-
-        return await asyncio.get_running_loop().run_in_executor(self._thread, transaction)
-
-    def close(self) -> None:
-        def disconnect() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        self._thread.submit(disconnect)
-        self._thread.shutdown(wait=True)
-        self.engine.dispose()
-
-
-def thread_committer(url: str) -> ThreadCommitter | None:
-    """One for an SQLite file; none for other databases, whose drivers need no thread."""
-    if url.startswith("sqlite") and ":memory:" not in url:
-        return ThreadCommitter(url)
-    return None
