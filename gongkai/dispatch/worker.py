@@ -25,6 +25,7 @@ from arq.worker import Worker
 from redis.asyncio import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gongkai.config import Settings
@@ -46,7 +47,10 @@ log = logging.getLogger(__name__)
 # while the others send); more would only claim rows that wait, and leave other workers idle.
 MAX_JOBS = 3
 DRAIN_SECONDS = 5.0
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# What an arq loop dies of when Redis goes away. redis-py turns a connection lost in the middle
+# of a WATCH (arq's start_jobs, which now waits there for a free job slot more often) into a
+# WatchError; arq catches the WatchError of a lost race itself, so this one is the outage.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, WatchError, ConnectionError, OSError)
 
 
 async def deliver_job(ctx: dict[str, Any], *delivery_ids: int) -> str:
