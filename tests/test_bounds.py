@@ -66,10 +66,10 @@ def test_yaml_reads_as_pyyaml_reads_it(text: str) -> None:
     ],
 )
 def test_yaml_that_would_explode_is_refused_quickly(text: str, says: str) -> None:
-    started = time.monotonic()
+    started = time.process_time()  # this process's CPU: a busy machine does not count
     with pytest.raises(yaml.YAMLError, match=says):
         safe_yaml.load(text)
-    assert time.monotonic() - started < 1
+    assert time.process_time() - started < 1
 
 
 def test_an_item_file_bomb_is_refused_naming_the_file() -> None:
