@@ -24,9 +24,6 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels.base import SendContext, TargetView
-from gongkai.channels.telegram import TelegramChannel
-from gongkai.channels.wechat_api import WechatPermanentError
-from gongkai.channels.wechat_mp import api_for
 from gongkai.config import Settings
 from gongkai.dispatch.application_notice import NoticeUnavailable
 from gongkai.storage.applications import Application
@@ -110,6 +107,12 @@ async def notify_in_chat(
         delivery_id=0,
         part_index=0,
     )
+    # Imported here: aiogram alone is ~125 MB and seconds of start-up, and every process that
+    # can record an application step imports this module, most of them never sending a notice.
+    from gongkai.channels.telegram import TelegramChannel
+    from gongkai.channels.wechat_api import WechatPermanentError
+    from gongkai.channels.wechat_mp import api_for
+
     if follower.platform == "telegram":
         sent = await TelegramChannel().send({"text": text}, ctx)
         return ChatNotice("telegram", sent.provider_message_id, text)
