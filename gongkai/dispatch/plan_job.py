@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from arq import Retry
 from arq.connections import ArqRedis
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.channels import registry
@@ -281,6 +281,16 @@ def _lease_until(deps: Deps) -> datetime:
     return utcnow() + timedelta(seconds=deps.settings.lease_seconds)
 
 
+def _planning_open() -> Any:
+    """Planning not yet ended (pending or running)."""
+    return IT.planning_status.in_([s.value for s in PLANNING_OPEN])
+
+
+def _lease_free(now: datetime) -> Any:
+    """No worker holds the planning: never leased, handed back, or run out."""
+    return or_(IT.planning_lease_until.is_(None), IT.planning_lease_until < now)
+
+
 async def _claim(deps: Deps, item_id: str) -> bool:
     """Take the planning lease: open planning whose lease is free, run out or already ours."""
     now = utcnow()
@@ -289,12 +299,8 @@ async def _claim(deps: Deps, item_id: str) -> bool:
             update(ITEM)
             .where(
                 IT.id == item_id,
-                IT.planning_status.in_([s.value for s in PLANNING_OPEN]),
-                or_(
-                    IT.planning_lease_until.is_(None),
-                    IT.planning_lease_until < now,
-                    IT.planning_owner == deps.worker_id,
-                ),
+                _planning_open(),
+                or_(_lease_free(now), IT.planning_owner == deps.worker_id),
             )
             .values(
                 planning_status=PlanningStatus.running.value,
@@ -346,7 +352,7 @@ async def _end(deps: Deps, item_id: str, status: PlanningStatus, error: str | No
             .where(
                 IT.id == item_id,
                 or_(IT.planning_owner == deps.worker_id, IT.planning_owner.is_(None)),
-                IT.planning_status.in_([s.value for s in PLANNING_OPEN]),
+                _planning_open(),
             )
             .values(**values)
         )
@@ -379,12 +385,10 @@ async def stalled_plans(deps: Deps, session: AsyncSession, now: datetime) -> lis
     """Items whose planning should be moving and is not: running under a lease that ran out (a
     killed worker) or was handed back (a drain, an outage), or pending with no job in Redis (a
     Redis restarted empty, a failed enqueue)."""
-    open_ = IT.planning_status.in_([s.value for s in PLANNING_OPEN])
-    free = or_(IT.planning_lease_until.is_(None), IT.planning_lease_until < now)
     rows = (
         await session.execute(
             select(IT.id, IT.planning_status, IT.planning_job, IT.planning_lease_until)
-            .where(open_, free, IT.created_at < now - GRACE)
+            .where(_planning_open(), _lease_free(now), IT.created_at < now - GRACE)
             .limit(1000)
         )
     ).all()
@@ -410,13 +414,8 @@ async def requeue_plans(deps: Deps, item_ids: list[str]) -> None:
                 update(ITEM)
                 .where(
                     IT.id == item_id,
-                    IT.planning_status.in_([s.value for s in PLANNING_OPEN]),
-                    and_(
-                        or_(
-                            IT.planning_lease_until.is_(None),
-                            IT.planning_lease_until < utcnow(),
-                        )
-                    ),
+                    _planning_open(),
+                    _lease_free(utcnow()),
                 )
                 .values(planning_job=job)
             )
