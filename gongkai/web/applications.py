@@ -27,7 +27,7 @@ from gongkai.domain.applications import (
 from gongkai.domain.items import FieldError, pydantic_errors
 from gongkai.storage import application_flow as flow
 from gongkai.storage import application_queries
-from gongkai.storage.applications import Application
+from gongkai.storage.applications import Application, ApplicationEvent
 from gongkai.storage.models import ROLE_RANK, Role
 from gongkai.web.answers import Error, FieldErrors, answer, not_found
 from gongkai.web.application_models import (
@@ -204,6 +204,13 @@ async def record(request: web.Request) -> web.Response:
         if app is None:
             raise not_found("no such application")
         events = await flow.events_of(session, app)
+    return _record_answer(request, app, events, visible=await sees_applicant(request))
+
+
+def _record_answer(
+    request: web.Request, app: Application, events: list[ApplicationEvent], *, visible: bool
+) -> web.Response:
+    """The office's view of one file, with working days counted from today in the county."""
     today = flow.now_in(request.app[SETTINGS].tz).day
     return answer(
         record_of(
@@ -212,7 +219,7 @@ async def record(request: web.Request) -> web.Response:
             sealer=request.app[SEALER],
             calendar=request.app[CALENDAR],
             today=today,
-            visible=await sees_applicant(request),
+            visible=visible,
         )
     )
 
@@ -324,17 +331,7 @@ async def step(request: web.Request) -> web.Response:
         return answer(Error(error="step not allowed", message=str(exc)), 409)
     async with request.app[MAKER]() as session:
         events = await flow.events_of(session, app)
-    today = flow.now_in(request.app[SETTINGS].tz).day
-    return answer(
-        record_of(
-            app,
-            events,
-            sealer=request.app[SEALER],
-            calendar=request.app[CALENDAR],
-            today=today,
-            visible=True,
-        )
-    )
+    return _record_answer(request, app, events, visible=True)
 
 
 def setup(app: web.Application) -> None:
