@@ -16,33 +16,37 @@ Telegram polling command.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from limits.aio.storage import RedisStorage
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gongkai.bots.backlog import Backlog, Who
+from gongkai.bots.backlog import Backlog
+from gongkai.bots.cached_follower import (
+    FOLLOWER_TTL,
+    cached_json,
+    columns_of,
+    follower_key,
+    from_cache,
+    new_follower,
+)
 from gongkai.bots.conversation import Context
 from gongkai.bots.later_sets import LaterSets
 from gongkai.bots.lookups import FollowerReads
+from gongkai.bots.settling import LazySession, Settle
 from gongkai.config import Settings
 from gongkai.dispatch.planning import Directory
 from gongkai.dispatch.ratelimit import Allowance
 from gongkai.faq.store import IndexKeeper
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.models import Follower
-from gongkai.storage.types import utcnow
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -53,9 +57,6 @@ RATE_PER_MINUTE = 10
 # A reply is kept this long for WeChat's own retries (three tries within 15 s). How long a
 # message itself is remembered is the caller's: as long as a replay of it could still be taken.
 SEEN_TTL = 60
-FOLLOWER_TTL = 600  # seconds a follower is read from Redis instead of the database
-_FOLLOWER_FIELDS = ("id", "platform", "account", "external_id", "region_code", "language",
-                    "subscribed", "created_at", "last_seen_at", "state")  # fmt: skip
 
 
 UNREAD = object()
@@ -119,161 +120,9 @@ def seen_key(key: str) -> str:
     return f"gongkai:bot:seen:{key}"
 
 
-def follower_key(platform: str, account: str, external_id: str) -> str:
-    return f"gongkai:bot:follower:{platform}:{account}:{external_id}"
-
-
-def _snapshot(follower: Follower) -> str:
-    data = {name: getattr(follower, name) for name in _FOLLOWER_FIELDS}
-    for name in ("created_at", "last_seen_at"):
-        data[name] = data[name].isoformat() if data[name] else None
-    return json.dumps(data, ensure_ascii=False, sort_keys=True)
-
-
-def _attach(raw: bytes | str | dict[str, Any]) -> Follower:
-    """The follower (cached, or read by `FollowerReads`) as a detached persistent object,
-    without a SELECT: changes made to it are tracked, and flushed as an UPDATE like those of a
-    loaded row once it is added to a session."""
-    if isinstance(raw, dict):
-        data = {name: raw[name] for name in _FOLLOWER_FIELDS}
-    else:
-        data = json.loads(raw)
-        for name in ("created_at", "last_seen_at"):
-            data[name] = datetime.fromisoformat(data[name]) if data[name] else None
-    follower = _follower(data)
-    make_transient_to_detached(follower)
-    return follower
-
-
-def _follower(data: dict[str, Any]) -> Follower:
-    """A Follower holding ``data`` (every column), made the way the ORM makes one for a row it
-    loads: a tenth of the cost of ``Follower(**data)``, whose validation and default
-    resolution this data (ours, already valid) does not need."""
-    follower: Follower = Follower.__mapper__.class_manager.new_instance()  # type: ignore[attr-defined]
-    follower.__dict__.update(data)
-    return follower
-
-
-def _state(follower: Follower) -> tuple[Any, ...]:
-    """The follower's columns, to tell whether a conversation changed it (``state`` is only
-    ever replaced, never changed in place, so holding the dict is enough)."""
-    return _columns(follower)  # type: ignore[no-any-return]
-
-
-_columns = attrgetter(*_FOLLOWER_FIELDS)  # one C call: this runs three times per message
-
-
-_SEEN_AT = _FOLLOWER_FIELDS.index("last_seen_at")
-
-
-def _lasting(state: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Without ``last_seen_at``, which alone is worth no commit."""
-    return state[:_SEEN_AT] + state[_SEEN_AT + 1 :]
-
-
 def _count_key(allowance: Allowance, *who: str) -> str:
     """The Redis key the limits library counts ``who``'s events in for this window."""
     return f"{RedisStorage.PREFIX}:{allowance.limit.key_for(allowance.namespace, *who)}"
-
-
-def _newcomer(who: Who) -> Follower:
-    """A follower for a first contact, not in the database: once in the conversation's session,
-    a query that needs its row (a subscription, a numbered offer) inserts it; a plain question
-    leaves that to the backlog."""
-    platform, account, external_id = who
-    follower = _follower(
-        {
-            "id": None,
-            "platform": platform,
-            "account": account,
-            "external_id": external_id,
-            "region_code": None,
-            "language": "zh",
-            "subscribed": True,
-            "created_at": utcnow(),
-            "last_seen_at": None,
-            "state": {},
-        }
-    )
-    return follower
-
-
-class _LazySession:
-    """The conversation's database session, opened when something first uses it (the
-    follower goes into it then). A plain question never does: opening and closing an unused
-    session cost a tenth of an answer."""
-
-    def __init__(self, maker: async_sessionmaker[AsyncSession], follower: Follower) -> None:
-        self._maker = maker
-        self._follower = follower
-        self.real: AsyncSession | None = None
-
-    def open(self) -> AsyncSession:
-        if self.real is None:
-            self.real = self._maker()
-            self.real.add(self._follower)
-        return self.real
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.open(), name)
-
-    async def close(self) -> None:
-        if self.real is not None:
-            await self.real.close()
-
-
-class _Settle:
-    """Commits what a conversation must write now, hands the rest to the backlog.
-
-    Called when a reply is ready (`respond` and `command` call it through the context) and
-    again on the way out. Anything but the follower (a subscription, a question row offered a
-    choice) or a change to the follower that the next message must see (language, village,
-    a pending offer) is committed at once, a newcomer's row with it. A newcomer whose
-    conversation wrote nothing else, and a known follower whose ``last_seen_at`` alone moved,
-    are written by the backlog.
-    """
-
-    def __init__(
-        self,
-        backlog: Backlog,
-        session: _LazySession,
-        follower: Follower,
-        who: Who,
-        state: tuple[Any, ...],
-    ) -> None:
-        self.backlog, self.session, self.follower, self.who = backlog, session, follower, who
-        self.newcomer = follower.id is None
-        self.mark = _lasting(state)
-        self.seen_at = follower.last_seen_at
-
-    async def __call__(self) -> None:
-        session, follower = self.session.real, self.follower
-        others = session is not None and (
-            bool(session.deleted)
-            or any(o is not follower for o in session.new)
-            or any(o is not follower for o in session.dirty)
-        )
-        lasting = _lasting(_state(follower))
-        flushed = self.newcomer and follower.id is not None
-        if others or flushed or lasting != self.mark:
-            session = self.session.open()
-            if follower not in session:
-                session.add(follower)
-            await session.commit()
-            self.newcomer = False
-        else:
-            if session is not None and follower in session:
-                session.expunge(follower)
-            if self.newcomer:
-                self.backlog.follower(_row(follower))
-                self.newcomer = False
-            elif follower.last_seen_at is not None and follower.last_seen_at != self.seen_at:
-                self.backlog.seen(self.who, follower.last_seen_at)
-        self.mark, self.seen_at = lasting, follower.last_seen_at
-
-
-def _row(follower: Follower) -> dict[str, Any]:
-    return {name: getattr(follower, name) for name in _FOLLOWER_FIELDS if name != "id"}
 
 
 class Inbound:
@@ -418,14 +267,14 @@ class Inbound:
             cached = await self.redis.get(key)
         assert cached is None or isinstance(cached, bytes | str)
         if cached:
-            follower = _attach(cached)
+            follower = from_cache(cached)
         else:
             row = await self.reads.get(who)
-            follower = _attach(row) if row else _newcomer(who)
-        session = _LazySession(self.maker, follower)
+            follower = from_cache(row) if row else new_follower(who)
+        session = LazySession(self.maker, follower)
         try:
-            before = _state(follower)
-            settle = _Settle(self.backlog, session, follower, who, before)
+            before = columns_of(follower)
+            settle = Settle(self.backlog, session, follower, who, before)
             ctx = Context(
                 session=session,  # type: ignore[arg-type]  # opened on first use
                 index=index,
@@ -442,8 +291,8 @@ class Inbound:
             )
             yield ctx, follower
             await settle()
-            if follower.id is not None and (_state(follower) != before or not cached):
-                await self.redis.set(key, _snapshot(follower), ex=FOLLOWER_TTL)
+            if follower.id is not None and (columns_of(follower) != before or not cached):
+                await self.redis.set(key, cached_json(follower), ex=FOLLOWER_TTL)
         finally:
             await session.close()
 
