@@ -404,6 +404,10 @@ def print_table(runs: list[dict[str, Result]], n: int) -> None:
                 f"ratio {runs[0][workers].name} / bare loop: {ratio(workers, 'bare'):.2f}"
                 + ("  (goal ≥ 0.7)" if workers == "w1" else "")
             )
+    if "floor" in runs[0]:
+        print(f"ratio durable floor / bare loop: {ratio('floor', 'bare'):.2f}")
+        if "w1" in runs[0]:
+            print(f"ratio 1 worker / durable floor: {ratio('w1', 'floor'):.2f}")
     if "bare_uv" in runs[0] and "w1" in runs[0]:
         print(f"ratio 1 worker / bare loop on uvloop: {ratio('w1', 'bare_uv'):.2f}")
     if "apprise" in runs[0] and "w1" in runs[0]:
@@ -527,13 +531,14 @@ def main() -> None:
                 if not payloads:
                     payloads = asyncio.run(_payloads(db_url, item_id))
             results["bare"] = bare_result(base, payloads, fake.pid, uv=False)
+            results["floor"] = floor_result(db_url, base, payloads, fake.pid)
             if worker_loop() == "uvloop":
                 results["bare_uv"] = bare_result(base, payloads, fake.pid, uv=True)
             if not args.no_apprise:
                 content = payloads[0]["markdown"]["content"]
                 results["apprise"] = run_apprise(base, len(payloads), content, fake.pid)
             for r in results.values():
-                if r.name.startswith(("bare", "Apprise")):
+                if r.name.startswith(("bare", "Apprise", "durable")):
                     print(f"run {run}, {r.name}: {r.rate:,.0f} msgs/s, CPU {r.cpu_us:.0f} µs/msg")
             runs.append(results)
         print_table(runs, n)
@@ -544,6 +549,22 @@ def main() -> None:
         if isinstance(redis_handle, subprocess.Popen):
             redis_handle.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def floor_result(url: str, base: str, payloads: list[dict], fake_pid: int) -> Result:
+    """The least a sender that records what it sent does on this stack (bench/fanout_floor.py)."""
+    from bench.fanout_floor import BATCH, durable_loop
+
+    fake_cpu = cpu_seconds(fake_pid)
+    seconds, own = asyncio.run(durable_loop(url, base, payloads))
+    n = len(payloads)
+    return Result(
+        f"durable floor (claim, send, record per {BATCH})",
+        n / seconds,
+        own / n * 1e6,
+        (cpu_seconds(fake_pid) - fake_cpu) / n * 1e6,
+        "the stack's limit for a sender that records",
+    )
 
 
 def bare_result(base: str, payloads: list[dict], fake_pid: int, *, uv: bool) -> Result:
