@@ -58,8 +58,8 @@ async def _fill(engine: Any, payloads: list[bytes]) -> None:
         await conn.execute(
             ROWS.insert(),
             [
-                {"id": i, "robot_key": f"bench-robot-{i}", "payload": p.decode(), "status": "queued"}
-                for i, p in enumerate(payloads)
+                {"id": i, "robot_key": f"bench-robot-{i}", "payload": b.decode(), "status": "new"}
+                for i, b in enumerate(payloads)
             ],
         )
 
@@ -79,7 +79,7 @@ async def durable_loop(url: str, base: str, payloads: list[dict]) -> tuple[float
         r = ROWS.c
         claim = (
             ROWS.update()
-            .where(r.id.in_(IDS), r.status == "queued")
+            .where(r.id.in_(IDS), r.status == "new")
             .values(status="sending", lease_until=bindparam("until"), updated_at=bindparam("now"))
             .returning(r.id, r.robot_key, r.payload)
         )
