@@ -8,8 +8,12 @@ side by side, in the same run, with a bare aiohttp loop posting the same payload
 fake (the machine's limit; also on uvloop when the workers use it, for comparison) and with
 Apprise (from PyPI, in a throwaway virtualenv this script makes under the temp dir and reuses)
 sending as many WeCom robot messages through its wecombot:// plugin, pointed at the same fake.
-It prints the ratios and each worker's peak memory (VmHWM); with ``--runs`` the medians. The
-fake runs in its own process so it does not share a core with the loop it measures.
+Beside them, the durable floor (``bench/fanout_floor.py``): the least a sender that records
+what it sent does on this stack (claim a batch, send it, record it; 200 at a time, the bound on
+sent-but-unrecorded a Gongkai worker keeps), to show how much of the bare loop's rate any such
+sender can reach. It prints the ratios and each worker's peak memory (VmHWM); with ``--runs``
+the medians. The fake runs in its own process so it does not share a core with the loop it
+measures.
 
 The workers' rate runs from the first claimed row to the item turning published, so the
 interpreter's start-up is left out (the rate with it is printed too). CPU per delivery is
