@@ -19,9 +19,18 @@ CLAIMABLE = (
 
 
 async def finish_items(session: AsyncSession, item_ids: set[str]) -> None:
-    """An item is published once none of its deliveries is still on its way (once per batch)."""
+    """An item is published once none of its deliveries is still on its way (once per batch).
+
+    Two transactions decide it together: the one recording the last delivery and the one ending
+    the planning. Each alone sees the other's change uncommitted, so on PostgreSQL both could
+    pass the item by and leave it ``publishing`` for good. Both therefore take the item's row
+    lock first (the planning's end by updating the row, this by ``FOR UPDATE``): the second
+    waits for the first to commit and then sees its change. Items are locked in one order, so
+    two workers finishing the same items cannot deadlock. (SQLite has one writer at a time.)
+    """
     open_statuses = [*CLAIMABLE, DeliveryStatus.sending]
-    for item_id in item_ids:
+    for item_id in sorted(item_ids):
+        await session.exec(select(Item.id).where(Item.id == item_id).with_for_update())
         still_open = (
             await session.exec(
                 select(Delivery.id)
