@@ -29,6 +29,7 @@ from gongkai.channels.base import TargetView
 from gongkai.dispatch import metrics
 from gongkai.dispatch.claims import Claimed, Outcome
 from gongkai.dispatch.deps import IDS, Deps
+from gongkai.dispatch.fence import fenced
 from gongkai.dispatch.progress import CLAIMABLE
 from gongkai.dispatch.queue import batches, offer
 from gongkai.dispatch.quiet import quiet_until
@@ -59,9 +60,9 @@ _CLAIMED_COLUMNS = (
 
 
 # What the claim looks at first, for every id of a job
-_LOOK = select(D.id, D.item_id, D.channel, D.status, D.not_before, D.lease_until).where(
-    D.id.in_(IDS)
-)
+_LOOK = select(
+    D.id, D.item_id, D.channel, D.status, D.not_before, D.lease_until, D.lease_owner
+).where(D.id.in_(IDS))
 
 
 def claimable(now: datetime) -> Any:
@@ -118,7 +119,7 @@ async def _take(
             if row is None:
                 words[delivery_id] = "missing"
                 continue
-            _, item_id, channel, status, not_before, lease_until = row
+            _, item_id, channel, status, not_before, lease_until, _ = row
             if status == SENDING and lease_until is not None and lease_until < now:
                 takeovers.add(delivery_id)  # its worker stopped renewing: take it over
                 candidates.append(delivery_id)
@@ -143,6 +144,12 @@ async def _take(
             extra = {"status": DeliveryStatus.queued.value, "not_before": at}
             await stamp_jobs(session, named, **(extra if word == "quiet hours" else {}))
             later.extend((job, chunk, at) for job, chunk in named)
+        if takeovers:  # unless that worker lives and only the database kept it from renewing
+            alive = await fenced(deps.pool, {i: found[i][6] for i in takeovers})
+            for delivery_id in alive:
+                words[delivery_id] = "held by a live worker"
+            takeovers -= alive
+            candidates = [i for i in candidates if i not in alive]
         claimed = await _claim(conn, deps, candidates, now) if candidates else []
         unclaimed = set(candidates) - {c.id for c in claimed}
         if unclaimed:

@@ -21,11 +21,11 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from arq.constants import in_progress_key_prefix
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.dispatch import metrics
@@ -180,42 +180,6 @@ async def reconcile_forever(deps: Deps) -> None:
             raise
         except Exception as exc:  # an outage: log once a round and carry on
             log.warning("reconciliation skipped: %s: %s", type(exc).__name__, exc)
-
-
-async def renew_leases_forever(deps: Deps) -> None:
-    """Keep the leases on the rows this worker holds ahead of the clock, three times a lease."""
-    every = deps.settings.lease_seconds / 3
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await renew_leases(deps)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("could not renew leases: %s: %s", type(exc).__name__, exc)
-
-
-async def renew_leases(deps: Deps, now: datetime | None = None) -> int:
-    held = list(deps.held)
-    if not held:
-        return 0
-    now = now or utcnow()
-    until = now + timedelta(seconds=deps.settings.lease_seconds)
-    renewed = 0
-    async with deps.maker() as session:
-        for start in range(0, len(held), 1000):
-            result = await session.execute(
-                update(DELIVERY)
-                .where(
-                    D.id.in_(held[start : start + 1000]),
-                    D.status == SENDING,
-                    D.lease_owner == deps.worker_id,
-                )
-                .values(lease_until=until)
-            )
-            renewed += result.rowcount or 0
-        await session.commit()
-    return renewed
 
 
 async def oldest_undelivered_seconds(session: AsyncSession) -> float:

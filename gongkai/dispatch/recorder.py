@@ -28,6 +28,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.dispatch import metrics
 from gongkai.dispatch.claims import Claimed, Outcome
+from gongkai.dispatch.fence import lower_fence, raise_fence
+from gongkai.dispatch.leases import renew_leases
 from gongkai.dispatch.outcomes import retry_or_give_up, settled
 from gongkai.dispatch.progress import finish_items
 from gongkai.dispatch.queue import POLL_INTERVAL, by_delay, enqueue_poll, job_name, offer
@@ -90,11 +92,12 @@ class Recorder:
             self._task = None
 
     async def _write(self, results: list[tuple[Claimed, Outcome]]) -> list[str]:
-        pause = 0.2
+        pause, outage = 0.2, False
+        deps = self.deps
         while True:
             try:
-                async with self.deps.maker() as session:
-                    words, follow = await record(session, self.deps, results)
+                async with deps.maker() as session:
+                    words, follow = await record(session, deps, results)
                 break
             except DATABASE_DOWN as exc:
                 log.warning(
@@ -104,12 +107,26 @@ class Recorder:
                     str(exc).splitlines()[0][:200] if str(exc) else "",
                     pause,
                 )
+                # the leases cannot be renewed either: keep other workers off the rows in Redis
+                outage = True
+                await raise_fence(deps.pool, deps.worker_id, deps.held, deps.settings.lease_seconds)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
         for d, _ in results:
-            self.deps.held.discard(d.id)
+            deps.held.discard(d.id)
+        if outage:
+            await self._after_outage()
         await self._enqueue(follow)
         return words
+
+    async def _after_outage(self) -> None:
+        """Leases first, then the fence down: the rows still held are never unguarded."""
+        try:
+            await renew_leases(self.deps)
+        except Exception as exc:  # down again: the fence stays up until it expires
+            log.warning("could not renew leases after the outage (%s)", exc)
+            return
+        await lower_fence(self.deps.pool, self.deps.worker_id)
 
     async def _enqueue(self, follow: list[tuple[str, str, list[int], float]]) -> None:
         for kind, job, ids, delay in follow:

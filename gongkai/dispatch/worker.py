@@ -32,10 +32,11 @@ from gongkai.config import Settings
 from gongkai.dispatch.application_reminders import remind_forever
 from gongkai.dispatch.budget import Budget
 from gongkai.dispatch.delivery import Deps, deliver_batch, poll_pending
+from gongkai.dispatch.leases import renew_leases_forever
 from gongkai.dispatch.plan_job import PLAN_JOB, plan_job
 from gongkai.dispatch.queue import DELIVER_JOB, POLL_JOB, QUEUE_NAME, arq_settings
 from gongkai.dispatch.ratelimit import RateLimiter
-from gongkai.dispatch.reconcile import reconcile_forever, renew_leases_forever
+from gongkai.dispatch.reconcile import reconcile_forever
 from gongkai.dispatch.rows import DATABASE_DOWN
 from gongkai.storage.crypto import Sealer
 from gongkai.storage.db import make_engine, make_sessionmaker
