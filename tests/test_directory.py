@@ -98,6 +98,11 @@ def test_env_expansion_and_missing_variables() -> None:
         (('code: "150627101201"', 'code: "150628101201"'), "does not lie under its parent"),
         (('"139 0000 0001"', '"1390000"'), "phones[1]: not a mainland mobile number"),
         (("account: county-sms", "account: nobody"), "no sms account named 'nobody'"),
+        (("token: t0ken,", f"token: t0ken, encoding_aes_key: {'k' * 42},"), "43 characters"),
+        (  # the right length, mistyped: WeChat would answer every message with a failure
+            ("token: t0ken,", f"token: t0ken, encoding_aes_key: '{'k' * 41}-!',"),
+            "base64",
+        ),
     ],
 )
 async def test_bad_entries_are_named(db, change, message) -> None:

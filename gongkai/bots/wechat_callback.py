@@ -99,13 +99,18 @@ async def _account(request: web.Request) -> WechatAccount:
     if mode not in MODES:
         mode = "safe" if aes else "plain"
     app_id, token = str(config.get("app_id") or ""), str(config["token"])
+    try:
+        crypto = AccountCrypto(token, str(aes), app_id) if aes else None
+    except Exception:  # stored before imports checked it: say so, never a 500 per message
+        log.error("official account %s: its encoding_aes_key is not a valid key", name)
+        raise Refused(503, "this official account is misconfigured") from None
     account = WechatAccount(
         name=name,
         app_id=app_id,
         app_secret=str(config.get("app_secret") or ""),
         token=token,
         mode=mode,
-        crypto=AccountCrypto(token, str(aes), app_id) if aes else None,
+        crypto=crypto,
         budget=float(config.get("reply_budget", REPLY_BUDGET)),
         config=config,
     )

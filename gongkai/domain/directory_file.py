@@ -14,6 +14,7 @@ Regions ignore fields they do not know, as they always have.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -60,9 +61,16 @@ def _robot_key(key: str) -> str:
     return key
 
 
+_AES_KEY = re.compile(r"[A-Za-z0-9+/]{43}")  # base64 of 32 bytes (WeChat draws letters and digits)
+
+
 def _aes_key(key: str | None) -> str | None:
+    """WeChat's EncodingAESKey: 43 characters of base64 for a 32-byte AES key. Checked whole
+    here, so that a mistyped key is an import error and not a failed callback later."""
     if key and len(key) != 43:
         raise ValueError("must be 43 characters")
+    if key and _AES_KEY.fullmatch(key) is None:
+        raise ValueError("must be letters, digits, '+' and '/' only (base64), as WeChat shows it")
     return key
 
 

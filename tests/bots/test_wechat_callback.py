@@ -205,6 +205,29 @@ async def test_an_oversized_body_is_refused_before_parsing(env: BotEnv) -> None:
     assert await env.questions() == []
 
 
+async def test_an_account_stored_with_a_broken_aes_key_answers_503_not_500(env: BotEnv) -> None:
+    """A key mistyped before imports checked it: WeChat hears 'misconfigured', every time."""
+    from sqlmodel import select
+
+    from gongkai.storage.crypto import Sealer
+    from gongkai.storage.models import Account
+
+    sealer = Sealer(env.settings.resolved_secret_key())
+
+    async def break_key(session):  # type: ignore[no-untyped-def]
+        row = (await session.exec(select(Account).where(Account.name == "safe"))).one()
+        secrets = sealer.open(row.secrets_sealed)
+        row.secrets_sealed = sealer.seal({**secrets, "encoding_aes_key": "!" * 43})
+        session.add(row)
+        await session.commit()
+
+    await env.session_do(break_key)
+    for n in range(2):
+        got = await env.push("safe").send(text_xml("o-someone", "低保咋申请", msg_id=777 + n))
+        assert (got.status, got.body) == (503, "this official account is misconfigured")
+    assert await env.questions() == []
+
+
 async def test_a_slow_answer_follows_through_the_customer_service_api(env: BotEnv) -> None:
     push = env.push("slow")  # its reply budget is 0 s: every answer is "too slow"
     xml = text_xml("o-patient", "低保咋申请", msg_id=4242)
