@@ -226,6 +226,43 @@ async def test_a_code_redirects_to_the_page_in_its_language_and_counts_each_open
         assert opens == wanted
 
 
+async def test_a_scheduled_items_code_names_nothing_until_it_is_published(
+    tmp_path, embedded_redis_url, redis
+) -> None:
+    """Codes are drawn at planning, before the publish time: a guessed one must not reveal
+    the item's id (its page is a 404 until then, and so is the code)."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gongkai.storage.models import Item
+    from gongkai.storage.types import utcnow
+    from tests.support import running_app
+
+    s = settings_for(tmp_path, public_url=PUBLIC)
+    await prepare_db(s, DIRECTORY)
+    later = (utcnow() + timedelta(days=1)).isoformat()
+    await ingest(
+        s, embedded_redis_url, notice("ejhl:later", ALIYUN_VILLAGE, ["sms"], publish_at=later)
+    )
+    (link,) = [x for x in await short_links(s) if x.lang == "zh"]
+    async with running_app(s, embedded_redis_url) as client:
+        r = await client.get(f"/s/{link.code}", allow_redirects=False)
+        assert r.status == 404 and "Location" not in r.headers
+        assert await r.text() == "没有找到该信息 / not found"
+        engine = make_engine(s.resolved_database_url)  # the publish time has come
+        try:
+            async with make_sessionmaker(engine)() as session:
+                await session.execute(
+                    update(Item).values(published_at=utcnow() - timedelta(seconds=1))
+                )
+                await session.commit()
+        finally:
+            await engine.dispose()
+        r = await client.get(f"/s/{link.code}", allow_redirects=False)
+        assert r.status == 302 and r.headers["Location"] == "/p/ejhl%3Alater"
+
+
 async def test_unknown_and_hostile_codes_are_a_quick_404(
     tmp_path, embedded_redis_url, redis
 ) -> None:

@@ -8,6 +8,7 @@ opens counter is the only thing that changes, by additions many redirects share 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import bindparam, func, update
@@ -17,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.domain.links import LINKED_CHANNELS, link_key, new_code
-from gongkai.storage.models import ShortLink
+from gongkai.storage.models import Item, ShortLink
 from gongkai.storage.types import utcnow
 
 DRAWS = 8  # a repeat of a random code is ~1 in 10^10 per draw; eight in a row is never
@@ -69,12 +70,17 @@ async def codes_for(
     raise CodesExhausted(f"no free short-link code for {item_id} after {DRAWS} draws")
 
 
-async def resolve(session: AsyncSession, code: str) -> tuple[str, str] | None:
-    """The item id and language a code stands for; None for an unknown code."""
+async def resolve(session: AsyncSession, code: str) -> tuple[str, str, datetime | None] | None:
+    """The item id and language a code stands for, and when the item was (or is to be)
+    published; None for an unknown code."""
     row = (
-        await session.exec(select(ShortLink.item_id, ShortLink.lang).where(ShortLink.code == code))
+        await session.exec(
+            select(ShortLink.item_id, ShortLink.lang, Item.published_at)
+            .join(Item, col(Item.id) == col(ShortLink.item_id), isouter=True)
+            .where(ShortLink.code == code)
+        )
     ).first()
-    return (row[0], row[1]) if row is not None else None
+    return (row[0], row[1], row[2]) if row is not None else None
 
 
 async def add_opens(session: AsyncSession, counts: Mapping[str, int]) -> None:

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from gongkai.domain.links import is_code, page_url
 from gongkai.storage.short_links import add_opens, resolve
+from gongkai.storage.types import utcnow
 from gongkai.web.keys import MAKER
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,12 @@ async def _redirect(request: web.Request, *, count: bool) -> web.Response:
     target = opens.resolved.get(code)
     if target is None:
         async with request.app[MAKER]() as session:
-            target = await resolve(session, code)
-        if target is None:
+            found = await resolve(session, code)
+        # an item not yet published (scheduled) is not found, as on /p/: the link names no id
+        if found is None or found[2] is None or found[2] > utcnow():
             raise web.HTTPNotFound(text=NOT_FOUND)
-        opens.remember(code, target)
+        target = found[:2]
+        opens.remember(code, target)  # once published, a code's page never moves
     if count:
         opens.pending[code] += 1
     item_id, lang = target
