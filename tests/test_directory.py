@@ -178,9 +178,9 @@ async def test_a_changed_file_adds_and_changes_and_removes_nothing(any_db) -> No
         report = await import_directory(session, parse_directory(CHANGED, ENV), sealer)
     counts = {kind: vars(c) for kind, c in report.kinds().items()}
     assert counts == {
-        "regions": {"added": 1, "changed": 1, "unchanged": 5, "not_in_file": 0},
-        "accounts": {"added": 0, "changed": 1, "unchanged": 2, "not_in_file": 0},
-        "targets": {"added": 1, "changed": 1, "unchanged": 3, "not_in_file": 1},
+        "regions": {"added": 1, "changed": 1, "unchanged": 5, "not_in_file": 0, "deactivated": 0},
+        "accounts": {"added": 0, "changed": 1, "unchanged": 2, "not_in_file": 0, "deactivated": 0},
+        "targets": {"added": 1, "changed": 1, "unchanged": 3, "not_in_file": 1, "deactivated": 0},
     }
     after, regions, accounts = await _rows(maker)
     assert regions["150627101"].name == "札萨克镇（新）"
@@ -198,6 +198,43 @@ async def test_a_changed_file_adds_and_changes_and_removes_nothing(any_db) -> No
     assert gone.active and gone.region_code == "150627101201"
     assert by_address['{"robot_key":"robot-2"}'].options == {"quiet_hours": "22:00-07:00"}
     assert by_address['{"robot_key":"robot-4"}'].region_code == "150627101202"
+
+
+async def test_deactivate_missing_retires_what_the_file_left_out_and_brings_it_back(
+    any_db,
+) -> None:
+    """A robot replaced (a new key) or a phone list rewritten is another target: the old one
+    would go on receiving. Asked to, the import deactivates what the file no longer lists, says
+    why, and makes it active again when a later file lists it; other inactive targets (a key
+    the provider refused) are left as they are."""
+    from gongkai.storage.directory import NOT_IN_FILE
+
+    maker, sealer = any_db
+    async with maker() as session:
+        await import_directory_file(session, DIRECTORY, sealer, ENV)
+        plain = await import_directory_file(session, CHANGED, sealer, ENV)
+        pruned = await import_directory_file(session, CHANGED, sealer, ENV, deactivate_missing=True)
+        again = await import_directory_file(session, CHANGED, sealer, ENV, deactivate_missing=True)
+    assert (plain.target_counts.not_in_file, plain.target_counts.deactivated) == (1, 0)
+    assert not pruned.same_file  # a plain import of the same file left it active
+    assert (pruned.target_counts.not_in_file, pruned.target_counts.deactivated) == (1, 1)
+    assert again.same_file and again.target_counts.deactivated == 0
+    targets, _, _ = await _rows(maker)
+    by_key = {sealer.open(t.address_sealed).get("robot_key"): t for t in targets.values()}
+    assert not by_key["robot-3"].active and by_key["robot-3"].inactive_reason == NOT_IN_FILE
+    assert all(t.active for key, t in by_key.items() if key != "robot-3")
+    async with maker() as session:  # a provider refused robot-2's key meanwhile
+        refused = by_key["robot-2"]
+        refused.active, refused.inactive_reason = False, "93000 invalid webhook key"
+        session.add(refused)
+        await session.commit()
+        back = await import_directory_file(session, DIRECTORY, sealer, ENV, deactivate_missing=True)
+    assert back.target_counts.changed >= 1 and back.target_counts.deactivated == 1  # robot-4
+    targets, _, _ = await _rows(maker)
+    by_key = {sealer.open(t.address_sealed).get("robot_key"): t for t in targets.values()}
+    assert by_key["robot-3"].active and by_key["robot-3"].inactive_reason is None
+    assert not by_key["robot-2"].active  # not the import's to undo
+    assert not by_key["robot-4"].active and by_key["robot-4"].inactive_reason == NOT_IN_FILE
 
 
 async def test_an_unchanged_file_rewrites_nothing(any_db) -> None:
@@ -310,6 +347,7 @@ async def test_a_county_of_two_thousand_villages_in_one_go(any_db) -> None:
         "changed": 1,
         "unchanged": 1999,
         "not_in_file": 0,
+        "deactivated": 0,
     }
     targets, regions, _ = await _rows(maker)
     assert len(targets) == 2000 and len(regions) == 2021
@@ -349,6 +387,14 @@ def test_progress_is_plain_lines_off_a_terminal(tmp_path, monkeypatch) -> None:
         "targets: 0 added, 0 changed, 5 unchanged; 1 not in the file, kept (an import removes "
         "nothing)",
     ]
+    # asked to, the import retires the target the file no longer lists
+    result = CliRunner().invoke(
+        app, ["directory", "import", str(path), "--deactivate-missing"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == (
+        "targets: 0 added, 0 changed, 5 unchanged; 1 not in the file, 1 of them deactivated"
+    )
 
 
 async def test_progress_on_a_terminal_draws_a_bar_per_phase(db) -> None:

@@ -127,7 +127,9 @@ def summary_lines(report: ImportReport) -> list[str]:
     lines = ["the file of the last import, unchanged: nothing to do"] if report.same_file else []
     for kind, c in report.kinds().items():
         line = f"{kind}: {c.added} added, {c.changed} changed, {c.unchanged} unchanged"
-        if c.not_in_file:
+        if c.deactivated:
+            line += f"; {c.not_in_file} not in the file, {c.deactivated} of them deactivated"
+        elif c.not_in_file:
             line += f"; {c.not_in_file} not in the file, kept (an import removes nothing)"
         lines.append(line)
     return lines

@@ -200,7 +200,15 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 
 
 @directory_app.command("import")
-def directory_import(file: Path) -> None:
+def directory_import(
+    file: Path,
+    deactivate_missing: bool = typer.Option(
+        False,
+        "--deactivate-missing",
+        help="deactivate the targets of the file's regions it no longer lists "
+        "(a replaced robot key, a rewritten phone list); listed again, they are active again",
+    ),
+) -> None:
     """Load accounts, regions and targets; importing the same file again changes nothing.
 
     Progress (connecting, parsing, validating, writing) goes to standard error: bars on a
@@ -216,7 +224,9 @@ def directory_import(file: Path) -> None:
         progress.phase("connecting")  # the database, its migrations checked
         async with database(s) as maker, maker() as session:
             sealer = Sealer(s.resolved_secret_key())
-            return await import_directory_file(session, text, sealer, progress=progress)
+            return await import_directory_file(
+                session, text, sealer, progress=progress, deactivate_missing=deactivate_missing
+            )
 
     try:
         with import_progress(err) as progress:

@@ -17,7 +17,6 @@ to them.
 from __future__ import annotations
 
 import gc
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import yaml
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.domain import safe_yaml
@@ -34,17 +33,18 @@ from gongkai.domain.directory_file import (
     ACCOUNT_CHANNELS,
     DirectoryError,
     DirectoryFile,
-    LoudspeakerTarget,
-    RegionNode,
-    SmsTarget,
-    TargetEntry,
-    TelegramTarget,
-    VillageGroupTarget,
     validate_directory,
 )
 from gongkai.storage.bulk import insert_rows, update_rows
-from gongkai.storage.crypto import Sealer, mask_phone, mask_secret
-from gongkai.storage.models import Account, DirectoryImport, Region, Target
+from gongkai.storage.crypto import Sealer, mask_secret
+from gongkai.storage.directory_targets import (
+    CURRENT_SEAL,
+    NOT_IN_FILE,
+    Walk,
+    import_targets,
+    wanted_targets,
+)
+from gongkai.storage.models import Account, DirectoryImport, Region
 
 SECRET_FIELDS = {
     "app_secret",
@@ -57,11 +57,10 @@ SECRET_FIELDS = {
     "password",
 }
 _ENV_RE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")  # upper case only: SMS templates use ${title}
-_CURRENT_SEAL = "g1:"  # Sealer's AES-GCM prefix; anything else is an older Fernet token
-_CHUNK = 2000  # rows per read (bound parameters) and per progress step
 _DIGEST_VERSION = "1"  # part of a file's digest: a new way of importing reads every file again
 __all__ = [
     "ACCOUNT_CHANNELS",
+    "NOT_IN_FILE",
     "SECRET_FIELDS",
     "DirectoryError",
     "ImportProgress",
@@ -107,6 +106,7 @@ class KindCounts:
     changed: int = 0
     unchanged: int = 0
     not_in_file: int = 0
+    deactivated: int = 0  # of those not in the file (targets, with --deactivate-missing)
 
     @property
     def in_file(self) -> int:
@@ -149,7 +149,7 @@ class ImportReport:
         }
 
     def changed_anything(self) -> bool:
-        return any(c.added or c.changed for c in self.kinds().values())
+        return any(c.added or c.changed or c.deactivated for c in self.kinds().values())
 
     def counts(self) -> dict[str, dict[str, int]]:
         """What a later import of the same file reports: everything in it, unchanged."""
@@ -236,75 +236,6 @@ def load_directory(
         return validate_directory(data)
 
 
-# --- what the file wants ----------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _WantedTarget:
-    region_code: str
-    channel: str
-    account: str | None
-    address: dict[str, Any]
-    masked: str
-    options: dict[str, Any]
-    lookup: str = ""
-
-
-@dataclass(slots=True)
-class _StoredTarget:
-    id: int | None  # None: added by this import
-    options: dict[str, Any]
-    masked: str
-    current_seal: bool
-
-
-def _target_address(t: TargetEntry) -> tuple[dict[str, Any], str]:
-    """The sealed address and how it is shown, as the import has always written them."""
-    if isinstance(t, VillageGroupTarget | LoudspeakerTarget) and t.robot_key is not None:
-        return {"robot_key": t.robot_key}, "robot " + mask_secret(t.robot_key)
-    if isinstance(t, SmsTarget | LoudspeakerTarget) and t.phones is not None:
-        masked = ", ".join(mask_phone(p) for p in t.phones[:3]) + (
-            f" (+{len(t.phones) - 3})" if len(t.phones) > 3 else ""
-        )
-        return {"phones": t.phones}, masked
-    if isinstance(t, TelegramTarget):
-        return {"chat_id": t.chat_id}, f"chat {t.chat_id}"
-    raise AssertionError(f"a {t.channel} target without an address")  # the model refuses it
-
-
-_Walk = list[tuple[str, RegionNode, RegionNode | None]]
-
-
-def _wanted_targets(directory: DirectoryFile, walk: _Walk, sealer: Sealer) -> list[_WantedTarget]:
-    """Every target of the file in file order, then one per official account (as before)."""
-    wanted = [
-        _WantedTarget(node.code, t.channel, t.account, *_target_address(t), t.options())
-        for _where, node, _parent in walk
-        for t in node.targets
-    ]
-    for account in directory.accounts.wechat_mp:
-        wanted.append(
-            _WantedTarget(
-                account.region,
-                "wechat_mp",
-                account.name,
-                {},
-                "official account " + account.name,
-                {},
-            )
-        )
-    for w in wanted:
-        w.lookup = sealer.lookup_key(
-            w.channel, w.region_code, w.account or "", json.dumps(w.address, sort_keys=True)
-        )
-    return wanted
-
-
-def _chunks(values: list[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
-
-
 # --- the import -------------------------------------------------------------------------------
 
 
@@ -313,13 +244,22 @@ async def import_directory(
     data: DirectoryFile | dict[str, Any],
     sealer: Sealer,
     progress: ImportProgress | None = None,
+    *,
+    deactivate_missing: bool = False,
 ) -> ImportReport:
     """Write the file's accounts, regions and targets in one transaction; ``data`` is the file's
     model (``load_directory``) or its parsed data (``parse_directory``)."""
     with _collector_paused():
         directory = data if isinstance(data, DirectoryFile) else validate_directory(data)
         await _one_import_at_a_time(session)
-        return await _import(session, directory, sealer, progress or _Quiet(), digest="")
+        return await _import(
+            session,
+            directory,
+            sealer,
+            progress or _Quiet(),
+            digest="",
+            deactivate_missing=deactivate_missing,
+        )
 
 
 async def import_directory_file(
@@ -328,6 +268,8 @@ async def import_directory_file(
     sealer: Sealer,
     environ: dict[str, str] | None = None,
     progress: ImportProgress | None = None,
+    *,
+    deactivate_missing: bool = False,
 ) -> ImportReport:
     """Import a directory file's text: what ``gongkai directory import`` does.
 
@@ -338,7 +280,10 @@ async def import_directory_file(
     parsed, validated and imported, and its digest recorded with the import."""
     progress = progress or _Quiet()
     expanded = expand_env(text, environ)
-    digest = sealer.lookup_key("directory file", _DIGEST_VERSION, expanded)
+    # deactivating what is missing is another import of the same file: not skipped after a
+    # plain one, and recognised after one like it
+    marks = ("deactivate missing",) if deactivate_missing else ()
+    digest = sealer.lookup_key("directory file", _DIGEST_VERSION, *marks, expanded)
     for locked in (False, True):  # the lock only when there is work to do
         if locked:
             await _one_import_at_a_time(session)
@@ -350,7 +295,15 @@ async def import_directory_file(
         data = _parse_expanded(expanded)
         progress.phase("validating")
         directory = validate_directory(data)
-        return await _import(session, directory, sealer, progress, digest=digest, last=last)
+        return await _import(
+            session,
+            directory,
+            sealer,
+            progress,
+            digest=digest,
+            last=last,
+            deactivate_missing=deactivate_missing,
+        )
 
 
 _IMPORT_LOCK = 0x676B_6469  # "gkdi": PostgreSQL's advisory lock key for directory imports
@@ -382,20 +335,30 @@ async def _import(
     progress: ImportProgress,
     digest: str,
     last: DirectoryImport | None = None,
+    deactivate_missing: bool = False,
 ) -> ImportReport:
     walk = directory.walk()
     accounts = [(ch, e) for ch, entries in directory.accounts.by_channel().items() for e in entries]
-    wanted = _wanted_targets(directory, walk, sealer)
+    wanted = wanted_targets(directory, walk, sealer)
     progress.phase("writing", len(walk) + len(accounts) + len(wanted))
     report = ImportReport()
 
     await _check_official_account_regions(session, directory, {n.code for _, n, _ in walk})
     await _import_accounts(session, sealer, accounts, report.account_counts)
     progress.advance(len(accounts))
-    await _import_regions(session, directory, walk, report.region_counts)
+    left_out = await _import_regions(session, directory, walk, report.region_counts)
     progress.advance(len(walk))
-    codes = [node.code for _, node, _ in walk]
-    await _import_targets(session, sealer, wanted, codes, report.target_counts, progress)
+    # the targets of the file's regions, and of the regions under them that it left out
+    codes = [node.code for _, node, _ in walk] + sorted(left_out)
+    await import_targets(
+        session,
+        sealer,
+        wanted,
+        codes,
+        report.target_counts,
+        progress,
+        deactivate_missing=deactivate_missing,
+    )
     if report.changed_anything() or (digest and (last is None or last.digest != digest)):
         session.add(DirectoryImport(digest=digest, counts=report.counts()))
     await session.commit()
@@ -428,7 +391,7 @@ def _split_secrets(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
 def _same_secrets(sealer: Sealer, sealed: str, secret: dict[str, Any]) -> bool:
     """Whether the stored seal holds exactly these secrets, in the current kind of seal (an
     older Fernet token, or one sealed under another key, is sealed afresh)."""
-    if not sealed.startswith(_CURRENT_SEAL):
+    if not sealed.startswith(CURRENT_SEAL):
         return False
     try:
         return bool(sealer.open(sealed) == secret)
@@ -477,10 +440,11 @@ _REGION_FIELDS = ("name", "parent_code", "path", "level", "names", "languages")
 
 
 async def _import_regions(
-    session: AsyncSession, directory: DirectoryFile, walk: _Walk, counts: KindCounts
-) -> None:
+    session: AsyncSession, directory: DirectoryFile, walk: Walk, counts: KindCounts
+) -> set[str]:
     """The tree, parents first. The stored regions under the file's top regions are read by
-    code prefix (a child's code extends its parent's), one query per top region."""
+    code prefix (a child's code extends its parent's), one query per top region. Returns the
+    codes of those the file no longer lists (kept, like everything an import leaves out)."""
     R = Region.__table__  # type: ignore[attr-defined]
     roots = [node.code for node in directory.regions]
     stored: dict[str, tuple[Any, ...]] = {}
@@ -513,91 +477,8 @@ async def _import_regions(
         else:
             counts.unchanged += 1
     counts.added, counts.changed = len(added), len(changed)
-    counts.not_in_file = len(stored.keys() - paths.keys())
+    left_out = stored.keys() - paths.keys()
+    counts.not_in_file = len(left_out)
     await insert_rows(session, R, added)  # file order: a parent before its children
     await update_rows(session, R, "code", changed)
-
-
-async def _import_targets(
-    session: AsyncSession,
-    sealer: Sealer,
-    wanted: list[_WantedTarget],
-    region_codes: list[str],
-    counts: KindCounts,
-    progress: ImportProgress,
-) -> None:
-    """Found by lookup digest: the same address in the same region and account is the same
-    target, whose options and masked label may change; another address is another target."""
-    stored = await _stored_targets(session, wanted, region_codes)
-    in_region_only = set(stored)
-    added: dict[str, dict[str, Any]] = {}
-    changed: dict[int, dict[str, Any]] = {}
-    for chunk in _chunks(wanted):
-        for w in chunk:
-            in_region_only.discard(w.lookup)
-            known = stored.get(w.lookup)
-            if known is None:
-                added[w.lookup] = {
-                    "region_code": w.region_code,
-                    "channel": w.channel,
-                    "account_name": w.account,
-                    "address_sealed": sealer.seal(w.address),
-                    "address_masked": w.masked,
-                    "lookup": w.lookup,
-                    "options": w.options,
-                    "active": True,
-                    "inactive_reason": None,
-                }
-                stored[w.lookup] = _StoredTarget(None, w.options, w.masked, True)
-                counts.added += 1
-                continue
-            if known.options == w.options and known.masked == w.masked and known.current_seal:
-                counts.unchanged += 1
-                continue
-            # the file names it twice: the later entry wins, as it always has
-            counts.changed += 1
-            known.options, known.masked = w.options, w.masked
-            if known.id is None:
-                added[w.lookup].update(options=w.options, address_masked=w.masked)
-                continue
-            row = {"options": w.options, "address_masked": w.masked}
-            if not known.current_seal:
-                known.current_seal = True
-                row["address_sealed"] = sealer.seal(w.address)
-            changed.setdefault(known.id, {}).update(row)
-        progress.advance(len(chunk))
-    counts.not_in_file = len(in_region_only)
-    T = Target.__table__  # type: ignore[attr-defined]
-    await insert_rows(session, T, list(added.values()))  # ids in file order, as before
-    for resealed in (False, True):  # one executemany per set of columns
-        rows = [{**r, "id": i} for i, r in changed.items() if ("address_sealed" in r) == resealed]
-        await update_rows(session, T, "id", rows)
-
-
-async def _stored_targets(
-    session: AsyncSession, wanted: list[_WantedTarget], region_codes: list[str]
-) -> dict[str, _StoredTarget]:
-    """The stored targets of the file's regions (so those the file no longer lists can be
-    counted), and any other the file names (an official account's county kept from before)."""
-    T = Target.__table__  # type: ignore[attr-defined]
-    columns = (
-        T.c.lookup,
-        T.c.id,
-        T.c.options,
-        T.c.address_masked,
-        func.substr(T.c.address_sealed, 1, len(_CURRENT_SEAL)),
-    )
-    stored: dict[str, _StoredTarget] = {}
-    conn = await session.connection()
-
-    async def read(where: Any) -> None:
-        for lookup, id_, options, masked, seal in await conn.execute(select(*columns).where(where)):
-            stored[lookup] = _StoredTarget(id_, options, masked, seal == _CURRENT_SEAL)
-
-    for chunk in _chunks(region_codes):
-        await read(T.c.region_code.in_(chunk))
-    in_regions = set(region_codes)
-    others = [w.lookup for w in wanted if w.region_code not in in_regions]
-    for chunk in _chunks(others):
-        await read(T.c.lookup.in_(chunk))
-    return stored
+    return set(left_out)
