@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 from sqlalchemy import or_, select
@@ -37,6 +37,7 @@ from gongkai.domain.directory_file import (
 )
 from gongkai.storage.bulk import insert_rows, update_rows
 from gongkai.storage.crypto import Sealer, mask_secret
+from gongkai.storage.directory_report import ImportProgress, KindCounts
 from gongkai.storage.directory_targets import (
     CURRENT_SEAL,
     NOT_IN_FILE,
@@ -74,43 +75,12 @@ __all__ = [
 ]
 
 
-class ImportProgress(Protocol):
-    """Told what the import is doing: the command line draws it, a test may record it.
-
-    Phases, in order: ``parsing``, ``validating``, ``writing`` (a caller may add its own, as
-    the command line does ``connecting`` before them); ``total`` is the number of steps
-    ``advance`` will count (None when a phase cannot say: parsing and validating are one call).
-    None of them when the file is the last import's, unchanged.
-    """
-
-    def phase(self, name: str, total: int | None = None) -> None: ...
-
-    def advance(self, steps: int = 1) -> None: ...
-
-
 class _Quiet:
     def phase(self, name: str, total: int | None = None) -> None:
         pass
 
     def advance(self, steps: int = 1) -> None:
         pass
-
-
-@dataclass
-class KindCounts:
-    """What an import did to one kind of row. ``not_in_file``: stored rows the file does not
-    list (targets in the file's regions, regions under its top regions, any account); the import
-    leaves them as they were."""
-
-    added: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    not_in_file: int = 0
-    deactivated: int = 0  # of those not in the file (targets, with --deactivate-missing)
-
-    @property
-    def in_file(self) -> int:
-        return self.added + self.changed + self.unchanged
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,10 +26,8 @@ from gongkai.domain.directory_file import (
 )
 from gongkai.storage.bulk import insert_rows, update_rows
 from gongkai.storage.crypto import Sealer, mask_phone, mask_secret
+from gongkai.storage.directory_report import ImportProgress, KindCounts
 from gongkai.storage.models import Target
-
-if TYPE_CHECKING:
-    from gongkai.storage.directory import ImportProgress, KindCounts
 
 CURRENT_SEAL = "g1:"  # Sealer's AES-GCM prefix; anything else is an older Fernet token
 CHUNK = 2000  # rows per read (bound parameters) and per progress step
