@@ -38,8 +38,9 @@ __all__ = ["NOTICE_JOB", "notice_retry_job", "requeue_lost_retries"]
 
 log = logging.getLogger(__name__)
 
-# A retry queued just now may not be in Redis yet (it is queued after its event's commit).
-GRACE = timedelta(seconds=5)
+# A retry due this instant may not be in Redis yet (it is queued after its event's commit);
+# queuing it twice is harmless (the job's name is taken), only wasted.
+GRACE = timedelta(seconds=1)
 # How far back reconciliation looks for notices: far beyond the longest run of retries.
 LOOK_BACK = timedelta(days=30)
 
