@@ -13,8 +13,9 @@ from datetime import datetime
 
 import pytest
 
-from gongkai.dispatch.notice_retry import GRACE
+from gongkai.dispatch.notice_retry import GRACE, notice_retry_job
 from gongkai.dispatch.queue import QUEUE_NAME
+from gongkai.dispatch.worker import close_deps, open_deps
 from gongkai.sandbox import aliyun_sms
 from gongkai.sandbox.server import serve
 from gongkai.storage.applications import Application, ApplicationEvent
@@ -114,6 +115,14 @@ async def test_an_sms_notice_met_by_a_5xx_is_delivered_by_a_workers_retry(env: B
         "try": 2,
     }
 
+    # the same retry run again (a job queued twice, had Redis allowed it) sends nothing
+    deps, engine = open_deps(env.settings, env.redis_url)
+    try:
+        assert await notice_retry_job({"deps": deps}, first.id) == "already tried again"
+    finally:
+        await close_deps(deps, engine)
+    assert sms.accepted_requests == 1 and len(await tries(env)) == 2
+
 
 async def test_a_wechat_notice_met_by_system_busy_is_sent_again(env: BotEnv) -> None:
     number = await apply_in_wechat(env)
@@ -194,7 +203,6 @@ async def test_after_the_last_retry_the_notice_is_left_for_post(env: BotEnv) -> 
 
 async def test_a_retry_redis_lost_is_queued_again_by_reconciliation(env: BotEnv) -> None:
     from gongkai.dispatch.reconcile import reconcile
-    from gongkai.dispatch.worker import close_deps, open_deps
 
     sms = env.sms  # type: ignore[attr-defined]
     number = await apply_for_sms(env)

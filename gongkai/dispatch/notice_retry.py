@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from arq import Retry
 from arq.constants import in_progress_key_prefix
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.dispatch.notice_try import (
     NOTICE_JOB,
@@ -46,43 +47,63 @@ LOOK_BACK = timedelta(days=30)
 
 
 async def notice_retry_job(ctx: dict[str, Any], event_id: int) -> str:
-    try:
-        return await retry_notice(ctx["deps"], event_id)
-    except DATABASE_DOWN as exc:  # nothing was sent: the same job again shortly
-        log.warning("database unavailable (%s); notice retry %s later", exc, event_id)
-        raise Retry(defer=5) from exc
+    return await retry_notice(ctx["deps"], event_id)
 
 
 async def retry_notice(deps: Deps, event_id: int) -> str:
     """Try again the notice whose try ``event_id`` was refused for now."""
     async with deps.maker() as session:
-        event = await session.get(ApplicationEvent, event_id)
-        if event is None or event.step != "notice" or "retry_at" not in event.detail:
-            return "nothing to retry"
-        first = notice_of(event)
-        later = (
-            await session.exec(
-                select(ApplicationEvent).where(
-                    ApplicationEvent.application_id == event.application_id,
-                    ApplicationEvent.step == "notice",
-                    col(ApplicationEvent.id) > event_id,
-                )
-            )
-        ).all()
-        if any(notice_of(e) == first for e in later):
-            return "already tried again"
-        app = await session.get(Application, event.application_id)
-        if app is None:
-            return "application gone"
+        try:
+            found = await _still_due(session, event_id)
+        except DATABASE_DOWN as exc:  # nothing was sent: the same job again shortly
+            log.warning("database unavailable (%s); notice retry %s later", exc, event_id)
+            raise Retry(defer=5) from exc
+        if isinstance(found, str):
+            return found
+        event, app = found
+        # From here a lost database fails the job instead of retrying it at once: the notice
+        # may have gone, and reconciliation queues it again only once the job's result expired.
         kit = NoticeKit(deps.settings, deps.sealer, deps.http, deps.pool)
         tries = int(event.detail.get("try") or 1) + 1
         done = await try_notice(
-            session, kit, app, str(event.detail["status"]), at=utcnow(), tries=tries, first=first
+            session,
+            kit,
+            app,
+            str(event.detail["status"]),
+            at=utcnow(),
+            tries=tries,
+            first=notice_of(event),
         )
         outcome = "retry queued" if "retry_at" in done.detail else "sent"
         if "error" in done.detail and "retry_at" not in done.detail:
             outcome = "needs post" if done.detail.get("needs_post") else "refused"
         return f"{app.number} try {tries} by {done.detail.get('channel')}: {outcome}"
+
+
+async def _still_due(
+    session: AsyncSession, event_id: int
+) -> tuple[ApplicationEvent, Application] | str:
+    """The refused try and its application, or why there is nothing to do: the try is not
+    the last of its notice any more (this job ran already), or it is gone."""
+    event = await session.get(ApplicationEvent, event_id)
+    if event is None or event.step != "notice" or "retry_at" not in event.detail:
+        return "nothing to retry"
+    first = notice_of(event)
+    later = (
+        await session.exec(
+            select(ApplicationEvent).where(
+                ApplicationEvent.application_id == event.application_id,
+                ApplicationEvent.step == "notice",
+                col(ApplicationEvent.id) > event_id,
+            )
+        )
+    ).all()
+    if any(notice_of(e) == first for e in later):
+        return "already tried again"
+    app = await session.get(Application, event.application_id)
+    if app is None:
+        return "application gone"
+    return event, app
 
 
 async def due_retries(deps: Deps, now: datetime) -> list[int]:
