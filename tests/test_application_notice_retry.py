@@ -9,11 +9,13 @@ real arq workers' (``tests.support.run_workers``) against the Aliyun, WeChat and
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from gongkai.dispatch.notice_retry import GRACE, notice_retry_job
+from gongkai.dispatch.notice_try import notice_job
 from gongkai.dispatch.queue import QUEUE_NAME
 from gongkai.dispatch.worker import close_deps, open_deps
 from gongkai.sandbox import aliyun_sms
@@ -26,15 +28,16 @@ from tests.bot_support import DIRECTORY, BotEnv, bot_env, until
 from tests.bots.test_application_chat_notice import OPENID, SMS_ACCOUNT, TEMPLATE, apply_in_wechat
 from tests.bots.test_apply_in_chat import answer
 from tests.bots.test_telegram_bot import CHAT, post, shown, update
-from tests.support import ENV, run_workers, token
+from tests.support import ENV, run_workers, token, workers_until
 
 PHONE = "13600002222"
 CUSTOM_SEND = "cgi-bin/message/custom/send"
 
 
 @pytest.fixture
-async def env(tmp_path, embedded_redis_url, redis):  # type: ignore[no-untyped-def]
-    """The bots and the county's SMS account on the Aliyun fake; retries a moment apart."""
+async def env(request, tmp_path, embedded_redis_url, redis):  # type: ignore[no-untyped-def]
+    """The bots and the county's SMS account on the Aliyun fake; retries a moment apart (a
+    test's ``indirect`` parameter adds settings)."""
     fake, sms = aliyun_sms.make_app(templates={"SMS_APPLY": TEMPLATE})
     async with serve(fake) as base:
         async with bot_env(
@@ -43,6 +46,7 @@ async def env(tmp_path, embedded_redis_url, redis):  # type: ignore[no-untyped-d
             aliyun_sms_endpoint=base,
             applications_sms_template="SMS_APPLY",
             applications_notice_retry_seconds="0.05,0.05",
+            **getattr(request, "param", {}),
         ) as e:
             directory = DIRECTORY.replace("  telegram:\n", SMS_ACCOUNT + "  telegram:\n")
 
@@ -201,6 +205,27 @@ async def test_after_the_last_retry_the_notice_is_left_for_post(env: BotEnv) -> 
     assert shown_events[-1]["detail"]["needs_post"] is True
 
 
+def _quiet_now() -> dict[str, str]:
+    """Quiet hours from an hour ago to an hour from now, county time."""
+    local = datetime.now(ZoneInfo("Asia/Shanghai"))
+    start, end = local - timedelta(hours=1), local + timedelta(hours=1)
+    return {"quiet_hours": f"{start:%H:%M}-{end:%H:%M}"}
+
+
+@pytest.mark.parametrize("env", [_quiet_now()], indirect=True)
+async def test_a_retry_falling_in_quiet_hours_waits_for_their_end(env: BotEnv) -> None:
+    sms = env.sms  # type: ignore[attr-defined]
+    number = await apply_for_sms(env)
+    throttled(sms)
+    await answer(env, number)
+    (first,) = await tries(env)
+    end = env.settings.quiet_hours.split("-")[1]
+    due = datetime.fromisoformat(first.detail["retry_at"])
+    assert f"{due.astimezone(env.settings.tz):%H:%M}" == end  # not in 0.05 s, nor 1 s
+    queued = await env.redis.zscore(QUEUE_NAME, notice_job(first.id))  # type: ignore[attr-defined]
+    assert queued is not None and abs(queued / 1000 - due.timestamp()) < 2
+
+
 async def test_a_retry_redis_lost_is_queued_again_by_reconciliation(env: BotEnv) -> None:
     from gongkai.dispatch.reconcile import reconcile
 
@@ -231,3 +256,22 @@ def _now() -> datetime:
     from gongkai.storage.types import utcnow
 
     return utcnow()
+
+
+async def test_running_workers_find_a_lost_retry_by_themselves(env: BotEnv) -> None:
+    """No one calls reconciliation here: the workers' own background round does."""
+    sms = env.sms  # type: ignore[attr-defined]
+    number = await apply_for_sms(env)
+    throttled(sms)
+    await answer(env, number)
+    await env.redis.flushall()  # type: ignore[attr-defined]  # Redis restarted empty
+
+    async def delivered() -> bool:
+        return bool(sms.messages)
+
+    often = env.settings.model_copy(update={"reconcile_seconds": 0.2})
+    await workers_until(often, env.redis_url, delivered)
+    assert sms.texts_to(PHONE) == [
+        f"【伊金霍洛旗政务公开】您的政府信息公开申请{number}已答复，请凭查询码查询。"
+    ]
+    assert [e.detail["try"] for e in await tries(env)] == [1, 2]

@@ -15,7 +15,8 @@ records ``try`` (1, 2, …) and ``retry_at``: the retry is the arq job named aft
 Redis lost is found again from the event alone (``notice_retry.requeue_lost_retries``). A retry
 records ``notice`` (the id of the first try's event) and its ``try``. The waits are
 ``GONGKAI_APPLICATIONS_NOTICE_RETRY_SECONDS`` (1, 5, 15, 60, 240 minutes), or longer when the
-provider asks; a try refused temporarily after the last wait records ``needs_post``.
+provider asks, and a retry falling in quiet hours waits for their end; a try refused
+temporarily after the last wait records ``needs_post``.
 
 An SMS whose request went out without an answer (``UncertainError``) is not tried again: neither
 provider deduplicates, and a resident would get it twice.
@@ -38,6 +39,7 @@ from gongkai.config import Settings
 from gongkai.dispatch.application_chat_notice import OutsideWindow, notify_in_chat
 from gongkai.dispatch.application_notice import NoticeUnavailable, notify_by_sms
 from gongkai.dispatch.queue import QUEUE_NAME
+from gongkai.dispatch.quiet import quiet_until
 from gongkai.domain.applications import ReplyChannel
 from gongkai.storage.applications import Application, ApplicationEvent
 from gongkai.storage.crypto import Sealer
@@ -70,6 +72,13 @@ def retry_delays(settings: Settings) -> tuple[float, ...]:
     """The wait before each retry, in seconds (the setting is checked when it is read)."""
     raw = settings.applications_notice_retry_seconds
     return tuple(float(p) for p in raw.split(",") if p.strip())
+
+
+def retry_time(settings: Settings, now: datetime, wait: float, asked: float | None) -> datetime:
+    """When to try again: after our wait or the provider's, whichever is longer, and not in
+    quiet hours (a retry may go by SMS, and an applicant is not texted at night)."""
+    due = now + timedelta(seconds=max(wait, asked or 0.0))
+    return quiet_until(due, settings.quiet_window, settings.tz) or due
 
 
 def notice_job(event_id: int) -> str:
@@ -171,8 +180,10 @@ async def try_notice(
     if outcome.transient is not None:
         delays = retry_delays(kit.settings)
         if tries <= len(delays):
-            delay = max(delays[tries - 1], outcome.transient.retry_after or 0.0)
-            detail["retry_at"] = (utcnow() + timedelta(seconds=delay)).isoformat()
+            now = utcnow()
+            due = retry_time(kit.settings, now, delays[tries - 1], outcome.transient.retry_after)
+            delay = (due - now).total_seconds()
+            detail["retry_at"] = due.isoformat()
         else:
             detail["needs_post"] = True  # refused for now, every time: a person takes over
     event = ApplicationEvent(
