@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     applications_remind_days: int = Field(default=3, ge=0, le=20)
     applications_remind_sms_template: str = ""
     applications_remind_phones: str = ""
+    # an applicant's notice refused temporarily is tried again after these many seconds, one
+    # try per entry (later if the provider asks), then left for a person to post
+    applications_notice_retry_seconds: str = "60,300,900,3600,14400"
 
     def image_host_allowed(self, host: str) -> bool:
         allowed = {h.strip().lower() for h in self.image_hosts.split(",") if h.strip()}
@@ -140,6 +143,19 @@ class Settings(BaseSettings):
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}/sandbox"
+
+    @field_validator("applications_notice_retry_seconds")
+    @classmethod
+    def _notice_retries(cls, value: str) -> str:
+        """Seconds as ``60,300,900``: each a number ≥ 0, at most 20 of them."""
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        try:
+            seconds = [float(p) for p in parts]
+        except ValueError as exc:
+            raise ValueError("expected seconds separated by commas, e.g. 60,300,900") from exc
+        if len(seconds) > 20 or any(not 0 <= s <= 7 * 86400 for s in seconds):
+            raise ValueError("at most 20 delays, each between 0 and 604800 seconds")
+        return value
 
     @field_validator("quiet_hours")
     @classmethod

@@ -8,6 +8,8 @@ lock in Redis). It finds, in the database:
 - waiting rows that are due and whose job no longer exists in Redis (a Redis restarted empty,
   an enqueue that failed): queued again under a new job;
 - rows awaiting a provider's verdict whose poll is overdue and whose poll job is gone;
+- applicants' notices whose retry is due and whose job is gone (``notice_retry.py``): queued
+  again;
 - items whose planning is pending with no job in Redis, or running under a lease that ran out
   (``plan_job.py``): planned again, resuming after the deliveries already written.
 
@@ -29,6 +31,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gongkai.dispatch import metrics
+from gongkai.dispatch.notice_retry import requeue_lost_retries
 from gongkai.dispatch.pending import schedule_polls
 from gongkai.dispatch.plan_job import requeue_plans, stalled_plans
 from gongkai.dispatch.progress import CLAIMABLE
@@ -90,6 +93,7 @@ async def reconcile(deps: Deps) -> dict[str, int]:
         "reconciled": len(lost),
         "polls": len(lost_polls),
         "plans": len(plans),
+        "notices": await requeue_lost_retries(deps, now),
     }
     if plans:
         log.warning("reconciled: %d items whose planning stalled", len(plans))

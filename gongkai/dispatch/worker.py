@@ -33,6 +33,7 @@ from gongkai.dispatch.application_reminders import remind_forever
 from gongkai.dispatch.budget import Budget
 from gongkai.dispatch.delivery import Deps, deliver_batch, poll_pending
 from gongkai.dispatch.leases import renew_leases_forever
+from gongkai.dispatch.notice_retry import NOTICE_JOB, notice_retry_job
 from gongkai.dispatch.plan_job import PLAN_JOB, plan_job
 from gongkai.dispatch.queue import DELIVER_JOB, POLL_JOB, QUEUE_NAME, arq_settings
 from gongkai.dispatch.ratelimit import RateLimiter
@@ -73,6 +74,7 @@ JOB_FUNCTIONS = [
     func(deliver_job, name=DELIVER_JOB),
     func(poll_job, name=POLL_JOB),
     func(plan_job, name=PLAN_JOB),
+    func(notice_retry_job, name=NOTICE_JOB),  # an applicant's notice refused for now
 ]
 
 
