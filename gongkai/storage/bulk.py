@@ -60,13 +60,22 @@ def _update_plan(dialect: Dialect, table: Table, names: tuple[str, ...], where: 
 
 
 def _params(processors: _Processors, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    return [
-        tuple(
-            value if process is None or value is None else process(value)
-            for process, value in zip(processors, row, strict=True)
-        )
-        for row in rows
-    ]
+    """Each row with its values converted, visiting only the columns that have a converter
+    (an attempt row has two timestamps among nine columns)."""
+    width = len(processors)
+    active = [(i, p) for i, p in enumerate(processors) if p is not None]
+    params: list[tuple[Any, ...]] = []
+    for row in rows:
+        if len(row) != width:
+            raise ValueError(f"a row has {len(row)} values for {width} columns")
+        if active:
+            values = list(row)
+            for i, process in active:
+                if values[i] is not None:
+                    values[i] = process(values[i])
+            row = tuple(values)
+        params.append(row)
+    return params
 
 
 async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
