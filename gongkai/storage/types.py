@@ -43,6 +43,8 @@ class UTCDateTime(TypeDecorator):
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
+            if value.tzinfo is UTC:  # what utcnow() gives: the text less its "+00:00"
+                return value.isoformat(" ", "microseconds")[:-6]
             offset = value.utcoffset()
             if offset is None:
                 raise ValueError("naive datetime given to a UTC column")
