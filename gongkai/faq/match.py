@@ -7,6 +7,7 @@ homophone slip (低宝 for 低保) because sound alone is weaker evidence than s
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from itertools import islice, product
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,10 @@ PINYIN_QUALITY = 0.9
 FUZZY_QUALITY = 0.75
 KEYWORD_FREQ = 50_000  # high enough that jieba keeps an FAQ keyword in one piece
 _MAX_SPELLINGS = 8  # polyphone combinations indexed / tried per word
+# Segments whose words are kept, per matcher (so per FAQ index): a question is found segment by
+# segment, and the same segments come again and again: the greetings that open a question
+# (你好，, 麻烦问一下，) and, after a notice, the question itself behind each of them.
+SEGMENT_CACHE = 8192
 _END = ""  # a trie node's words (no syllable is empty)
 
 Trie = dict[str, "Trie | list[str]"]
@@ -71,18 +76,31 @@ class WordMatcher:
                 _add(self._fuzzy, tuple(fuzzy_syllable(s) for s in syls), word)
             self.pinyin_lengths.add(len(word))
         self._longest_sound = max(self.pinyin_lengths, default=0)
+        self._segment = lru_cache(maxsize=SEGMENT_CACHE)(self._find_segment)
 
     def find(self, text: str) -> dict[str, float]:
         """Canonical words present in `text`, each with the best quality it was found with."""
         return self.find_in(segments(text))
 
     def find_in(self, segs: tuple[str, ...]) -> dict[str, float]:
-        """`find` over a text's `segments`: all that a text's words depend on."""
+        """`find` over a text's `segments`: all that a text's words depend on.
+
+        Each segment is read on its own (what one finds never depends on another), so the
+        words of a segment read before are taken as they were found; a word found in several
+        segments keeps its best quality, in the order the words were first found."""
         found: dict[str, float] = {}
         for seg in segs:
-            covered = self._literal(seg, found)
-            if self.pinyin_lengths:
-                self._by_sound(seg, covered, found)
+            for head, quality in self._segment(seg).items():
+                if found.get(head, 0.0) < quality:
+                    found[head] = quality
+        return found
+
+    def _find_segment(self, seg: str) -> dict[str, float]:
+        """One segment's words (kept by `find_in`: never changed once returned)."""
+        found: dict[str, float] = {}
+        covered = self._literal(seg, found)
+        if self.pinyin_lengths:
+            self._by_sound(seg, covered, found)
         return found
 
     def _literal(self, seg: str, found: dict[str, float]) -> list[bool]:

@@ -316,3 +316,25 @@ def test_a_burst_of_one_question_gets_one_answer_and_other_words_their_own(index
     assert index.ask("低保标准是多少？").id == "dibao-standard"
     assert index.ask("低保咋申请？", "150627", "mn").answer != first.answer
     assert index.ask("今天天气怎么样？", hotline="0477-1234567").answer.count("0477-1234567")
+
+
+def test_segments_read_before_are_answered_as_if_read_anew(dev) -> None:
+    """A question is read segment by segment and each segment's words are kept: a segment
+    met in an earlier question (a greeting, a slip, the question itself) counts exactly as it
+    would in a question read for the first time, whichever segment found a word and how well."""
+    entries, synonyms = dev
+    asked = [
+        "低宝，低保咋申请",  # found by sound, then as written: as written wins
+        "低保，低宝咋申请",
+        "你好，低宝咋申请",
+        "你好，医包怎么交费",
+        "医包，身分证过期了怎么换",
+        "低保，身分证过期了怎么换",
+    ]
+    warm = FaqIndex(entries, synonyms, PARENTS)
+    for text in asked:
+        warm.ask(text.replace("，", "？"), region_code=VILLAGE)  # the same segments, first
+    for text in asked:
+        cold = FaqIndex(entries, synonyms, PARENTS)
+        assert warm.ask(text, region_code=VILLAGE) == cold.ask(text, region_code=VILLAGE), text
+    assert warm.ask("低宝，低保咋申请").score == warm.ask("低保咋申请").score
