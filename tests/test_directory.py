@@ -218,7 +218,7 @@ async def test_deactivate_missing_retires_what_the_file_left_out_and_brings_it_b
     assert (plain.target_counts.not_in_file, plain.target_counts.deactivated) == (1, 0)
     assert not pruned.same_file  # a plain import of the same file left it active
     assert (pruned.target_counts.not_in_file, pruned.target_counts.deactivated) == (1, 1)
-    assert again.same_file and again.target_counts.deactivated == 0
+    assert again.same_file and again.target_counts.deactivated == 1  # as the import it repeats
     targets, _, _ = await _rows(maker)
     by_key = {sealer.open(t.address_sealed).get("robot_key"): t for t in targets.values()}
     assert not by_key["robot-3"].active and by_key["robot-3"].inactive_reason == NOT_IN_FILE
@@ -394,6 +394,14 @@ def test_progress_is_plain_lines_off_a_terminal(tmp_path, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == (
         "targets: 0 added, 0 changed, 5 unchanged; 1 not in the file, 1 of them deactivated"
+    )
+    result = CliRunner().invoke(  # again: known by its digest, and the summary still says so
+        app, ["directory", "import", str(path), "--deactivate-missing"], catch_exceptions=False
+    )
+    assert result.stdout.splitlines()[0] == "the file of the last import, unchanged: nothing to do"
+    assert result.stdout.splitlines()[-1] == (
+        "targets: 0 added, 0 changed, 5 unchanged; 1 not in the file, 1 of them deactivated by "
+        "that import"
     )
 
 

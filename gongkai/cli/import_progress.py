@@ -128,7 +128,8 @@ def summary_lines(report: ImportReport) -> list[str]:
     for kind, c in report.kinds().items():
         line = f"{kind}: {c.added} added, {c.changed} changed, {c.unchanged} unchanged"
         if c.deactivated:
-            line += f"; {c.not_in_file} not in the file, {c.deactivated} of them deactivated"
+            by = " by that import" if report.same_file else ""
+            line += f"; {c.not_in_file} not in the file, {c.deactivated} of them deactivated{by}"
         elif c.not_in_file:
             line += f"; {c.not_in_file} not in the file, kept (an import removes nothing)"
         lines.append(line)

@@ -124,7 +124,8 @@ class ImportReport:
     def counts(self) -> dict[str, dict[str, int]]:
         """What a later import of the same file reports: everything in it, unchanged."""
         return {
-            k: {"in_file": c.in_file, "not_in_file": c.not_in_file} for k, c in self.kinds().items()
+            k: {"in_file": c.in_file, "not_in_file": c.not_in_file, "deactivated": c.deactivated}
+            for k, c in self.kinds().items()
         }
 
     @classmethod
@@ -133,6 +134,7 @@ class ImportReport:
             kind: KindCounts(
                 unchanged=counts.get(kind, {}).get("in_file", 0),
                 not_in_file=counts.get(kind, {}).get("not_in_file", 0),
+                deactivated=counts.get(kind, {}).get("deactivated", 0),  # by that import
             )
             for kind in ("regions", "accounts", "targets")
         }
