@@ -19,16 +19,13 @@ from gongkai.dispatch.notice_try import notice_job
 from gongkai.dispatch.queue import QUEUE_NAME
 from gongkai.dispatch.worker import close_deps, open_deps
 from gongkai.sandbox import aliyun_sms
-from gongkai.sandbox.server import serve
 from gongkai.storage.applications import Application, ApplicationEvent
-from gongkai.storage.crypto import Sealer
-from gongkai.storage.directory import import_directory, parse_directory
 from gongkai.storage.models import Role
-from tests.bot_support import DIRECTORY, BotEnv, bot_env, until
-from tests.bots.test_application_chat_notice import OPENID, SMS_ACCOUNT, TEMPLATE, apply_in_wechat
+from tests.bot_support import BotEnv, until
+from tests.bots.test_application_chat_notice import OPENID, apply_in_wechat, notice_env
 from tests.bots.test_apply_in_chat import answer
 from tests.bots.test_telegram_bot import CHAT, post, shown, update
-from tests.support import ENV, run_workers, token, workers_until
+from tests.support import run_workers, token, workers_until
 
 PHONE = "13600002222"
 CUSTOM_SEND = "cgi-bin/message/custom/send"
@@ -38,26 +35,14 @@ CUSTOM_SEND = "cgi-bin/message/custom/send"
 async def env(request, tmp_path, embedded_redis_url, redis):  # type: ignore[no-untyped-def]
     """The bots and the county's SMS account on the Aliyun fake; retries a moment apart (a
     test's ``indirect`` parameter adds settings)."""
-    fake, sms = aliyun_sms.make_app(templates={"SMS_APPLY": TEMPLATE})
-    async with serve(fake) as base:
-        async with bot_env(
-            tmp_path,
-            embedded_redis_url,
-            aliyun_sms_endpoint=base,
-            applications_sms_template="SMS_APPLY",
-            applications_notice_retry_seconds="0.05,0.05",
-            **getattr(request, "param", {}),
-        ) as e:
-            directory = DIRECTORY.replace("  telegram:\n", SMS_ACCOUNT + "  telegram:\n")
-
-            async def add_sms(session):  # type: ignore[no-untyped-def]
-                sealer = Sealer(e.settings.resolved_secret_key())
-                await import_directory(session, parse_directory(directory, ENV), sealer)
-
-            await e.session_do(add_sms)
-            e.sms = sms  # type: ignore[attr-defined]
-            e.redis = redis  # type: ignore[attr-defined]
-            yield e
+    async with notice_env(
+        tmp_path,
+        embedded_redis_url,
+        applications_notice_retry_seconds="0.05,0.05",
+        **getattr(request, "param", {}),
+    ) as e:
+        e.redis = redis  # type: ignore[attr-defined]
+        yield e
 
 
 async def tries(env: BotEnv) -> list[ApplicationEvent]:

@@ -5,7 +5,10 @@ window the notice goes by SMS (the Aliyun fake), or is marked for a person to po
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -32,16 +35,17 @@ SMS_ACCOUNT = """  sms:
 OPENID = "o-applicant"
 
 
-@pytest.fixture
-async def env(tmp_path, embedded_redis_url, redis):  # type: ignore[no-untyped-def]
+@asynccontextmanager
+async def notice_env(tmp_path, redis_url: str, **settings: Any) -> AsyncIterator[BotEnv]:  # type: ignore[no-untyped-def]
     """The bots, plus the county's SMS account on the Aliyun fake with the notice template."""
     fake, sms = aliyun_sms.make_app(templates={"SMS_APPLY": TEMPLATE})
     async with serve(fake) as base:
         async with bot_env(
             tmp_path,
-            embedded_redis_url,
+            redis_url,
             aliyun_sms_endpoint=base,
             applications_sms_template="SMS_APPLY",
+            **settings,
         ) as e:
             directory = DIRECTORY.replace("  telegram:\n", SMS_ACCOUNT + "  telegram:\n")
 
@@ -52,6 +56,12 @@ async def env(tmp_path, embedded_redis_url, redis):  # type: ignore[no-untyped-d
             await e.session_do(add_sms)
             e.sms = sms  # type: ignore[attr-defined]
             yield e
+
+
+@pytest.fixture
+async def env(tmp_path, embedded_redis_url, redis):  # type: ignore[no-untyped-def]
+    async with notice_env(tmp_path, embedded_redis_url) as e:
+        yield e
 
 
 async def apply_in_wechat(env: BotEnv, phone: str = "13912340000") -> str:
