@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -55,6 +56,9 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
     app[HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     yield
     await app[HTTP].close()
+    telegram = sys.modules.get("gongkai.channels.telegram")
+    if telegram is not None:  # bots opened for applicants' notices: aiogram is slow to import
+        await telegram.close_bots()
 
 
 @web.middleware
