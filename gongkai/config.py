@@ -147,15 +147,13 @@ class Settings(BaseSettings):
     @field_validator("applications_notice_retry_seconds")
     @classmethod
     def _notice_retries(cls, value: str) -> str:
-        """Seconds as ``60,300,900``: each a number ≥ 0, at most 20 of them."""
-        parts = [p.strip() for p in value.split(",") if p.strip()]
-        try:
-            seconds = [float(p) for p in parts]
-        except ValueError as exc:
-            raise ValueError("expected seconds separated by commas, e.g. 60,300,900") from exc
-        if len(seconds) > 20 or any(not 0 <= s <= 7 * 86400 for s in seconds):
-            raise ValueError("at most 20 delays, each between 0 and 604800 seconds")
+        _retry_seconds(value)
         return value
+
+    @property
+    def notice_retry_delays(self) -> tuple[float, ...]:
+        """The wait before each retry of an applicant's notice, in seconds."""
+        return _retry_seconds(self.applications_notice_retry_seconds)
 
     @field_validator("quiet_hours")
     @classmethod
@@ -206,3 +204,15 @@ def parse_quiet_hours(value: str) -> tuple[time, time]:
         return time.fromisoformat(start_s.strip()), time.fromisoformat(end_s.strip())
     except ValueError as exc:
         raise ValueError(f"quiet hours must look like 22:00-07:00, got {value!r}") from exc
+
+
+def _retry_seconds(value: str) -> tuple[float, ...]:
+    """Seconds as ``60,300,900``: each a number ≥ 0, at most 20 of them."""
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    try:
+        seconds = tuple(float(p) for p in parts)
+    except ValueError as exc:
+        raise ValueError("expected seconds separated by commas, e.g. 60,300,900") from exc
+    if len(seconds) > 20 or any(not 0 <= s <= 7 * 86400 for s in seconds):
+        raise ValueError("at most 20 delays, each between 0 and 604800 seconds")
+    return seconds

@@ -68,12 +68,6 @@ class Outcome:
     transient: TransientError | None = None  # refused for now: worth another try
 
 
-def retry_delays(settings: Settings) -> tuple[float, ...]:
-    """The wait before each retry, in seconds (the setting is checked when it is read)."""
-    raw = settings.applications_notice_retry_seconds
-    return tuple(float(p) for p in raw.split(",") if p.strip())
-
-
 def retry_time(settings: Settings, now: datetime, wait: float, asked: float | None) -> datetime:
     """When to try again: after our wait or the provider's, whichever is longer, and not in
     quiet hours (a retry may go by SMS, and an applicant is not texted at night)."""
@@ -178,7 +172,7 @@ async def try_notice(
     if first is not None or outcome.transient is not None:
         detail["try"] = tries
     if outcome.transient is not None:
-        delays = retry_delays(kit.settings)
+        delays = kit.settings.notice_retry_delays
         if tries <= len(delays):
             now = utcnow()
             due = retry_time(kit.settings, now, delays[tries - 1], outcome.transient.retry_after)
