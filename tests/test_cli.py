@@ -11,6 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import gongkai.cli.directory  # noqa: F401  (registers `directory`, as cli.main() does)
 from gongkai.cli.main import app
 from tests.support import DIRECTORY, item
 

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlmodel import select
 from typer.testing import CliRunner
 
+import gongkai.cli.directory  # noqa: F401  (registers `directory`, as cli.main() does)
 from gongkai.cli.import_progress import BarProgress, import_progress
 from gongkai.cli.main import app
 from gongkai.storage.crypto import Sealer
