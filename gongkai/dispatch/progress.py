@@ -21,8 +21,9 @@ _D = Delivery.__table__.c  # type: ignore[attr-defined]
 _ITEM = Item.__table__  # type: ignore[attr-defined]
 _ITEM_ID = bindparam("item_id")
 # An item is published once planning is done and none of its deliveries is still on its way.
-# One prepared Core statement: a worker runs it with every batch of outcomes it records, and
-# a look followed by an update cost two statements (the look through the ORM) each time.
+# One prepared Core statement (a look followed by an update was two, the look through the
+# ORM): a worker runs it with every batch of outcomes it records. On PostgreSQL the item's row
+# lock (``_LOCK``) goes first.
 _FINISH = (
     update(_ITEM)
     .where(

@@ -1,5 +1,5 @@
-"""The claim of a delivery job: rows plainly ready are claimed without a look first, so these
-check that what must wait still waits, and that a row a worker stopped with is still taken over.
+"""The claim of a delivery job: what must wait (backing off, scheduled for later) is not
+claimed until it is due, and a row a worker stopped with is taken over beside ready rows.
 """
 
 from __future__ import annotations
@@ -24,6 +24,14 @@ async def robot():  # type: ignore[no-untyped-def]
         yield url, state
 
 
+async def notice_to_the_village(s, redis_url: str, item_id: str):  # type: ignore[no-untyped-def]
+    """A notice to the one village group, ingested and planned."""
+    notice = item(
+        id=item_id, kind="notice", doc_number=None, regions=[VILLAGE], channels=["village_group"]
+    )
+    return await ingest(s, redis_url, notice)
+
+
 async def run_job(s, redis_url, ids):  # type: ignore[no-untyped-def]
     """The job a worker runs for ``ids``, on a fresh worker's deps (no cache carried over)."""
     from gongkai.dispatch.delivery import deliver_batch
@@ -40,19 +48,9 @@ async def test_rows_not_due_yet_are_not_claimed_and_go_once_due(
     tmp_path, embedded_redis_url, robot
 ):
     url, state = robot
-    s = settings_for(tmp_path, wecom_api_base=url, quiet_hours="off")  # the fast claim runs
+    s = settings_for(tmp_path, wecom_api_base=url, quiet_hours="off")  # no quiet hours hold
     await prepare_db(s)
-    result = await ingest(
-        s,
-        embedded_redis_url,
-        item(
-            id="notice-1",
-            kind="notice",
-            doc_number=None,
-            regions=[VILLAGE],
-            channels=["village_group"],
-        ),
-    )
+    result = await notice_to_the_village(s, embedded_redis_url, "notice-1")
     ids = [d.id for d in result.deliveries]
     assert len(ids) == 1
 
@@ -75,33 +73,13 @@ async def test_a_row_whose_lease_ran_out_is_taken_over_alongside_ready_rows(
     tmp_path, embedded_redis_url, robot
 ):
     url, state = robot
-    s = settings_for(tmp_path, wecom_api_base=url, quiet_hours="off")  # the fast claim runs
+    s = settings_for(tmp_path, wecom_api_base=url, quiet_hours="off")  # no quiet hours hold
     await prepare_db(s)
-    first = await ingest(
-        s,
-        embedded_redis_url,
-        item(
-            id="notice-1",
-            kind="notice",
-            doc_number=None,
-            regions=[VILLAGE],
-            channels=["village_group"],
-        ),
-    )
+    first = await notice_to_the_village(s, embedded_redis_url, "notice-1")
     await set_deliveries(  # a worker claimed it and stopped renewing
         s, status="sending", lease_until=utcnow() - timedelta(seconds=5), lease_owner="gone:1"
     )
-    second = await ingest(
-        s,
-        embedded_redis_url,
-        item(
-            id="notice-2",
-            kind="notice",
-            doc_number=None,
-            regions=[VILLAGE],
-            channels=["village_group"],
-        ),
-    )
+    second = await notice_to_the_village(s, embedded_redis_url, "notice-2")
     ids = [first.deliveries[0].id, second.deliveries[0].id]
     assert await run_job(s, embedded_redis_url, ids) == ["delivered", "delivered"]
     assert await run_job(s, embedded_redis_url, ids) == ["skipped (delivered)"] * 2
